@@ -1,0 +1,51 @@
+# orthotriage: the README's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+VERSION ?= 0.1.0-dev
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+STATICCHECK_VERSION := v0.8.2
+BIN := bin/orthotriage
+
+.PHONY: all build setup demo test lint fmt clean fuzz
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/orthotriage
+
+# Installs what is missing: ONNX Runtime library, redis-server, Node and the
+# FHIR test server's packages (downloads cached in .cache/).
+setup:
+	scripts/setup.sh
+
+# Runs the service on its embedded defaults and shows it working: discovery
+# and a sample hook call. DEMO_EXIT=1 stops it after that.
+demo: build
+	scripts/setup.sh ort curl
+	scripts/demo.sh
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	@[ -x .cache/bin/staticcheck ] || GOBIN=$(CURDIR)/.cache/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	.cache/bin/staticcheck ./...
+
+# Every test, against real Redis, the FHIR test server and ONNX Runtime.
+test: setup lint
+	scripts/test.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
+
+# Runs each fuzz target for FUZZTIME (not part of `make test`).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./cds -run '^$$' -fuzz '^FuzzParseAndValidate$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./cds -run '^$$' -fuzz '^FuzzParseFeedback$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./imaging -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./imaging -run '^$$' -fuzz '^FuzzParseMultipart$$' -fuzztime $(FUZZTIME)

@@ -1,0 +1,309 @@
+package cds
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+
+	"github.com/orthotriage/orthotriage"
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+)
+
+// FHIRServer is where, and with which bearer token, missing prefetch data is
+// fetched. Token must never be logged or put in an error.
+type FHIRServer struct {
+	BaseURL string
+	Token   string
+}
+
+// FHIRSource fetches FHIR data for a hook call; fhir.Client implements it.
+// Get takes a path relative to the server's base ("Patient/1",
+// "ImagingStudy?patient=...") or an absolute URL on the server's origin (a
+// Bundle's next link) and returns the JSON body. Its errors carry an
+// orthotriage error code (not-found, unavailable, unauthorized, ...).
+type FHIRSource interface {
+	Get(ctx context.Context, server FHIRServer, pathOrURL string) (json.RawMessage, error)
+}
+
+// Resolver turns a hook call's prefetch into the data the services need,
+// fetching from the EHR's FHIR server whatever the EHR did not prefetch.
+type Resolver struct {
+	FHIR       FHIRSource // nil: never fetch
+	MaxPages   int        // search Bundle pages followed, the first included
+	MaxStudies int        // ImagingStudy resources kept
+	Log        *slog.Logger
+}
+
+// Data is what a hook call resolved to.
+type Data struct {
+	Patient *models.Patient // nil when the EHR said there is none
+	Studies []models.ImagingStudy
+}
+
+// Resolve gathers the Patient and ImagingStudy resources for a validated
+// call. Prefetch rules of CDS Hooks 2.0: a missing key is fetched from
+// fhirServer; a null value means no data; an OperationOutcome value counts as
+// missing. It fails with a precondition error only when data the service
+// needs is missing and cannot be fetched.
+func (r *Resolver) Resolve(ctx context.Context, svc Service, req Request, hc HookContext) (Data, error) {
+	var d Data
+	server := FHIRServer{BaseURL: req.FHIRServer}
+	if req.FHIRAuthorization != nil {
+		server.Token = req.FHIRAuthorization.AccessToken
+	}
+	f := &fetcher{r: r, server: server, req: req}
+	if caller, ok := CallerFrom(ctx); ok && server.Token == "" {
+		f.backendToken = caller.BackendToken
+	}
+
+	patient, err := f.resource(ctx, PrefetchPatient, render(prefetchTemplates[PrefetchPatient], hc))
+	if err != nil {
+		if svc.NeedsPatient {
+			return d, err
+		}
+		r.Log.WarnContext(ctx, "patient not resolved", "hookInstance", req.HookInstance, "err", err)
+	} else if patient != nil {
+		p, err := models.UnmarshalPatient(patient)
+		if err == nil && (resourceType(patient) != "Patient" || deref(p.Id) != hc.PatientID) {
+			err = fmt.Errorf("want Patient/%s", hc.PatientID)
+		}
+		if err != nil {
+			return d, f.fail(PrefetchPatient, true, orthotriage.Errorf(orthotriage.EInvalid, "prefetch %s is not a valid Patient: %v", PrefetchPatient, err))
+		}
+		d.Patient = &p
+	}
+
+	var studies []json.RawMessage
+	switch req.Hook {
+	case HookImagingStudyAvailable:
+		studies, err = f.namedStudies(ctx, hc.StudyIDs)
+	default:
+		studies, err = f.search(ctx, PrefetchStudies, render(prefetchTemplates[PrefetchStudies], hc))
+	}
+	if err != nil {
+		return Data{}, err
+	}
+	for _, raw := range studies {
+		s, err := models.UnmarshalImagingStudy(raw)
+		if err != nil {
+			r.Log.WarnContext(ctx, "skipping unreadable ImagingStudy", "hookInstance", req.HookInstance, "err", err)
+			continue
+		}
+		if !subjectIs(&s.Subject, hc.PatientID) {
+			r.Log.WarnContext(ctx, "skipping ImagingStudy of another subject", "hookInstance", req.HookInstance, "study", deref(s.Id))
+			continue
+		}
+		if len(d.Studies) == r.MaxStudies {
+			r.Log.WarnContext(ctx, "study limit reached", "hookInstance", req.HookInstance, "limit", r.MaxStudies)
+			break
+		}
+		d.Studies = append(d.Studies, s)
+	}
+	return d, nil
+}
+
+// fetcher resolves prefetch keys for one call.
+type fetcher struct {
+	r            *Resolver
+	server       FHIRServer
+	req          Request
+	backendToken func(context.Context) (string, error) // asked once, on the first fetch
+}
+
+// prefetched returns the EHR's value for key: (value, true) when usable,
+// (nil, true) for an explicit null, (nil, false) when missing or an
+// OperationOutcome.
+func (f *fetcher) prefetched(key string) (json.RawMessage, bool) {
+	v, ok := f.req.Prefetch[key]
+	if !ok {
+		return nil, false
+	}
+	v = bytes.TrimSpace(v)
+	if string(v) == "null" || len(v) == 0 {
+		return nil, true
+	}
+	if resourceType(v) == "OperationOutcome" {
+		return nil, false
+	}
+	return v, true
+}
+
+// get fetches pathOrURL, turning any failure into a precondition error
+// naming key.
+func (f *fetcher) get(ctx context.Context, key, pathOrURL string) (json.RawMessage, error) {
+	if f.server.BaseURL == "" || f.r.FHIR == nil {
+		return nil, orthotriage.Errorf(orthotriage.EPrecondition,
+			"prefetch %q was not provided and no fhirServer was given to fetch it from", key)
+	}
+	if f.backendToken != nil {
+		tok, err := f.backendToken(ctx)
+		if err != nil {
+			return nil, &orthotriage.Error{Code: orthotriage.EPrecondition,
+				Message: "no fhirAuthorization was given and a SMART Backend Services token could not be obtained", Err: err}
+		}
+		f.server.Token, f.backendToken = tok, nil
+	}
+	body, err := f.r.FHIR.Get(ctx, f.server, pathOrURL)
+	if err != nil {
+		return nil, f.fail(key, false, err)
+	}
+	return body, nil
+}
+
+func (f *fetcher) fail(key string, prefetched bool, err error) error {
+	where := "fetching it from fhirServer"
+	if prefetched {
+		where = "reading the prefetched value"
+	}
+	return &orthotriage.Error{
+		Code:    orthotriage.EPrecondition,
+		Message: fmt.Sprintf("data for %q could not be obtained (%s): %s", key, where, orthotriage.ErrorMessage(err)),
+		Err:     err,
+	}
+}
+
+// resource resolves a single-resource key. It returns nil, nil when the EHR
+// said there is no such data.
+func (f *fetcher) resource(ctx context.Context, key, path string) (json.RawMessage, error) {
+	if v, ok := f.prefetched(key); ok {
+		return v, nil
+	}
+	return f.get(ctx, key, path)
+}
+
+// search resolves a search key to the resources of its Bundle, following
+// next links up to MaxPages pages.
+func (f *fetcher) search(ctx context.Context, key, query string) ([]json.RawMessage, error) {
+	page, ok := f.prefetched(key)
+	if ok && page == nil {
+		return nil, nil
+	}
+	if !ok {
+		var err error
+		if page, err = f.get(ctx, key, query); err != nil {
+			return nil, err
+		}
+	}
+	var out []json.RawMessage
+	for n := 1; ; n++ {
+		b, err := models.UnmarshalBundle(page)
+		if err != nil || resourceType(page) != "Bundle" {
+			return nil, f.fail(key, ok && n == 1, orthotriage.Errorf(orthotriage.EInvalid, "not a FHIR Bundle"))
+		}
+		for _, e := range b.Entry {
+			if e.Search != nil && e.Search.Mode != nil && e.Search.Mode.Code() == "outcome" {
+				continue
+			}
+			if len(e.Resource) > 0 {
+				out = append(out, e.Resource)
+			}
+		}
+		next := nextLink(b)
+		if next == "" || len(out) >= f.r.MaxStudies {
+			return out, nil
+		}
+		if n >= f.r.MaxPages {
+			f.r.Log.WarnContext(ctx, "search page limit reached", "key", key, "pages", n)
+			return out, nil
+		}
+		if page, err = f.get(ctx, key, next); err != nil {
+			// What was read stays usable; a broken next link loses only the rest.
+			f.r.Log.WarnContext(ctx, "next page not fetched", "key", key, "page", n+1, "err", err)
+			return out, nil
+		}
+	}
+}
+
+// namedStudies resolves the studies named by the imaging-study-available
+// context: those the prefetched Bundle holds are taken from it, the others
+// are read one by one.
+func (f *fetcher) namedStudies(ctx context.Context, ids []string) ([]json.RawMessage, error) {
+	have := map[string]json.RawMessage{}
+	if v, ok := f.prefetched(PrefetchStudies); ok && v != nil {
+		// Unreadable prefetch is treated as missing: each study is then read.
+		if b, err := models.UnmarshalBundle(v); err == nil {
+			for _, e := range b.Entry {
+				if id := resourceID(e.Resource, "ImagingStudy"); id != "" {
+					have[id] = e.Resource
+				}
+			}
+		}
+	}
+	var out []json.RawMessage
+	for _, id := range ids {
+		if raw, ok := have[id]; ok {
+			out = append(out, raw)
+			continue
+		}
+		raw, err := f.get(ctx, "ImagingStudy/"+id, "ImagingStudy/"+id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, raw)
+	}
+	return out, nil
+}
+
+func nextLink(b models.Bundle) string {
+	for _, l := range b.Link {
+		if l.Relation == "next" {
+			return l.Url
+		}
+	}
+	return ""
+}
+
+func resourceType(raw json.RawMessage) string {
+	var r struct {
+		ResourceType string `json:"resourceType"`
+	}
+	if json.Unmarshal(raw, &r) != nil {
+		return ""
+	}
+	return r.ResourceType
+}
+
+func resourceID(raw json.RawMessage, wantType string) string {
+	var r struct {
+		ResourceType string `json:"resourceType"`
+		ID           string `json:"id"`
+	}
+	if json.Unmarshal(raw, &r) != nil || r.ResourceType != wantType {
+		return ""
+	}
+	return r.ID
+}
+
+func subjectIs(ref *models.Reference, patientID string) bool {
+	if ref == nil || ref.Reference == nil {
+		return false
+	}
+	r := *ref.Reference
+	return r == "Patient/"+patientID || strings.HasSuffix(r, "/Patient/"+patientID)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+var templateToken = regexp.MustCompile(`\{\{([A-Za-z.]+)\}\}`)
+
+// render fills a prefetch template's tokens from a validated context. The
+// values were checked against the FHIR id grammar, so they need no escaping.
+func render(template string, hc HookContext) string {
+	values := map[string]string{
+		"context.patientId":   hc.PatientID,
+		"context.encounterId": hc.EncounterID,
+		"context.userId":      hc.UserID,
+	}
+	return templateToken.ReplaceAllStringFunc(template, func(t string) string {
+		return values[t[2:len(t)-2]]
+	})
+}

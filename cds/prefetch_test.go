@@ -1,0 +1,220 @@
+package cds_test
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/orthotriage/orthotriage"
+	"github.com/orthotriage/orthotriage/cds"
+	"github.com/orthotriage/orthotriage/cds/cdstest"
+)
+
+const (
+	server     = "https://ehr.example.org/fhir"
+	patientRes = `{"resourceType":"Patient","id":"p1","gender":"female"}`
+	search     = "ImagingStudy?patient=Patient/p1&_sort=-started&_count=20"
+)
+
+func study(id, patient string) string {
+	return fmt.Sprintf(`{"resourceType":"ImagingStudy","id":%q,"status":"available","subject":{"reference":"Patient/%s"}}`, id, patient)
+}
+
+func bundle(next string, resources ...string) string {
+	var entries []string
+	for _, r := range resources {
+		entries = append(entries, `{"resource":`+r+`}`)
+	}
+	link := ""
+	if next != "" {
+		link = `"link":[{"relation":"next","url":"` + next + `"}],`
+	}
+	return `{"resourceType":"Bundle","type":"searchset",` + link + `"entry":[` + strings.Join(entries, ",") + `]}`
+}
+
+func request(hook, fhirServer, prefetch, context string) cds.Request {
+	body := `{"hook":"` + hook + `","hookInstance":"h1"`
+	if fhirServer != "" {
+		body += `,"fhirServer":"` + fhirServer + `","fhirAuthorization":{"access_token":"secret-token","token_type":"Bearer","expires_in":300,"scope":"patient/*.read","subject":"cds"}`
+	}
+	if prefetch != "" {
+		body += `,"prefetch":` + prefetch
+	}
+	body += `,"context":` + context + `}`
+	req, err := cds.ParseRequest([]byte(body))
+	if err != nil {
+		panic(err)
+	}
+	return req
+}
+
+func TestResolve(t *testing.T) {
+	pvContext := `{"userId":"Practitioner/u","patientId":"p1"}`
+	tests := []struct {
+		name     string
+		service  string
+		req      cds.Request
+		fhir     map[string]string
+		maxPages int
+		wantErr  string // error code
+		studies  []string
+		patient  bool
+		fetched  []string
+	}{
+		{
+			name:    "all prefetched: nothing fetched",
+			service: "hip-radiograph-screening",
+			req:     request("patient-view", server, `{"patient":`+patientRes+`,"studies":`+bundle("", study("s1", "p1"))+`}`, pvContext),
+			studies: []string{"s1"}, patient: true,
+		},
+		{
+			name:    "missing keys are fetched with the token",
+			service: "hip-radiograph-screening",
+			req:     request("patient-view", server, "", pvContext),
+			fhir:    map[string]string{"Patient/p1": patientRes, search: bundle("", study("s1", "p1"), study("s2", "p1"))},
+			studies: []string{"s1", "s2"}, patient: true,
+			fetched: []string{"Patient/p1", search},
+		},
+		{
+			name:    "null means no data and is not fetched",
+			service: "vertebral-fracture-acuity",
+			req:     request("patient-view", server, `{"patient":null,"studies":null}`, pvContext),
+		},
+		{
+			name:    "an OperationOutcome counts as missing",
+			service: "hip-radiograph-screening",
+			req:     request("patient-view", server, `{"patient":`+patientRes+`,"studies":{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"timeout"}]}}`, pvContext),
+			fhir:    map[string]string{search: bundle("", study("s1", "p1"))},
+			studies: []string{"s1"}, patient: true,
+			fetched: []string{search},
+		},
+		{
+			name:    "next links are followed",
+			service: "hip-radiograph-screening",
+			req:     request("patient-view", server, `{"patient":`+patientRes+`,"studies":`+bundle(server+"/page2", study("s1", "p1"))+`}`, pvContext),
+			fhir:    map[string]string{server + "/page2": bundle(server+"/page3", study("s2", "p1")), server + "/page3": bundle("", study("s3", "p1"))},
+			studies: []string{"s1", "s2", "s3"}, patient: true,
+			fetched: []string{server + "/page2", server + "/page3"},
+		},
+		{
+			name:     "next links stop at the page limit",
+			service:  "hip-radiograph-screening",
+			maxPages: 2,
+			req:      request("patient-view", server, `{"patient":`+patientRes+`,"studies":`+bundle(server+"/page2", study("s1", "p1"))+`}`, pvContext),
+			fhir:     map[string]string{server + "/page2": bundle(server+"/page3", study("s2", "p1"))},
+			studies:  []string{"s1", "s2"}, patient: true,
+			fetched: []string{server + "/page2"},
+		},
+		{
+			name:    "studies of another patient are dropped",
+			service: "hip-radiograph-screening",
+			req:     request("patient-view", server, `{"patient":`+patientRes+`,"studies":`+bundle("", study("s1", "p1"), study("s9", "other"))+`}`, pvContext),
+			studies: []string{"s1"}, patient: true,
+		},
+		{
+			name:    "needed data missing without fhirServer: 412",
+			service: "hip-radiograph-screening",
+			req:     request("patient-view", "", `{"patient":`+patientRes+`}`, pvContext),
+			wantErr: orthotriage.EPrecondition,
+		},
+		{
+			name:    "needed data missing and the server fails: 412",
+			service: "hip-radiograph-screening",
+			req:     request("patient-view", server, `{"patient":`+patientRes+`}`, pvContext),
+			wantErr: orthotriage.EPrecondition,
+			fetched: []string{search},
+		},
+		{
+			name:    "optional patient missing without fhirServer: answered",
+			service: "hip-radiograph-screening",
+			req:     request("patient-view", "", `{"studies":`+bundle("", study("s1", "p1"))+`}`, pvContext),
+			studies: []string{"s1"},
+		},
+		{
+			name:    "patient needed by the nomogram: 412",
+			service: "vertebral-fracture-acuity",
+			req:     request("patient-view", "", `{"studies":`+bundle("", study("s1", "p1"))+`}`, pvContext),
+			wantErr: orthotriage.EPrecondition,
+		},
+		{
+			name:    "prefetched Patient of another id is refused",
+			service: "vertebral-fracture-acuity",
+			req:     request("patient-view", "", `{"patient":{"resourceType":"Patient","id":"p2"},"studies":null}`, pvContext),
+			wantErr: orthotriage.EPrecondition,
+		},
+		{
+			name:    "named studies: prefetched ones used, others read",
+			service: "hip-radiograph-screening",
+			req: request(cds.HookImagingStudyAvailable, server, `{"patient":`+patientRes+`,"studies":`+bundle("", study("a", "p1"), study("x", "p1"))+`}`,
+				`{"patientId":"p1","studies":["ImagingStudy/a","ImagingStudy/b"]}`),
+			fhir:    map[string]string{"ImagingStudy/b": study("b", "p1")},
+			studies: []string{"a", "b"}, patient: true,
+			fetched: []string{"ImagingStudy/b"},
+		},
+		{
+			name:    "named study that does not exist: 412",
+			service: "hip-radiograph-screening",
+			req:     request(cds.HookImagingStudyAvailable, server, `{"patient":`+patientRes+`}`, `{"patientId":"p1","studies":["ImagingStudy/gone"]}`),
+			wantErr: orthotriage.EPrecondition,
+			fetched: []string{"ImagingStudy/gone"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc, _ := cds.DefaultCatalog().Lookup(tt.service)
+			hc, err := cds.Validate(svc, tt.req)
+			if err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			fake := &cdstest.FHIR{Responses: tt.fhir}
+			if tt.maxPages == 0 {
+				tt.maxPages = 5
+			}
+			r := &cds.Resolver{FHIR: fake, MaxPages: tt.maxPages, MaxStudies: 50, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			data, err := r.Resolve(t.Context(), svc, tt.req, hc)
+			if tt.wantErr != "" {
+				if orthotriage.ErrorCode(err) != tt.wantErr {
+					t.Fatalf("error = %v (%s), want %s", err, orthotriage.ErrorCode(err), tt.wantErr)
+				}
+			} else if err != nil {
+				t.Fatalf("Resolve: %v", err)
+			}
+			var got []string
+			for _, s := range data.Studies {
+				got = append(got, *s.Id)
+			}
+			if diff := cmp.Diff(tt.studies, got); diff != "" {
+				t.Errorf("studies (-want +got):\n%s", diff)
+			}
+			if (data.Patient != nil) != tt.patient {
+				t.Errorf("patient resolved = %v, want %v", data.Patient != nil, tt.patient)
+			}
+			if diff := cmp.Diff(tt.fetched, fake.Paths()); diff != "" {
+				t.Errorf("fetched (-want +got):\n%s", diff)
+			}
+			for _, c := range fake.Calls {
+				if c.Server.Token != "secret-token" || c.Server.BaseURL != server {
+					t.Errorf("call %s went to %q with token %q", c.Path, c.Server.BaseURL, c.Server.Token)
+				}
+			}
+		})
+	}
+}
+
+func TestResolveErrorNeverCarriesToken(t *testing.T) {
+	svc, _ := cds.DefaultCatalog().Lookup("hip-radiograph-screening")
+	req := request("patient-view", server, "", `{"userId":"Practitioner/u","patientId":"p1"}`)
+	hc, _ := cds.Validate(svc, req)
+	fake := &cdstest.FHIR{Err: orthotriage.Errorf(orthotriage.EUnavailable, "GET %s/Patient/p1: FHIR server not reachable", server)}
+	r := &cds.Resolver{FHIR: fake, MaxPages: 1, MaxStudies: 5, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	_, err := r.Resolve(t.Context(), svc, req, hc)
+	if err == nil || strings.Contains(err.Error(), "secret-token") {
+		t.Fatalf("error = %v: want a failure without the token", err)
+	}
+	if !strings.Contains(orthotriage.ErrorMessage(err), `"studies"`) {
+		t.Errorf("message %q does not name the prefetch key", orthotriage.ErrorMessage(err))
+	}
+}

@@ -1,0 +1,205 @@
+package cds
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"reflect"
+	"regexp"
+	"strings"
+
+	"github.com/orthotriage/orthotriage"
+)
+
+// HookContext is the validated context of a hook call.
+type HookContext struct {
+	PatientID   string
+	UserID      string
+	EncounterID string
+	// StudyIDs are the logical ids of the ImagingStudy resources the
+	// imaging-study-available hook names; empty for patient-view.
+	StudyIDs []string
+}
+
+// maxContextStudies bounds the studies one imaging-study-available call may name.
+const maxContextStudies = 50
+
+var (
+	fhirID        = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+	userReference = regexp.MustCompile(`^(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\-.]{1,64}$`)
+	studyRef      = regexp.MustCompile(`^ImagingStudy/([A-Za-z0-9\-.]{1,64})$`)
+)
+
+// ParseRequest decodes a hook request body. It reports a body that is not a
+// JSON object, or whose fields have the wrong JSON type, as invalid.
+func ParseRequest(body []byte) (Request, error) {
+	var req Request
+	if err := decodeObject(body, &req); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// decodeObject decodes a JSON object into v, naming the field of a type
+// mismatch. Unknown fields are allowed: CDS Hooks permits extensions.
+func decodeObject(body []byte, v any) error {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return orthotriage.Invalid("request body is empty; want a JSON object")
+	}
+	if trimmed[0] != '{' {
+		return orthotriage.Invalid("request body is not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			t := te.Type
+			for t.Kind() == reflect.Pointer {
+				t = t.Elem()
+			}
+			return orthotriage.Invalid("request body has a field of the wrong type",
+				orthotriage.FieldError{Field: te.Field, Message: "must be a JSON " + jsonKind(t.Kind())})
+		}
+		return orthotriage.Invalid(fmt.Sprintf("request body is not valid JSON: %v", err))
+	}
+	if dec.More() {
+		return orthotriage.Invalid("request body holds more than one JSON value")
+	}
+	return nil
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "string"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Map, reflect.Struct, reflect.Interface:
+		return "object"
+	case reflect.Bool:
+		return "boolean"
+	default:
+		return "number"
+	}
+}
+
+// Validate checks a request against the service it was sent to and returns
+// its context. Each bad field is reported.
+func Validate(svc Service, req Request) (HookContext, error) {
+	var bad []orthotriage.FieldError
+	add := func(field, format string, args ...any) {
+		bad = append(bad, orthotriage.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case req.Hook == "":
+		add("hook", "required")
+	case !svc.Offers(req.Hook):
+		add("hook", "service %s does not answer hook %q; it answers %s", svc.ID, req.Hook, strings.Join(svc.Hooks, ", "))
+	}
+	if req.HookInstance == "" {
+		add("hookInstance", "required")
+	} else if len(req.HookInstance) > 128 {
+		add("hookInstance", "longer than 128 characters")
+	}
+	if req.FHIRServer != "" {
+		if u, err := url.Parse(req.FHIRServer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			add("fhirServer", "must be an absolute http(s) URL")
+		}
+	}
+	if a := req.FHIRAuthorization; a != nil {
+		if req.FHIRServer == "" {
+			add("fhirServer", "required when fhirAuthorization is given")
+		}
+		if a.AccessToken == "" {
+			add("fhirAuthorization.access_token", "required")
+		}
+		if !strings.EqualFold(a.TokenType, "Bearer") {
+			add("fhirAuthorization.token_type", "must be Bearer")
+		}
+		if a.ExpiresIn == nil {
+			add("fhirAuthorization.expires_in", "required")
+		} else if *a.ExpiresIn <= 0 {
+			add("fhirAuthorization.expires_in", "must be positive")
+		}
+		if a.Scope == "" {
+			add("fhirAuthorization.scope", "required")
+		}
+		if a.Subject == "" {
+			add("fhirAuthorization.subject", "required")
+		}
+	}
+	var hc HookContext
+	if len(bytes.TrimSpace(req.Context)) == 0 || string(bytes.TrimSpace(req.Context)) == "null" {
+		add("context", "required")
+	} else {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(req.Context, &fields); err != nil {
+			add("context", "must be a JSON object")
+		} else if svc.Offers(req.Hook) {
+			hc, bad = validateContext(req.Hook, fields, bad)
+		}
+	}
+	if len(bad) > 0 {
+		return hc, orthotriage.Invalid("invalid CDS Hooks request", bad...)
+	}
+	return hc, nil
+}
+
+// validateContext checks the context fields each hook defines.
+func validateContext(hook string, fields map[string]json.RawMessage, bad []orthotriage.FieldError) (HookContext, []orthotriage.FieldError) {
+	var hc HookContext
+	str := func(name string, required bool, re *regexp.Regexp, want string) string {
+		raw, ok := fields[name]
+		if !ok {
+			if required {
+				bad = append(bad, orthotriage.FieldError{Field: "context." + name, Message: "required"})
+			}
+			return ""
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			bad = append(bad, orthotriage.FieldError{Field: "context." + name, Message: "must be a string"})
+			return ""
+		}
+		if !re.MatchString(s) {
+			bad = append(bad, orthotriage.FieldError{Field: "context." + name, Message: "must be " + want})
+			return ""
+		}
+		return s
+	}
+	const id = "a FHIR id (1-64 of A-Z a-z 0-9 - .)"
+	const user = "a reference like Practitioner/123"
+	hc.PatientID = str("patientId", true, fhirID, id)
+	switch hook {
+	case HookPatientView:
+		hc.UserID = str("userId", true, userReference, user)
+		hc.EncounterID = str("encounterId", false, fhirID, id)
+	case HookImagingStudyAvailable:
+		hc.UserID = str("userId", false, userReference, user)
+		raw, ok := fields["studies"]
+		if !ok {
+			bad = append(bad, orthotriage.FieldError{Field: "context.studies", Message: "required"})
+			break
+		}
+		var refs []string
+		if err := json.Unmarshal(raw, &refs); err != nil {
+			bad = append(bad, orthotriage.FieldError{Field: "context.studies", Message: "must be an array of strings"})
+			break
+		}
+		if len(refs) == 0 || len(refs) > maxContextStudies {
+			bad = append(bad, orthotriage.FieldError{Field: "context.studies", Message: fmt.Sprintf("must name 1-%d studies", maxContextStudies)})
+		}
+		for i, r := range refs {
+			m := studyRef.FindStringSubmatch(r)
+			if m == nil {
+				bad = append(bad, orthotriage.FieldError{Field: fmt.Sprintf("context.studies[%d]", i), Message: "must be a reference like ImagingStudy/123"})
+				continue
+			}
+			hc.StudyIDs = append(hc.StudyIDs, m[1])
+		}
+	}
+	return hc, bad
+}

@@ -1,0 +1,326 @@
+// Command orthotriage is the AI triage service for musculoskeletal
+// radiographs: a CDS Hooks 2.0 service for EHRs.
+//
+//	orthotriage serve [flags]   run the service (see serve --help)
+//	orthotriage inspect FILE    decode one radiograph and print what the pipeline sees
+//	orthotriage version         print version, commit, Go and ONNX Runtime versions
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/orthotriage/orthotriage/api"
+	"github.com/orthotriage/orthotriage/auth"
+	"github.com/orthotriage/orthotriage/cds"
+	"github.com/orthotriage/orthotriage/config"
+	"github.com/orthotriage/orthotriage/fhir"
+	"github.com/orthotriage/orthotriage/imaging"
+	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// version and commit are set at build time with -ldflags -X.
+var (
+	version = "dev"
+	commit  = ""
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, config.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "orthotriage:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `orthotriage: AI triage of hip and spine radiographs for the EHR (CDS Hooks 2.0)
+
+Usage:
+  orthotriage serve [flags]   run the service; "orthotriage serve --help" lists every setting
+  orthotriage inspect [--png OUT] FILE.dcm|URL
+                              decode one radiograph and print what the pipeline sees (JSON)
+  orthotriage version         print version, commit, Go and ONNX Runtime versions
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		cfg, err := config.Load("serve", args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, newLogger(cfg.LogLevel, stdout))
+	case "version":
+		cfg, err := config.Load("version", args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		printVersion(stdout, cfg)
+		return nil
+	case "inspect":
+		// Settings come from ORTHOTRIAGE_* and ORTHOTRIAGE_CONFIG; the
+		// command's own flags are --png and the file.
+		cfg, err := config.Load("inspect", nil, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return inspect(ctx, args[1:], retrieverOptions(cfg).Limits, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+// outboundTransport is the HTTP transport for URLs named in requests: the
+// egress policy checks every resolved address, and TLS trusts the system
+// roots plus egress.ca_file.
+func outboundTransport(cfg config.Config) (*http.Transport, error) {
+	eg := auth.Egress{AllowPrivate: cfg.Egress.AllowPrivate}
+	for _, c := range cfg.Egress.AllowedCIDRs {
+		eg.Allowed = append(eg.Allowed, netip.MustParsePrefix(c)) // validated by config
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if cfg.Egress.CAFile != "" {
+		pem, err := os.ReadFile(cfg.Egress.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("egress.ca_file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("egress.ca_file %s: no PEM certificate in it", cfg.Egress.CAFile)
+		}
+	}
+	return eg.Transport(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}), nil
+}
+
+// newAuthenticator builds the CDS client JWT check, or returns nil when
+// authentication is switched off.
+func newAuthenticator(ctx context.Context, cfg config.Config, replay auth.ReplayCache, key *auth.ClientKey, outbound http.RoundTripper, log *slog.Logger) (func(context.Context, string, string) (cds.Caller, error), error) {
+	if cfg.Auth.Disabled {
+		log.Error("CDS client authentication is DISABLED (auth.disabled): any caller can use this service; for a local demo only")
+		return nil, nil
+	}
+	var issuers []auth.Issuer
+	backend := map[string]auth.BackendService{}
+	for _, is := range cfg.Auth.Issuers {
+		issuers = append(issuers, auth.Issuer{ID: is.Iss, JWKSFile: is.JWKSFile, JWKSURL: is.JWKSURL, JKUAllowlist: is.JKUAllowlist, FHIRServers: is.FHIRServers, DICOMwebBases: is.DICOMwebBases})
+		if bs := is.BackendServices; bs != nil {
+			backend[is.Iss] = auth.BackendService{TokenURL: bs.TokenURL, ClientID: bs.ClientID, Scope: bs.Scope}
+		}
+	}
+	var tokens *auth.TokenSource
+	if key != nil {
+		tokens = auth.NewTokenSource(key, &http.Client{Transport: outbound})
+	}
+	if len(issuers) == 0 {
+		log.Error("no trusted issuers (auth.issuers_file): every CDS call will be refused with 401")
+	}
+	v, err := auth.NewVerifier(ctx, issuers, replay, cfg.Auth.Leeway, log)
+	if err != nil {
+		return nil, fmt.Errorf("auth.issuers_file: %w", err)
+	}
+	return func(ctx context.Context, token, aud string) (cds.Caller, error) {
+		c, err := v.Verify(ctx, token, aud)
+		if err != nil {
+			return cds.Caller{}, err
+		}
+		caller := cds.Caller{Issuer: c.Issuer, FHIRServers: c.FHIRServers, DICOMwebBases: c.DICOMwebBases}
+		if bs, ok := backend[c.Issuer]; ok && tokens != nil {
+			caller.BackendToken = func(ctx context.Context) (string, error) { return tokens.Token(ctx, bs) }
+		}
+		return caller, nil
+	}, nil
+}
+
+func jwksOf(k *auth.ClientKey) []byte {
+	if k == nil {
+		return nil
+	}
+	return k.JWKS()
+}
+
+// retrieverOptions maps the imaging settings onto the imaging room's options.
+func retrieverOptions(cfg config.Config) imaging.RetrieverOptions {
+	im := cfg.Imaging
+	o := imaging.RetrieverOptions{
+		Limits:  imaging.Limits{MaxBytes: im.MaxInstanceBytes, MaxRows: im.MaxRows, MaxColumns: im.MaxColumns, MaxFrames: im.MaxFrames},
+		Timeout: im.FetchTimeout,
+		Retries: im.FetchRetries,
+	}
+	if im.FetchRetries == 0 {
+		o.Retries = -1 // zero configured means none; the imaging default is 2
+	}
+	for _, c := range im.Credentials {
+		o.Credentials = append(o.Credentials, imaging.Credential{BaseURL: c.BaseURL, Token: c.Token, Username: c.Username, Password: c.Password})
+	}
+	return o
+}
+
+func newLogger(level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated by config
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func printVersion(w io.Writer, cfg config.Config) {
+	rev := commit
+	if bi, ok := debug.ReadBuildInfo(); ok && rev == "" {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				rev = s.Value
+			}
+		}
+	}
+	if rev == "" {
+		rev = "unknown"
+	}
+	ortVersion := "not available"
+	if path, err := inference.FindLibrary(cfg.ONNXRuntime.Library); err != nil {
+		ortVersion += " (" + err.Error() + ")"
+	} else if v, err := inference.RuntimeVersion(path); err != nil {
+		ortVersion += " (" + err.Error() + ")"
+	} else {
+		ortVersion = v + " (" + path + ")"
+	}
+	fmt.Fprintf(w, "orthotriage %s\ncommit: %s\ngo: %s %s/%s\nonnxruntime: %s\n",
+		version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH, ortVersion)
+}
+
+// serve wires the service from cfg and runs it until ctx is done, then
+// drains in-flight requests and closes what it opened.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
+	log.Info("starting", "version", version, "config", cfg.Redacted())
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var ready []api.Check
+	var feedback cds.FeedbackLog = store.NewMemoryFeedback(cfg.Feedback.MaxEvents)
+	var replay auth.ReplayCache = auth.NewMemoryReplay(cfg.Auth.ReplayMax)
+	if cfg.Redis.URL != "" {
+		rdb, err := store.NewRedisClient(cfg.Redis.URL)
+		if err != nil {
+			return fmt.Errorf("redis.url: %w", err)
+		}
+		defer func() { err = errors.Join(err, rdb.Close()) }()
+		feedback = store.NewRedisFeedback(rdb, cfg.Feedback.MaxEvents)
+		replay = auth.Fallback{Primary: store.NewRedisReplay(rdb), Secondary: replay, OnError: func(err error) {
+			log.Warn("jti replay check fell back to memory", "err", err)
+		}}
+		ready = append(ready, api.Check{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			log.Warn("redis not reachable at start; readiness reports it until it is", "err", err)
+		}
+	} else {
+		log.Info("no redis.url: feedback and (later) results are kept in memory")
+	}
+
+	outbound, err := outboundTransport(cfg)
+	if err != nil {
+		return err
+	}
+	engine := &cds.Engine{
+		Catalog: cds.DefaultCatalog(),
+		Resolver: &cds.Resolver{
+			FHIR:       fhir.NewClient(cfg.FHIR.Timeout, cfg.FHIR.MaxResponseSize, outbound),
+			MaxPages:   cfg.FHIR.MaxPages,
+			MaxStudies: cfg.FHIR.MaxStudies,
+			Log:        log,
+		},
+		Feedback: feedback,
+		Log:      log,
+		Now:      time.Now,
+	}
+	var clientKey *auth.ClientKey
+	if cfg.Auth.PrivateKeyFile != "" {
+		if clientKey, err = auth.LoadClientKey(cfg.Auth.PrivateKeyFile); err != nil {
+			return fmt.Errorf("auth.private_key_file: %w", err)
+		}
+	}
+	authenticate, err := newAuthenticator(ctx, cfg, replay, clientKey, outbound, log)
+	if err != nil {
+		return err
+	}
+	gin.SetMode(gin.ReleaseMode)
+	handler := api.NewRouter(api.Options{
+		Log:            log,
+		Registry:       reg,
+		CDS:            engine,
+		Ready:          ready,
+		BodyLimit:      cfg.HTTP.BodyLimitBytes,
+		RequestTimeout: cfg.HTTP.RequestTimeout,
+		AllowedOrigins: cfg.CORS.AllowedOrigins,
+		Authenticate:   authenticate,
+		PublicBaseURL:  cfg.Auth.PublicBaseURL,
+		PerIP:          api.RateLimit{Rate: cfg.HTTP.RatePerIP, Burst: cfg.HTTP.BurstPerIP},
+		JWKS:           jwksOf(clientKey),
+		PerIssuer:      api.RateLimit{Rate: cfg.HTTP.RatePerIssuer, Burst: cfg.HTTP.BurstPerIssuer},
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.HTTP.ReadTimeout,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	scheme := "http"
+	if cfg.HTTP.TLSCertFile != "" {
+		scheme = "https"
+		go func() { served <- srv.ServeTLS(ln, cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile) }()
+	} else {
+		go func() { served <- srv.Serve(ln) }()
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests", "timeout", cfg.HTTP.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,631 @@
+// Package config holds orthotriage's one Config: its defaults, loading from an
+// optional YAML file, ORTHOTRIAGE_* environment variables and command-line
+// flags (in that order of precedence, lowest first), and validation that
+// names each bad key. No other package reads the environment.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is every setting of the service. The YAML keys are the setting keys
+// listed by `orthotriage serve --help`.
+type Config struct {
+	Listen      string      `yaml:"listen"`
+	LogLevel    string      `yaml:"log_level"`
+	HTTP        HTTP        `yaml:"http"`
+	CORS        CORS        `yaml:"cors"`
+	Redis       Redis       `yaml:"redis"`
+	FHIR        FHIR        `yaml:"fhir"`
+	Feedback    Feedback    `yaml:"feedback"`
+	ONNXRuntime ONNXRuntime `yaml:"onnxruntime"`
+	Imaging     Imaging     `yaml:"imaging"`
+	Auth        Auth        `yaml:"auth"`
+	Egress      Egress      `yaml:"egress"`
+}
+
+// Egress holds which addresses outbound calls to request-named URLs may
+// reach, and the TLS roots they trust.
+type Egress struct {
+	AllowPrivate bool     `yaml:"allow_private"`
+	AllowedCIDRs []string `yaml:"allowed_cidrs"`
+	CAFile       string   `yaml:"ca_file"`
+}
+
+// Auth holds CDS client authentication.
+type Auth struct {
+	// Disabled turns JWT checks off: for a local demo only.
+	Disabled bool `yaml:"disabled"`
+	// PublicBaseURL is the service's URL as EHRs call it; each token's aud
+	// must be this plus the path called. Empty: taken from the request.
+	PublicBaseURL string        `yaml:"public_base_url"`
+	IssuersFile   string        `yaml:"issuers_file"`
+	Leeway        time.Duration `yaml:"leeway"`
+	ReplayMax     int           `yaml:"replay_max"`
+	// PrivateKeyFile is this service's PEM key (P-384 EC or RSA) for SMART
+	// Backend Services client assertions; its public half is served at
+	// /.well-known/jwks.json.
+	PrivateKeyFile string `yaml:"private_key_file"`
+	// Issuers are read from IssuersFile by Load.
+	Issuers []TrustedIssuer `yaml:"-"`
+}
+
+// TrustedIssuer is one EHR allowed to call: its iss, where its keys are,
+// which jku values it may use and which FHIR servers it may name.
+type TrustedIssuer struct {
+	Iss          string   `yaml:"iss"`
+	JWKSFile     string   `yaml:"jwks_file"`
+	JWKSURL      string   `yaml:"jwks_url"`
+	JKUAllowlist []string `yaml:"jku_allowlist"`
+	FHIRServers  []string `yaml:"fhir_servers"`
+	// DICOMwebBases are the DICOMweb servers (and attachment hosts) this
+	// issuer's data may point at.
+	DICOMwebBases []string `yaml:"dicomweb_bases"`
+	// BackendServices, when set, is used for FHIR calls of hook requests
+	// that carry no fhirAuthorization.
+	BackendServices *BackendServices `yaml:"backend_services"`
+}
+
+// BackendServices is this service's SMART Backend Services registration
+// at an issuer's authorization server.
+type BackendServices struct {
+	TokenURL string `yaml:"token_url"`
+	ClientID string `yaml:"client_id"`
+	Scope    string `yaml:"scope"`
+}
+
+// Imaging holds the limits of radiograph retrieval and decoding.
+type Imaging struct {
+	MaxInstanceBytes int64         `yaml:"max_instance_bytes"`
+	MaxRows          int           `yaml:"max_rows"`
+	MaxColumns       int           `yaml:"max_columns"`
+	MaxFrames        int           `yaml:"max_frames"`
+	FetchTimeout     time.Duration `yaml:"fetch_timeout"`
+	FetchRetries     int           `yaml:"fetch_retries"`
+	ImagesPerSeries  int           `yaml:"images_per_series"`
+	ImagesPerStudy   int           `yaml:"images_per_study"`
+	// CredentialsFile names a YAML file listing DICOMweb credentials, kept
+	// apart from the main configuration because it holds secrets.
+	CredentialsFile string `yaml:"credentials_file"`
+	// Credentials are read from CredentialsFile by Load.
+	Credentials []DICOMwebCredential `yaml:"-"`
+}
+
+// DICOMwebCredential is access to one DICOMweb base URL: a bearer token, or
+// a user and password for HTTP basic authentication.
+type DICOMwebCredential struct {
+	BaseURL  string `yaml:"base_url"`
+	Token    string `yaml:"token"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// HTTP holds the limits of the inbound HTTP server.
+type HTTP struct {
+	RatePerIP       float64       `yaml:"rate_per_ip"`
+	BurstPerIP      int           `yaml:"burst_per_ip"`
+	RatePerIssuer   float64       `yaml:"rate_per_issuer"`
+	BurstPerIssuer  int           `yaml:"burst_per_issuer"`
+	TLSCertFile     string        `yaml:"tls_cert_file"`
+	TLSKeyFile      string        `yaml:"tls_key_file"`
+	BodyLimitBytes  int64         `yaml:"body_limit_bytes"`
+	RequestTimeout  time.Duration `yaml:"request_timeout"`
+	ReadTimeout     time.Duration `yaml:"read_timeout"`
+	WriteTimeout    time.Duration `yaml:"write_timeout"`
+	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// CORS holds the browser origins allowed to call the service.
+type CORS struct {
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// Redis holds the optional Redis connection; empty URL means in-memory.
+type Redis struct {
+	URL string `yaml:"url"`
+}
+
+// FHIR holds the limits of calls to the EHR's FHIR server.
+type FHIR struct {
+	Timeout         time.Duration `yaml:"timeout"`
+	MaxPages        int           `yaml:"max_pages"`
+	MaxStudies      int           `yaml:"max_studies"`
+	MaxResponseSize int64         `yaml:"max_response_bytes"`
+}
+
+// Feedback holds where CDS feedback events are kept.
+type Feedback struct {
+	MaxEvents int `yaml:"max_events"`
+}
+
+// ONNXRuntime holds the location of the ONNX Runtime shared library.
+type ONNXRuntime struct {
+	Library string `yaml:"library"`
+}
+
+// Default returns the embedded defaults: loopback listener, in-memory cache,
+// no CORS origins.
+func Default() Config {
+	return Config{
+		Listen:   "127.0.0.1:8080",
+		LogLevel: "info",
+		HTTP: HTTP{
+			RatePerIP:       20,
+			BurstPerIP:      40,
+			RatePerIssuer:   200,
+			BurstPerIssuer:  400,
+			BodyLimitBytes:  1 << 20,
+			RequestTimeout:  10 * time.Second,
+			ReadTimeout:     15 * time.Second,
+			WriteTimeout:    30 * time.Second,
+			IdleTimeout:     60 * time.Second,
+			ShutdownTimeout: 20 * time.Second,
+		},
+		FHIR: FHIR{
+			Timeout:         5 * time.Second,
+			MaxPages:        5,
+			MaxStudies:      50,
+			MaxResponseSize: 16 << 20,
+		},
+		Feedback: Feedback{MaxEvents: 10000},
+		Imaging: Imaging{
+			MaxInstanceBytes: 64 << 20,
+			MaxRows:          8192,
+			MaxColumns:       8192,
+			MaxFrames:        16,
+			FetchTimeout:     30 * time.Second,
+			FetchRetries:     2,
+			ImagesPerSeries:  1,
+			ImagesPerStudy:   4,
+		},
+		Auth: Auth{Leeway: 30 * time.Second, ReplayMax: 100000},
+	}
+}
+
+// setting is one configurable value: its YAML key, its environment variable
+// and flag (both derived from the key), a usage line and accessors.
+type setting struct {
+	key   string
+	usage string
+	set   func(string) error
+	get   func() string
+}
+
+func (s setting) env() string {
+	return "ORTHOTRIAGE_" + strings.ToUpper(strings.NewReplacer(".", "_").Replace(s.key))
+}
+
+func (s setting) flag() string {
+	return strings.NewReplacer(".", "-", "_", "-").Replace(s.key)
+}
+
+// settings binds every setting to c's fields. It is the one list that the
+// environment, the flags and --help are built from.
+func (c *Config) settings() []setting {
+	return []setting{
+		str("listen", "address to listen on (host:port; port 0 picks a free one)", &c.Listen),
+		str("log_level", "log level: debug, info, warn or error", &c.LogLevel),
+		float("http.rate_per_ip", "CDS calls per second allowed from one client address (0: no limit)", &c.HTTP.RatePerIP),
+		integer("http.burst_per_ip", "burst of CDS calls allowed from one client address", &c.HTTP.BurstPerIP),
+		float("http.rate_per_issuer", "CDS calls per second allowed from one authenticated issuer (0: no limit)", &c.HTTP.RatePerIssuer),
+		integer("http.burst_per_issuer", "burst of CDS calls allowed from one issuer", &c.HTTP.BurstPerIssuer),
+		str("http.tls_cert_file", "PEM certificate (chain) to serve HTTPS with; with http.tls_key_file", &c.HTTP.TLSCertFile),
+		str("http.tls_key_file", "PEM private key of http.tls_cert_file", &c.HTTP.TLSKeyFile),
+		bytesize("http.body_limit_bytes", "largest request body accepted, in bytes", &c.HTTP.BodyLimitBytes),
+		dur("http.request_timeout", "deadline for handling one request", &c.HTTP.RequestTimeout),
+		dur("http.read_timeout", "deadline for reading a request, headers and body", &c.HTTP.ReadTimeout),
+		dur("http.write_timeout", "deadline for writing a response", &c.HTTP.WriteTimeout),
+		dur("http.idle_timeout", "how long an idle keep-alive connection stays open", &c.HTTP.IdleTimeout),
+		dur("http.shutdown_timeout", "how long SIGTERM waits for in-flight requests", &c.HTTP.ShutdownTimeout),
+		list("cors.allowed_origins", "comma-separated browser origins allowed to call the CDS endpoints (* for any)", &c.CORS.AllowedOrigins),
+		str("redis.url", "Redis URL (redis://[:password@]host:port/db or rediss://); empty runs in memory", &c.Redis.URL),
+		dur("fhir.timeout", "deadline for one call to the EHR's FHIR server", &c.FHIR.Timeout),
+		integer("fhir.max_pages", "most search Bundle pages followed through next links", &c.FHIR.MaxPages),
+		integer("fhir.max_studies", "most ImagingStudy resources considered per hook call", &c.FHIR.MaxStudies),
+		bytesize("fhir.max_response_bytes", "largest FHIR response body read, in bytes", &c.FHIR.MaxResponseSize),
+		integer("feedback.max_events", "CDS feedback events kept (in memory, or the Redis stream length)", &c.Feedback.MaxEvents),
+		str("onnxruntime.library", "path of libonnxruntime.so; empty searches .cache/onnxruntime and /usr/local/lib", &c.ONNXRuntime.Library),
+		bytesize("imaging.max_instance_bytes", "largest DICOM instance or image attachment read, in bytes", &c.Imaging.MaxInstanceBytes),
+		integer("imaging.max_rows", "most pixel rows of an image", &c.Imaging.MaxRows),
+		integer("imaging.max_columns", "most pixel columns of an image", &c.Imaging.MaxColumns),
+		integer("imaging.max_frames", "most frames of a DICOM instance (the first is analysed)", &c.Imaging.MaxFrames),
+		dur("imaging.fetch_timeout", "deadline for one DICOMweb or attachment request", &c.Imaging.FetchTimeout),
+		integer("imaging.fetch_retries", "retries after a 5xx, 429 or connection error, with doubling backoff", &c.Imaging.FetchRetries),
+		integer("imaging.images_per_series", "radiographs taken from each series of a study", &c.Imaging.ImagesPerSeries),
+		integer("imaging.images_per_study", "radiographs taken from one study in all", &c.Imaging.ImagesPerStudy),
+		boolean("auth.disabled", "turn CDS client JWT checks off (local demo only; logged loudly)", &c.Auth.Disabled),
+		str("auth.public_base_url", "the service's URL as EHRs call it (aud = this + path); empty: from the request", &c.Auth.PublicBaseURL),
+		str("auth.issuers_file", "YAML file of trusted issuers: a list of {iss, jwks_file or jwks_url, jku_allowlist, fhir_servers}", &c.Auth.IssuersFile),
+		dur("auth.leeway", "clock skew allowed on exp, nbf and iat", &c.Auth.Leeway),
+		str("auth.private_key_file", "PEM key (P-384 EC or RSA) signing SMART Backend Services assertions; public half at /.well-known/jwks.json", &c.Auth.PrivateKeyFile),
+		integer("auth.replay_max", "most token ids remembered in memory against replay (Redis when configured)", &c.Auth.ReplayMax),
+		boolean("egress.allow_private", "let request-named URLs reach loopback, private, link-local and CGNAT addresses", &c.Egress.AllowPrivate),
+		list("egress.allowed_cidrs", "comma-separated address ranges always reachable, e.g. an internal FHIR server's 10.20.0.0/16", &c.Egress.AllowedCIDRs),
+		str("egress.ca_file", "PEM CA certificates trusted for outbound TLS, besides the system roots", &c.Egress.CAFile),
+		str("imaging.credentials_file", "YAML file of DICOMweb credentials: a list of {base_url, token} or {base_url, username, password}", &c.Imaging.CredentialsFile),
+	}
+}
+
+func str(key, usage string, p *string) setting {
+	return setting{key, usage,
+		func(v string) error { *p = v; return nil },
+		func() string { return *p }}
+}
+
+func list(key, usage string, p *[]string) setting {
+	return setting{key, usage,
+		func(v string) error {
+			*p = nil
+			for _, s := range strings.Split(v, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					*p = append(*p, s)
+				}
+			}
+			return nil
+		},
+		func() string { return strings.Join(*p, ",") }}
+}
+
+func float(key, usage string, p *float64) setting {
+	return setting{key, usage,
+		func(v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return fmt.Errorf("not a number")
+			}
+			*p = f
+			return nil
+		},
+		func() string { return strconv.FormatFloat(*p, 'g', -1, 64) }}
+}
+
+func boolean(key, usage string, p *bool) setting {
+	return setting{key, usage,
+		func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("not true or false")
+			}
+			*p = b
+			return nil
+		},
+		func() string { return strconv.FormatBool(*p) }}
+}
+
+func dur(key, usage string, p *time.Duration) setting {
+	return setting{key, usage,
+		func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("not a duration like 500ms or 10s")
+			}
+			*p = d
+			return nil
+		},
+		func() string { return p.String() }}
+}
+
+func integer(key, usage string, p *int) setting {
+	return setting{key, usage,
+		func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("not an integer")
+			}
+			*p = n
+			return nil
+		},
+		func() string { return strconv.Itoa(*p) }}
+}
+
+func bytesize(key, usage string, p *int64) setting {
+	return setting{key, usage,
+		func(v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("not an integer number of bytes")
+			}
+			*p = n
+			return nil
+		},
+		func() string { return strconv.FormatInt(*p, 10) }}
+}
+
+// ErrHelp is returned by Load when --help was asked for; the usage has then
+// been written to the output given to Load.
+var ErrHelp = flag.ErrHelp
+
+// Load builds the Config for a command: defaults, then the YAML file named by
+// --config (strict: unknown keys are errors), then ORTHOTRIAGE_* variables from
+// getenv, then flags. It validates the result.
+func Load(name string, args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	c := Default()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	configFile := fs.String("config", getenv("ORTHOTRIAGE_CONFIG"), "YAML configuration `file` (env ORTHOTRIAGE_CONFIG)")
+	type flagValue struct {
+		s setting
+		v string
+	}
+	var given []flagValue
+	for _, s := range c.settings() {
+		fs.Func(s.flag(), s.usage, func(v string) error {
+			given = append(given, flagValue{s, v})
+			return nil
+		})
+	}
+	fs.Usage = func() { usage(fs, out, name) }
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (settings are flags like --listen ADDR)", fs.Arg(0))
+	}
+	if *configFile != "" {
+		if err := c.loadFile(*configFile); err != nil {
+			return c, err
+		}
+	}
+	var errs []error
+	for _, s := range c.settings() {
+		if v := getenv(s.env()); v != "" {
+			if err := s.set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s (env %s): %w", s.key, s.env(), err))
+			}
+		}
+	}
+	for _, g := range given {
+		if err := g.s.set(g.v); err != nil {
+			errs = append(errs, fmt.Errorf("%s (flag --%s): %w", g.s.key, g.s.flag(), err))
+		}
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	if c.Imaging.CredentialsFile != "" {
+		if err := strictYAML(c.Imaging.CredentialsFile, &c.Imaging.Credentials); err != nil {
+			return c, fmt.Errorf("config: imaging.credentials_file: %w", err)
+		}
+	}
+	if c.Auth.IssuersFile != "" {
+		if err := strictYAML(c.Auth.IssuersFile, &c.Auth.Issuers); err != nil {
+			return c, fmt.Errorf("config: auth.issuers_file: %w", err)
+		}
+	}
+	return c, c.Validate()
+}
+
+// strictYAML decodes a YAML file into v; unknown keys are errors.
+func strictYAML(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+func (c *Config) loadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: read %s: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	return nil
+}
+
+func usage(fs *flag.FlagSet, out io.Writer, name string) {
+	fmt.Fprintf(out, "Usage: orthotriage %s [flags]\n\n", name)
+	fmt.Fprintf(out, "Every setting comes, lowest precedence first, from its default, the YAML file\n")
+	fmt.Fprintf(out, "given by --config (key as shown), its ORTHOTRIAGE_* variable, then its flag.\n\n")
+	fmt.Fprintf(out, "  --config FILE\n        YAML configuration file (env ORTHOTRIAGE_CONFIG)\n")
+	def := Default()
+	for _, s := range def.settings() {
+		fmt.Fprintf(out, "  --%s\n        %s\n        key %s, env %s, default %q\n", s.flag(), s.usage, s.key, s.env(), s.get())
+	}
+}
+
+// Validate checks every setting and reports each bad key by name.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "want host:port, got %q", c.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad("listen", "port %q is not 0-65535", port)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.HTTP.BodyLimitBytes < 1024 {
+		bad("http.body_limit_bytes", "must be at least 1024, got %d", c.HTTP.BodyLimitBytes)
+	}
+	for key, d := range map[string]time.Duration{
+		"http.request_timeout":  c.HTTP.RequestTimeout,
+		"http.read_timeout":     c.HTTP.ReadTimeout,
+		"http.write_timeout":    c.HTTP.WriteTimeout,
+		"http.idle_timeout":     c.HTTP.IdleTimeout,
+		"http.shutdown_timeout": c.HTTP.ShutdownTimeout,
+		"fhir.timeout":          c.FHIR.Timeout,
+	} {
+		if d <= 0 {
+			bad(key, "must be a positive duration, got %s", d)
+		}
+	}
+	if c.FHIR.Timeout >= c.HTTP.RequestTimeout && c.HTTP.RequestTimeout > 0 {
+		bad("fhir.timeout", "must be shorter than http.request_timeout (%s), got %s", c.HTTP.RequestTimeout, c.FHIR.Timeout)
+	}
+	for _, o := range c.CORS.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad("cors.allowed_origins", "%q is not an origin like https://ehr.example.org", o)
+		}
+	}
+	if c.Redis.URL != "" {
+		u, err := url.Parse(c.Redis.URL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			bad("redis.url", "want redis://host:port/db, rediss:// or unix://, got %q", RedactURL(c.Redis.URL))
+		}
+	}
+	if c.FHIR.MaxPages < 1 || c.FHIR.MaxPages > 100 {
+		bad("fhir.max_pages", "must be 1-100, got %d", c.FHIR.MaxPages)
+	}
+	if c.FHIR.MaxStudies < 1 || c.FHIR.MaxStudies > 1000 {
+		bad("fhir.max_studies", "must be 1-1000, got %d", c.FHIR.MaxStudies)
+	}
+	if c.FHIR.MaxResponseSize < 1024 {
+		bad("fhir.max_response_bytes", "must be at least 1024, got %d", c.FHIR.MaxResponseSize)
+	}
+	if c.Feedback.MaxEvents < 1 {
+		bad("feedback.max_events", "must be at least 1, got %d", c.Feedback.MaxEvents)
+	}
+	im := c.Imaging
+	if im.MaxInstanceBytes < 1024 || im.MaxInstanceBytes > 1<<30 {
+		bad("imaging.max_instance_bytes", "must be 1024 to 1073741824, got %d", im.MaxInstanceBytes)
+	}
+	for key, v := range map[string]int{"imaging.max_rows": im.MaxRows, "imaging.max_columns": im.MaxColumns} {
+		if v < 16 || v > 65535 {
+			bad(key, "must be 16-65535, got %d", v)
+		}
+	}
+	if im.MaxFrames < 1 || im.MaxFrames > 10000 {
+		bad("imaging.max_frames", "must be 1-10000, got %d", im.MaxFrames)
+	}
+	if im.FetchTimeout <= 0 {
+		bad("imaging.fetch_timeout", "must be a positive duration, got %s", im.FetchTimeout)
+	}
+	if im.FetchRetries < 0 || im.FetchRetries > 10 {
+		bad("imaging.fetch_retries", "must be 0-10, got %d", im.FetchRetries)
+	}
+	if im.ImagesPerSeries < 1 || im.ImagesPerSeries > 100 {
+		bad("imaging.images_per_series", "must be 1-100, got %d", im.ImagesPerSeries)
+	}
+	if im.ImagesPerStudy < 1 || im.ImagesPerStudy > 1000 {
+		bad("imaging.images_per_study", "must be 1-1000, got %d", im.ImagesPerStudy)
+	}
+	for key, r := range map[string]float64{"http.rate_per_ip": c.HTTP.RatePerIP, "http.rate_per_issuer": c.HTTP.RatePerIssuer} {
+		if r < 0 || math.IsNaN(r) {
+			bad(key, "must be 0 or more, got %v", r)
+		}
+	}
+	for key, b := range map[string]int{"http.burst_per_ip": c.HTTP.BurstPerIP, "http.burst_per_issuer": c.HTTP.BurstPerIssuer} {
+		if b < 1 {
+			bad(key, "must be at least 1, got %d", b)
+		}
+	}
+	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
+		bad("http.tls_cert_file", "give both http.tls_cert_file and http.tls_key_file, or neither")
+	}
+	for _, f := range []struct{ key, path string }{{"http.tls_cert_file", c.HTTP.TLSCertFile}, {"http.tls_key_file", c.HTTP.TLSKeyFile}, {"egress.ca_file", c.Egress.CAFile}, {"auth.private_key_file", c.Auth.PrivateKeyFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				bad(f.key, "%v", err)
+			}
+		}
+	}
+	for _, cidr := range c.Egress.AllowedCIDRs {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			bad("egress.allowed_cidrs", "%q is not a CIDR range like 10.20.0.0/16", cidr)
+		}
+	}
+	if u := c.Auth.PublicBaseURL; u != "" {
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.RawQuery != "" {
+			bad("auth.public_base_url", "want an absolute http(s) URL like https://cds.example.org, got %q", u)
+		}
+	}
+	if c.Auth.Leeway < 0 || c.Auth.Leeway > 5*time.Minute {
+		bad("auth.leeway", "must be 0-5m, got %s", c.Auth.Leeway)
+	}
+	if c.Auth.ReplayMax < 100 {
+		bad("auth.replay_max", "must be at least 100, got %d", c.Auth.ReplayMax)
+	}
+	for i, is := range c.Auth.Issuers {
+		key := fmt.Sprintf("auth.issuers_file[%d]", i)
+		if is.Iss == "" {
+			bad(key, "iss is required")
+		}
+		if (is.JWKSFile == "") == (is.JWKSURL == "") {
+			bad(key, "give exactly one of jwks_file and jwks_url")
+		}
+		if bs := is.BackendServices; bs != nil {
+			if u, err := url.Parse(bs.TokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || bs.ClientID == "" || bs.Scope == "" {
+				bad(key, "backend_services needs an absolute token_url, a client_id and a scope")
+			}
+			if c.Auth.PrivateKeyFile == "" {
+				bad(key, "backend_services needs auth.private_key_file")
+			}
+		}
+	}
+	for i, cr := range im.Credentials {
+		key := fmt.Sprintf("imaging.credentials_file[%d]", i)
+		if u, err := url.Parse(cr.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(key, "base_url must be an absolute http(s) URL")
+		}
+		if (cr.Token == "") == (cr.Username == "") {
+			bad(key, "give either token or username and password")
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Redacted returns the settings as key/value pairs fit for a log line, with
+// secrets masked.
+func (c Config) Redacted() map[string]string {
+	m := map[string]string{}
+	for _, s := range c.settings() {
+		m[s.key] = s.get()
+	}
+	m["redis.url"] = RedactURL(c.Redis.URL)
+	m["imaging.credentials"] = fmt.Sprintf("%d entries", len(c.Imaging.Credentials))
+	m["auth.issuers"] = fmt.Sprintf("%d trusted", len(c.Auth.Issuers))
+	return m
+}
+
+// RedactURL masks the password of a URL's user info.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		if err != nil {
+			return "(unparsable)"
+		}
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

@@ -1,0 +1,154 @@
+package imaging
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/url"
+	"strings"
+)
+
+// attachment is the part of a FHIR Attachment retrieval needs.
+type attachment struct {
+	ContentType string `json:"contentType"`
+	Data        string `json:"data"`
+	URL         string `json:"url"`
+}
+
+// FromResource decodes the radiographs a Media, DocumentReference or Binary
+// resource carries: attachments of type application/dicom, image/png or
+// image/jpeg, given inline (base64 data) or by url (relative to the FHIR
+// base, or absolute on its origin). Other content types are skipped; an
+// error is returned only when nothing could be decoded.
+func (r *Retriever) FromResource(ctx context.Context, raw json.RawMessage, acc Access) ([]*Image, error) {
+	var res struct {
+		ResourceType string          `json:"resourceType"`
+		Content      json.RawMessage `json:"content"`
+		ContentType  string          `json:"contentType"`
+		Data         string          `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return nil, fmt.Errorf("imaging: attachment resource is not JSON: %w", err)
+	}
+	var atts []attachment
+	switch res.ResourceType {
+	case "Binary":
+		atts = []attachment{{ContentType: res.ContentType, Data: res.Data}}
+	case "Media": // R4 Media.content is one Attachment
+		var a attachment
+		if err := json.Unmarshal(res.Content, &a); err != nil {
+			return nil, fmt.Errorf("imaging: Media.content: %w", err)
+		}
+		atts = []attachment{a}
+	case "DocumentReference":
+		var content []struct {
+			Attachment attachment `json:"attachment"`
+		}
+		if err := json.Unmarshal(res.Content, &content); err != nil {
+			return nil, fmt.Errorf("imaging: DocumentReference.content: %w", err)
+		}
+		for _, c := range content {
+			atts = append(atts, c.Attachment)
+		}
+	default:
+		return nil, fmt.Errorf("imaging: resource type %q carries no attachments (want Media, DocumentReference or Binary)", res.ResourceType)
+	}
+	var images []*Image
+	var errs []error
+	for i, a := range atts {
+		img, err := r.attachment(ctx, a, acc)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("attachment %d: %w", i, err))
+			continue
+		}
+		images = append(images, img)
+	}
+	if len(images) == 0 {
+		return nil, fmt.Errorf("%w in %s: %w", ErrNoImage, res.ResourceType, errors.Join(errs...))
+	}
+	return images, nil
+}
+
+func (r *Retriever) attachment(ctx context.Context, a attachment, acc Access) (*Image, error) {
+	mt, _, _ := mime.ParseMediaType(a.ContentType)
+	switch mt {
+	case "application/dicom", "image/png", "image/jpeg":
+	default:
+		return nil, fmt.Errorf("%w: content type %q", ErrNotImage, a.ContentType)
+	}
+	var data []byte
+	source := "inline"
+	switch {
+	case a.Data != "":
+		if int64(base64.StdEncoding.DecodedLen(len(a.Data))) > r.limits.MaxBytes {
+			return nil, fmt.Errorf("%w: inline data over %d bytes", ErrTooLarge, r.limits.MaxBytes)
+		}
+		var err error
+		if data, err = base64.StdEncoding.DecodeString(a.Data); err != nil {
+			return nil, fmt.Errorf("%w: attachment data is not base64: %v", ErrMalformed, err)
+		}
+	case a.URL != "":
+		target, err := resolveAttachmentURL(a.URL, acc.FHIRBase)
+		if err != nil {
+			return nil, err
+		}
+		if err := acc.permit(target); err != nil {
+			return nil, err
+		}
+		auth := ""
+		if acc.Token != "" && sameOrigin(target, acc.FHIRBase) {
+			auth = "Bearer " + acc.Token
+		}
+		body, ctype, err := r.get(ctx, target, mt+", application/fhir+json;q=0.5", auth, r.limits.MaxBytes*2)
+		if err != nil {
+			return nil, err
+		}
+		data, source = body, target
+		if rt, _, _ := mime.ParseMediaType(ctype); rt == "application/fhir+json" || rt == "application/json" {
+			// A FHIR server may answer a Binary read with the resource itself.
+			var bin struct{ Data string }
+			if err := json.Unmarshal(body, &bin); err != nil || bin.Data == "" {
+				return nil, fmt.Errorf("%w: %s returned JSON without Binary data", ErrMalformed, target)
+			}
+			if data, err = base64.StdEncoding.DecodeString(bin.Data); err != nil {
+				return nil, fmt.Errorf("%w: Binary data is not base64: %v", ErrMalformed, err)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("%w: attachment has neither data nor url", ErrMalformed)
+	}
+	var img *Image
+	var err error
+	if mt == "application/dicom" {
+		img, err = Decode(data, r.limits)
+	} else {
+		img, err = DecodeRaster(data, mt, r.limits)
+	}
+	if err != nil {
+		return nil, err
+	}
+	img.Meta.Source = source
+	return img, nil
+}
+
+// resolveAttachmentURL makes an attachment url absolute against the FHIR
+// base; an absolute url must be http(s).
+func resolveAttachmentURL(ref, fhirBase string) (string, error) {
+	u, err := url.Parse(ref)
+	if err != nil {
+		return "", fmt.Errorf("imaging: attachment url %q: %w", ref, err)
+	}
+	if u.IsAbs() {
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return "", fmt.Errorf("imaging: attachment url scheme %q not supported", u.Scheme)
+		}
+		return u.String(), nil
+	}
+	if fhirBase == "" {
+		return "", fmt.Errorf("imaging: relative attachment url %q and no FHIR server to resolve it against", ref)
+	}
+	return strings.TrimRight(fhirBase, "/") + "/" + strings.TrimLeft(ref, "/"), nil
+}

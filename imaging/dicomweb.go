@@ -1,0 +1,423 @@
+package imaging
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+)
+
+// RequiresAccessTokenURL is the SMART Imaging Access extension on an
+// Endpoint saying that retrieval needs the same bearer token as the FHIR call.
+const RequiresAccessTokenURL = "http://fhir.org/argonaut/smart-imaging/StructureDefinition/requires-access-token"
+
+// Credential is configured access to one DICOMweb base: a bearer token, or
+// HTTP basic user and password.
+type Credential struct {
+	BaseURL  string `yaml:"base_url" json:"base_url"`
+	Token    string `yaml:"token,omitempty" json:"token,omitempty"`
+	Username string `yaml:"username,omitempty" json:"username,omitempty"`
+	Password string `yaml:"password,omitempty" json:"password,omitempty"`
+}
+
+// Access is the hook call's FHIR server and bearer token, lent to retrieval
+// for same-origin DICOMweb and attachment requests, and the DICOMweb bases
+// the calling EHR registered.
+type Access struct {
+	FHIRBase string
+	Token    string
+	// AllowedBases, when not nil, are the only URL prefixes (besides
+	// FHIRBase) that Endpoint addresses and attachment urls may have: the
+	// tenant binding of an authenticated caller.
+	AllowedBases []string
+}
+
+// ErrNotAllowed means a URL named in the data is not among the caller's
+// registered DICOMweb bases.
+var ErrNotAllowed = errors.New("imaging: URL not registered for this caller")
+
+// permit refuses a URL outside the caller's registered bases, before any
+// connection is made.
+func (a Access) permit(target string) error {
+	if a.AllowedBases == nil {
+		return nil
+	}
+	for _, base := range append([]string{a.FHIRBase}, a.AllowedBases...) {
+		if base == "" {
+			continue
+		}
+		b := strings.TrimRight(base, "/")
+		if sameOrigin(target, b) && (strings.TrimRight(target, "/") == b || strings.HasPrefix(target, b+"/")) {
+			return nil
+		}
+	}
+	u, _ := url.Parse(target)
+	host := target
+	if u != nil {
+		host = u.Scheme + "://" + u.Host
+	}
+	return fmt.Errorf("%w: %s (auth.issuers_file dicomweb_bases)", ErrNotAllowed, host)
+}
+
+// Retriever fetches radiographs over DICOMweb (WADO-RS) and from FHIR
+// attachments. It is safe for concurrent use.
+type Retriever struct {
+	http        *http.Client
+	limits      Limits
+	timeout     time.Duration // per HTTP request
+	retries     int           // extra tries after a 5xx, 429 or connection error
+	backoff     time.Duration // first wait between tries, doubled each time
+	credentials []Credential
+}
+
+// RetrieverOptions configure a Retriever; zero values take the defaults
+// (DefaultLimits, 30 s per request, 2 retries from 250 ms).
+type RetrieverOptions struct {
+	Limits      Limits
+	Timeout     time.Duration
+	Retries     int
+	Backoff     time.Duration
+	Credentials []Credential
+	Transport   http.RoundTripper // nil: Go's default; the egress policy comes in here
+}
+
+// NewRetriever returns a Retriever.
+func NewRetriever(o RetrieverOptions) *Retriever {
+	if o.Limits == (Limits{}) {
+		o.Limits = DefaultLimits()
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.Retries < 0 {
+		o.Retries = 0
+	} else if o.Retries == 0 {
+		o.Retries = 2
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 250 * time.Millisecond
+	}
+	return &Retriever{
+		http: &http.Client{Transport: o.Transport, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("too many redirects")
+			}
+			if req.URL.Scheme != via[0].URL.Scheme || !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
+				return fmt.Errorf("redirect to another origin (%s) refused", req.URL.Host)
+			}
+			return nil
+		}},
+		limits: o.Limits, timeout: o.Timeout, retries: o.Retries, backoff: o.Backoff, credentials: o.Credentials,
+	}
+}
+
+// ErrNoImage means a retrieval returned nothing decodable.
+var ErrNoImage = errors.New("imaging: no decodable image")
+
+// StudyURL returns the WADO-RS URL of a study from an Endpoint address.
+// Guides disagree on what the address is, so both are accepted: an address
+// whose path holds a "studies/{uid}" segment pair is a study URL (its UID
+// must be the study's); any other address is a WADO-RS base, and
+// "/studies/{uid}" is appended.
+func StudyURL(address, studyUID string) (string, error) {
+	u, err := url.Parse(strings.TrimRight(address, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("imaging: endpoint address %q is not an absolute http(s) URL", address)
+	}
+	if studyUID == "" {
+		return "", errors.New("imaging: the ImagingStudy has no DICOM Study Instance UID (identifier system urn:dicom:uid)")
+	}
+	parts := strings.Split(u.Path, "/")
+	for i := 0; i+1 < len(parts); i++ {
+		if parts[i] == "studies" {
+			if parts[i+1] != studyUID {
+				return "", fmt.Errorf("imaging: endpoint address names study %s, the ImagingStudy is %s", parts[i+1], studyUID)
+			}
+			u.Path = strings.Join(parts[:i+2], "/")
+			return u.String(), nil
+		}
+	}
+	return u.String() + "/studies/" + url.PathEscape(studyUID), nil
+}
+
+// IsWADORS reports whether an Endpoint serves DICOM WADO-RS.
+func IsWADORS(ep models.Endpoint) bool {
+	c := ep.ConnectionType
+	return c.Code != nil && *c.Code == "dicom-wado-rs"
+}
+
+func requiresAccessToken(ep models.Endpoint) bool {
+	for _, e := range ep.Extension {
+		if e.Url == RequiresAccessTokenURL && e.ValueBoolean != nil && *e.ValueBoolean {
+			return true
+		}
+	}
+	return false
+}
+
+// Retrieve fetches and decodes the image(s) ref names from a WADO-RS
+// endpoint: a single instance, or the first images of a series when ref has
+// no SOP Instance UID. Files are asked for as stored; a transfer syntax that
+// cannot be decoded here is asked for again transcoded to Explicit VR Little
+// Endian; when that fails too, an instance's /rendered PNG is used and the
+// image is marked lossy 8-bit.
+func (r *Retriever) Retrieve(ctx context.Context, ep models.Endpoint, ref InstanceRef, acc Access, max int) ([]*Image, error) {
+	if !IsWADORS(ep) {
+		return nil, fmt.Errorf("imaging: endpoint %s is not dicom-wado-rs", ep.Address)
+	}
+	if err := acc.permit(ep.Address); err != nil {
+		return nil, err
+	}
+	study, err := StudyURL(ep.Address, ref.StudyInstanceUID)
+	if err != nil {
+		return nil, err
+	}
+	target := study + "/series/" + url.PathEscape(ref.SeriesInstanceUID)
+	if ref.SOPInstanceUID != "" {
+		target += "/instances/" + url.PathEscape(ref.SOPInstanceUID)
+	}
+	auth := r.authorization(ep, acc)
+	if max <= 0 {
+		max = 1
+	}
+	parts, err := r.multipart(ctx, target, `multipart/related; type="application/dicom"; transfer-syntax=*`, auth, max)
+	if err != nil {
+		return nil, err
+	}
+	var images []*Image
+	var transcode bool
+	for _, p := range parts {
+		img, err := Decode(p, r.limits)
+		var unsupported *ErrUnsupportedTransferSyntax
+		if errors.As(err, &unsupported) {
+			transcode = true
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode %s: %w", target, err)
+		}
+		img.Meta.Source = target
+		images = append(images, img)
+	}
+	if transcode && len(images) < max {
+		more, err := r.transcoded(ctx, target, auth, max-len(images))
+		if err != nil && ref.SOPInstanceUID != "" {
+			img, rerr := r.rendered(ctx, target, auth)
+			if rerr != nil {
+				return nil, fmt.Errorf("%w: %s: transcoding failed (%v) and /rendered failed (%v)", ErrNoImage, target, err, rerr)
+			}
+			more = []*Image{img}
+		} else if err != nil && len(images) == 0 {
+			return nil, err
+		}
+		images = append(images, more...)
+	}
+	if len(images) == 0 {
+		return nil, fmt.Errorf("%w at %s", ErrNoImage, target)
+	}
+	return images, nil
+}
+
+func (r *Retriever) transcoded(ctx context.Context, target, auth string, max int) ([]*Image, error) {
+	parts, err := r.multipart(ctx, target, `multipart/related; type="application/dicom"; transfer-syntax=`+TSExplicitLE, auth, max)
+	if err != nil {
+		return nil, err
+	}
+	var images []*Image
+	for _, p := range parts {
+		img, err := Decode(p, r.limits)
+		if err != nil {
+			return nil, fmt.Errorf("decode transcoded %s: %w", target, err)
+		}
+		img.Meta.Source = target + " (transcoded)"
+		images = append(images, img)
+	}
+	return images, nil
+}
+
+func (r *Retriever) rendered(ctx context.Context, target, auth string) (*Image, error) {
+	body, ctype, err := r.get(ctx, target+"/rendered", "image/png", auth, r.limits.MaxBytes)
+	if err != nil {
+		return nil, err
+	}
+	img, err := DecodeRaster(body, ctype, r.limits)
+	if err != nil {
+		return nil, err
+	}
+	img.Meta.Source = target + "/rendered"
+	img.Meta.Lossy = true
+	return img, nil
+}
+
+// authorization picks the Authorization header for an endpoint: the hook's
+// bearer token on the FHIR server's origin or when the endpoint requires it,
+// else configured credentials for the longest matching base.
+func (r *Retriever) authorization(ep models.Endpoint, acc Access) string {
+	if acc.Token != "" && (requiresAccessToken(ep) || sameOrigin(ep.Address, acc.FHIRBase)) {
+		return "Bearer " + acc.Token
+	}
+	var best *Credential
+	for i, c := range r.credentials {
+		if strings.HasPrefix(ep.Address, strings.TrimRight(c.BaseURL, "/")) && (best == nil || len(c.BaseURL) > len(best.BaseURL)) {
+			best = &r.credentials[i]
+		}
+	}
+	switch {
+	case best == nil:
+		return ""
+	case best.Token != "":
+		return "Bearer " + best.Token
+	default:
+		req, _ := http.NewRequest(http.MethodGet, "http://x", nil)
+		req.SetBasicAuth(best.Username, best.Password)
+		return req.Header.Get("Authorization")
+	}
+}
+
+func sameOrigin(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return err1 == nil && err2 == nil && ua.Host != "" && ua.Scheme == ub.Scheme && strings.EqualFold(ua.Host, ub.Host)
+}
+
+// multipart GETs a multipart/related response and returns up to max parts,
+// reading them as they arrive: a series larger than max parts is not read
+// to its end.
+func (r *Retriever) multipart(ctx context.Context, target, accept, auth string, max int) ([][]byte, error) {
+	var parts [][]byte
+	err := r.do(ctx, target, accept, auth, func(resp *http.Response) error {
+		var err error
+		parts, err = readMultipart(resp.Body, resp.Header.Get("Content-Type"), r.limits.MaxBytes, max)
+		return err
+	})
+	return parts, err
+}
+
+// ParseMultipart splits a multipart/related body into its parts' bodies,
+// reading the boundary (quoted or not) from the Content-Type.
+func ParseMultipart(body []byte, contentType string, maxPart int64, maxParts int) ([][]byte, error) {
+	return readMultipart(bytes.NewReader(body), contentType, maxPart, maxParts)
+}
+
+func readMultipart(body io.Reader, contentType string, maxPart int64, maxParts int) ([][]byte, error) {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || !strings.HasPrefix(mt, "multipart/") {
+		return nil, fmt.Errorf("imaging: response is %q, want multipart/related", contentType)
+	}
+	boundary := params["boundary"]
+	if boundary == "" {
+		return nil, fmt.Errorf("imaging: multipart response without a boundary")
+	}
+	mr := multipart.NewReader(body, boundary)
+	var parts [][]byte
+	for len(parts) < maxParts {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("imaging: multipart: %w", err)
+		}
+		data, err := io.ReadAll(io.LimitReader(p, maxPart+1))
+		if err != nil {
+			return nil, fmt.Errorf("imaging: multipart part: %w", err)
+		}
+		if int64(len(data)) > maxPart {
+			return nil, fmt.Errorf("%w: a part is larger than %d bytes", ErrTooLarge, maxPart)
+		}
+		parts = append(parts, data)
+	}
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("%w: the multipart response has no parts", ErrNoImage)
+	}
+	return parts, nil
+}
+
+// HTTPError is a non-success answer of a DICOMweb or attachment server.
+type HTTPError struct {
+	URL    string
+	Status int
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("imaging: GET %s answered %d %s", e.URL, e.Status, http.StatusText(e.Status))
+}
+
+// get performs a GET (see do) and reads at most limit bytes of the body.
+func (r *Retriever) get(ctx context.Context, target, accept, auth string, limit int64) ([]byte, string, error) {
+	var body []byte
+	var ctype string
+	err := r.do(ctx, target, accept, auth, func(resp *http.Response) error {
+		var err error
+		body, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
+		if err != nil {
+			return fmt.Errorf("imaging: GET %s: reading: %w", target, err)
+		}
+		if int64(len(body)) > limit {
+			return fmt.Errorf("%w: GET %s returned more than %d bytes", ErrTooLarge, target, limit)
+		}
+		ctype = resp.Header.Get("Content-Type")
+		return nil
+	})
+	return body, ctype, err
+}
+
+// do performs a GET with the per-request deadline, retrying with
+// exponential backoff on connection errors, 429 and 5xx, and hands a 200
+// response to consume.
+func (r *Retriever) do(ctx context.Context, target, accept, auth string, consume func(*http.Response) error) error {
+	wait := r.backoff
+	var lastErr error
+	for try := 0; try <= r.retries; try++ {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("imaging: GET %s: %w (last error: %v)", target, ctx.Err(), lastErr)
+			case <-time.After(wait):
+			}
+			wait *= 2
+		}
+		retry, err := r.doOnce(ctx, target, accept, auth, consume)
+		if err == nil {
+			return nil
+		}
+		if !retry {
+			return err
+		}
+		lastErr = err
+	}
+	return lastErr
+}
+
+func (r *Retriever) doOnce(ctx context.Context, target, accept, auth string, consume func(*http.Response) error) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return false, fmt.Errorf("imaging: bad URL %s", target)
+	}
+	req.Header.Set("Accept", accept)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return ctx.Err() == nil, fmt.Errorf("imaging: GET %s: %w", target, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		retry := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
+		return retry, &HTTPError{URL: target, Status: resp.StatusCode}
+	}
+	return false, consume(resp)
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Installs what orthotriage's demo and tests need, each part only when it is
+# missing, so running it again is cheap. Downloads are cached in .cache/
+# (git-ignored). Parts: ort (ONNX Runtime library), redis (Debian's
+# redis-server), node (Debian's nodejs + npm when absent), fhirserver (the
+# FHIR test server's npm packages), curl (for the demo), dcmtk (reference DICOM
+# codecs for tests), orthanc (DICOMweb server for tests). No argument: all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ORT_NPM_VERSION=1.24.1   # onnxruntime_go v1.27.0 targets the 1.24 C API
+CACHE=.cache
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(ort redis node fhirserver curl dcmtk orthanc)
+
+say() { echo "setup: $*" >&2; }
+
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ ! -f "$CACHE/.apt-updated" ]; then
+    say "apt-get update"
+    $sudo apt-get update -qq >&2
+    mkdir -p "$CACHE" && touch "$CACHE/.apt-updated"
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+need_node() {
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+}
+
+for part in "${parts[@]}"; do
+  case "$part" in
+  ort)
+    lib="$CACHE/onnxruntime/libonnxruntime.so"
+    if [ ! -e "$lib" ]; then
+      need_node
+      tgz="$CACHE/npm/onnxruntime-node-$ORT_NPM_VERSION.tgz"
+      if [ ! -f "$tgz" ]; then
+        say "downloading onnxruntime-node@$ORT_NPM_VERSION from the npm registry (about 85 MB, once)"
+        mkdir -p "$CACHE/npm"
+        npm pack --silent --pack-destination "$CACHE/npm" "onnxruntime-node@$ORT_NPM_VERSION" >/dev/null
+      fi
+      mkdir -p "$CACHE/onnxruntime"
+      tar -xzf "$tgz" -C "$CACHE/onnxruntime" --strip-components=5 \
+        package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+      ln -sf libonnxruntime.so.1 "$lib"
+      say "ONNX Runtime library at $lib"
+    fi
+    ;;
+  redis)
+    command -v redis-server >/dev/null || apt_install redis-server
+    ;;
+  curl)
+    command -v curl >/dev/null || apt_install curl ca-certificates
+    ;;
+  dcmtk)
+    command -v dcmcjpeg >/dev/null || apt_install dcmtk
+    ;;
+  orthanc)
+    # Debian's Orthanc with its DICOMweb and GDCM (JPEG 2000, JPEG-LS) plugins.
+    # The tests start their own instances; the package's service is not used.
+    [ -x /usr/sbin/Orthanc ] && [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] \
+      && [ -f /usr/share/orthanc/plugins/libOrthancGdcm.so ] \
+      || apt_install orthanc orthanc-dicomweb orthanc-gdcm
+    ;;
+  node)
+    need_node
+    ;;
+  fhirserver)
+    dir=testdata/fhirserver
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+      need_node
+      say "installing the FHIR test server's npm packages"
+      npm ci --prefix "$dir" --silent --no-audit --no-fund --cache "$PWD/$CACHE/npm-cache" >&2
+      touch "$dir/node_modules"
+    fi
+    ;;
+  *)
+    say "unknown part $part (want ort, redis, node, fhirserver, curl, dcmtk or orthanc)"; exit 2
+    ;;
+  esac
+done
