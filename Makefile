@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 BIN := bin/orthotriage
 
-.PHONY: all build setup demo test lint fmt clean fuzz
+.PHONY: all build setup demo test lint fmt clean fuzz train-hip
 
 all: build
 
@@ -49,3 +49,10 @@ fuzz:
 	$(GO) test ./cds -run '^$$' -fuzz '^FuzzParseFeedback$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging -run '^$$' -fuzz '^FuzzParseMultipart$$' -fuzztime $(FUZZTIME)
+
+# Reproduces the reference hip model (inference/models/hip-000): phantom
+# crops, training with Debian's PyTorch, ONNX export, golden probabilities,
+# evaluation on a held-out test set. About an hour on 2 cores; not part of
+# `make test`.
+train-hip: build
+	scripts/train-hip.sh

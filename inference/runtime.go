@@ -44,8 +44,14 @@ func FindLibrary(configured string) (string, error) {
 
 // RuntimeVersion loads the library at path and returns its version. ONNX
 // Runtime's environment is one per process: this initialises and then
-// destroys it, so call it only when no sessions exist.
+// destroys it when no environment exists yet; otherwise it reports the
+// version of the library already loaded.
 func RuntimeVersion(path string) (string, error) {
+	envMu.Lock()
+	defer envMu.Unlock()
+	if ort.IsInitialized() { // sessions exist: the loaded library answers
+		return ort.GetVersion(), nil
+	}
 	ort.SetSharedLibraryPath(path)
 	if err := ort.InitializeEnvironment(); err != nil {
 		return "", fmt.Errorf("load onnx runtime %s: %w", path, err)

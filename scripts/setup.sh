@@ -4,7 +4,8 @@
 # (git-ignored). Parts: ort (ONNX Runtime library), redis (Debian's
 # redis-server), node (Debian's nodejs + npm when absent), fhirserver (the
 # FHIR test server's npm packages), curl (for the demo), dcmtk (reference DICOM
-# codecs for tests), orthanc (DICOMweb server for tests). No argument: all.
+# codecs for tests), orthanc (DICOMweb server for tests), torch (PyTorch and onnx
+# for `make train-hip`, not installed by default). No argument: all but torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,6 +70,10 @@ for part in "${parts[@]}"; do
   node)
     need_node
     ;;
+  torch)
+    # Training only (make train-hip): Debian's PyTorch and onnx for /usr/bin/python3.
+    /usr/bin/python3 -c "import torch, onnx, numpy" 2>/dev/null || apt_install python3-torch python3-onnx python3-numpy
+    ;;
   fhirserver)
     dir=testdata/fhirserver
     if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
@@ -79,7 +84,7 @@ for part in "${parts[@]}"; do
     fi
     ;;
   *)
-    say "unknown part $part (want ort, redis, node, fhirserver, curl, dcmtk or orthanc)"; exit 2
+    say "unknown part $part (want ort, redis, node, fhirserver, curl, dcmtk, orthanc or torch)"; exit 2
     ;;
   esac
 done

@@ -3,6 +3,8 @@
 //
 //	orthotriage serve [flags]   run the service (see serve --help)
 //	orthotriage inspect FILE    decode one radiograph and print what the pipeline sees
+//	orthotriage phantom KIND    generate synthetic radiographs with known truth
+//	orthotriage eval            evaluate a model on labelled radiographs
 //	orthotriage version         print version, commit, Go and ONNX Runtime versions
 package main
 
@@ -62,6 +64,10 @@ Usage:
   orthotriage serve [flags]   run the service; "orthotriage serve --help" lists every setting
   orthotriage inspect [--png OUT] FILE.dcm|URL
                               decode one radiograph and print what the pipeline sees (JSON)
+  orthotriage phantom pelvis|spine --n N --seed S --out DIR [--crops-only] [--png]
+                              generate synthetic radiographs with known truth (DICOM + labels.csv)
+  orthotriage eval --model ID|DIR --data DIR [--json] [--plots DIR]
+                              evaluate a model on labelled DICOM files (accuracy, macro-F1, macro-AUC, CIs)
   orthotriage version         print version, commit, Go and ONNX Runtime versions
 `
 
@@ -92,6 +98,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return inspect(ctx, args[1:], retrieverOptions(cfg).Limits, stdout, stderr)
+	case "phantom":
+		return phantomCmd(ctx, args[1:], stdout, stderr)
+	case "eval":
+		// Settings (the ONNX Runtime library, decoding limits) come from
+		// ORTHOTRIAGE_* and ORTHOTRIAGE_CONFIG; the command has its own flags.
+		cfg, err := config.Load("eval", nil, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return evalCmd(ctx, args[1:], cfg.ONNXRuntime.Library, retrieverOptions(cfg).Limits, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

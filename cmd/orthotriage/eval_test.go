@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/orthotriage/orthotriage/internal/testenv"
+)
+
+func ortEnv(t *testing.T) func(string) string {
+	lib := filepath.Join(testenv.RepoRoot(t), ".cache", "onnxruntime", "libonnxruntime.so")
+	if _, err := os.Stat(lib); err != nil {
+		t.Fatalf("%v: run `make setup` to install ONNX Runtime", err)
+	}
+	return func(k string) string {
+		if k == "ORTHOTRIAGE_ONNXRUNTIME_LIBRARY" {
+			return lib
+		}
+		return ""
+	}
+}
+
+// phantom writes labelled DICOM files; eval reads them through the
+// service's pipeline and prints the table as JSON and plots.
+func TestPhantomThenEval(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"phantom", "pelvis", "--n", "6", "--seed", "21", "--out", data, "--png"}, ortEnv(t), &stdout, &stderr); err != nil {
+		t.Fatalf("phantom: %v\n%s", err, stderr.String())
+	}
+	for _, name := range []string{"labels.csv", "pelvis-21-00005.dcm", "pelvis-21-00005.png"} {
+		if _, err := os.Stat(filepath.Join(data, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdout.Reset()
+	plots := filepath.Join(dir, "plots")
+	if err := run(t.Context(), []string{"eval", "--model", "hip-000", "--data", data, "--json", "--plots", plots, "--resamples", "200"}, ortEnv(t), &stdout, &stderr); err != nil {
+		t.Fatalf("eval: %v\n%s", err, stderr.String())
+	}
+	var rep struct {
+		Model    string
+		Accuracy *struct {
+			Value float64
+			CI95  []float64
+		}
+		MacroF1, MacroAUC map[string]any
+		PerClass          []map[string]any
+		Confusion         [][]int
+		N                 int
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("eval --json: %v\n%s", err, stdout.String())
+	}
+	if rep.Model != "hip-000" || rep.N != 12 || rep.Accuracy == nil || len(rep.Accuracy.CI95) != 2 ||
+		rep.MacroF1["value"] == nil || rep.MacroAUC["ci95"] == nil || len(rep.PerClass) != 8 {
+		t.Fatalf("report lacks keys: %s", stdout.String())
+	}
+	total := 0
+	for _, row := range rep.Confusion {
+		for _, v := range row {
+			total += v
+		}
+	}
+	if total != 12 {
+		t.Fatalf("confusion matrix counts %d hips, want 12", total)
+	}
+	for _, name := range []string{"confusion.png", "roc.png"} {
+		f, err := os.Open(filepath.Join(plots, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := png.Decode(f); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		f.Close()
+	}
+	if !strings.Contains(stderr.String(), "6/6 radiographs") {
+		t.Errorf("no progress line: %s", stderr.String())
+	}
+
+	// A label the model does not know is refused, naming the line.
+	os.WriteFile(filepath.Join(data, "labels.csv"), []byte("file,left,right\npelvis-21-00000.dcm,normal,broken\n"), 0o600)
+	err := run(t.Context(), []string{"eval", "--data", data}, ortEnv(t), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("bad label: %v", err)
+	}
+	os.WriteFile(filepath.Join(data, "labels.csv"), []byte("file,left,right\n../../etc/passwd,normal,normal\n"), 0o600)
+	if err := run(t.Context(), []string{"eval", "--data", data}, ortEnv(t), &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "inside the folder") {
+		t.Fatalf("escaping path: %v", err)
+	}
+}
+
+// --crops-only writes the model-input crops as a NumPy array with one row
+// of crops.csv per crop.
+func TestPhantomCropsOnly(t *testing.T) {
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"phantom", "pelvis", "--n", "3", "--seed", "5", "--out", out, "--crops-only"}, ortEnv(t), &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(out, "crops.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hlen := int(b[8]) | int(b[9])<<8
+	header := string(b[10 : 10+hlen])
+	if !strings.HasPrefix(string(b), "\x93NUMPY\x01\x00") || (10+hlen)%64 != 0 || !strings.Contains(header, "'shape': (6, 1, 128, 128)") {
+		t.Fatalf("npy header %q", header)
+	}
+	if len(b) != 10+hlen+6*128*128*4 {
+		t.Fatalf("crops.npy is %d bytes", len(b))
+	}
+	f, _ := os.Open(filepath.Join(out, "crops.csv"))
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) != 7 || rows[1][2] != "right" || rows[2][2] != "left" || rows[6][0] != "5" {
+		t.Fatalf("crops.csv %v %v", rows, err)
+	}
+	for _, args := range [][]string{
+		{"phantom", "hand", "--out", out},
+		{"phantom", "pelvis"},
+		{"phantom", "pelvis", "--n", "0", "--out", out},
+		{"phantom", "spine", "--crops-only", "--out", out},
+	} {
+		if err := run(t.Context(), args, ortEnv(t), &stdout, &stderr); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}

@@ -1,0 +1,169 @@
+package evaluate
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
+)
+
+// WritePlots writes confusion.png (row-normalised heat map with counts) and
+// roc.png (one-versus-rest ROC curve per class) into dir.
+func WritePlots(dir string, r *Report, cases []Case) error {
+	if err := savePNG(filepath.Join(dir, "confusion.png"), confusionImage(r)); err != nil {
+		return err
+	}
+	return savePNG(filepath.Join(dir, "roc.png"), rocImage(r, cases))
+}
+
+func savePNG(path string, img image.Image) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func text(img *image.RGBA, x, y int, s string, c color.Color) {
+	d := font.Drawer{Dst: img, Src: image.NewUniform(c), Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
+	d.DrawString(s)
+}
+
+func fill(img *image.RGBA, r image.Rectangle, c color.Color) {
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			img.Set(x, y, c)
+		}
+	}
+}
+
+func confusionImage(r *Report) *image.RGBA {
+	k := len(r.Labels)
+	const cell, left, top = 56, 80, 40
+	img := image.NewRGBA(image.Rect(0, 0, left+k*cell+10, top+k*cell+30))
+	fill(img, img.Bounds(), color.White)
+	text(img, 4, 14, "confusion matrix: rows truth, columns predicted", color.Black)
+	for i, row := range r.Confusion {
+		total := 0
+		for _, v := range row {
+			total += v
+		}
+		text(img, 4, top+i*cell+cell/2+4, r.Labels[i], color.Black)
+		text(img, left+i*cell+4, top-6, r.Labels[i], color.Black)
+		for j, v := range row {
+			share := 0.0
+			if total > 0 {
+				share = float64(v) / float64(total)
+			}
+			shade := uint8(255 - 200*share)
+			rect := image.Rect(left+j*cell, top+i*cell, left+(j+1)*cell-1, top+(i+1)*cell-1)
+			fill(img, rect, color.RGBA{shade, shade, 255, 255})
+			ink := color.Color(color.Black)
+			if share > 0.6 {
+				ink = color.White
+			}
+			text(img, rect.Min.X+6, rect.Min.Y+cell/2+4, fmt.Sprint(v), ink)
+		}
+	}
+	return img
+}
+
+var palette = []color.RGBA{
+	{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255},
+	{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255},
+}
+
+func rocImage(r *Report, cases []Case) *image.RGBA {
+	const size, margin = 400, 40
+	img := image.NewRGBA(image.Rect(0, 0, size+2*margin+150, size+2*margin))
+	fill(img, img.Bounds(), color.White)
+	px := func(fpr, tpr float64) (int, int) {
+		return margin + int(fpr*size), margin + size - int(tpr*size)
+	}
+	// Axes, the diagonal and labels.
+	for t := 0; t <= size; t++ {
+		img.Set(margin+t, margin+size, color.Black)
+		img.Set(margin, margin+t, color.Black)
+		if t%4 == 0 {
+			img.Set(margin+t, margin+size-t, color.Gray{180})
+		}
+	}
+	text(img, margin, margin-10, "ROC, one class versus the rest", color.Black)
+	text(img, margin+size/2-60, margin+size+28, "1 - specificity", color.Black)
+	text(img, 2, margin+size/2, "sens.", color.Black)
+	for c, label := range r.Labels {
+		col := palette[c%len(palette)]
+		pts := rocPoints(cases, c)
+		for i := 1; i < len(pts); i++ {
+			line(img, px, pts[i-1], pts[i], col)
+		}
+		text(img, margin+size+12, margin+16+c*16, fmt.Sprintf("%s %.3f", label, r.PerClass[c].AUC.Value), col)
+	}
+	return img
+}
+
+// rocPoints are the (FPR, TPR) points of class c, sweeping the threshold.
+func rocPoints(cases []Case, c int) [][2]float64 {
+	type sv struct {
+		v   float64
+		pos bool
+	}
+	var all []sv
+	var np, nn float64
+	for _, x := range cases {
+		p := x.Truth == c
+		all = append(all, sv{x.Probabilities[c], p})
+		if p {
+			np++
+		} else {
+			nn++
+		}
+	}
+	if np == 0 || nn == 0 {
+		return nil
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].v > all[j].v })
+	pts := [][2]float64{{0, 0}}
+	var tp, fp float64
+	for i, s := range all {
+		if s.pos {
+			tp++
+		} else {
+			fp++
+		}
+		if i+1 == len(all) || all[i+1].v != s.v {
+			pts = append(pts, [2]float64{fp / nn, tp / np})
+		}
+	}
+	return pts
+}
+
+func line(img *image.RGBA, px func(float64, float64) (int, int), a, b [2]float64, c color.Color) {
+	x0, y0 := px(a[0], a[1])
+	x1, y1 := px(b[0], b[1])
+	n := max(abs(x1-x0), abs(y1-y0), 1)
+	for i := 0; i <= n; i++ {
+		x := x0 + (x1-x0)*i/n
+		y := y0 + (y1-y0)*i/n
+		img.Set(x, y, c)
+		img.Set(x, y+1, c)
+	}
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
+}

@@ -1,0 +1,92 @@
+package inference
+
+import (
+	"fmt"
+	"image"
+	"math"
+
+	"golang.org/x/image/draw"
+)
+
+// resampler returns the x/image/draw kernel for a manifest filter name. Its
+// Scale widens the kernel when shrinking, so downsampling is antialiased.
+func resampler(name string) (draw.Scaler, error) {
+	switch name {
+	case "catmull-rom":
+		return draw.CatmullRom, nil
+	case "bilinear":
+		return draw.BiLinear, nil
+	case "approx-bilinear":
+		return draw.ApproxBiLinear, nil
+	}
+	return nil, fmt.Errorf("unknown filter %q (catmull-rom, bilinear, approx-bilinear)", name)
+}
+
+// Crop is where a region was taken from the radiograph, in source pixels,
+// so that activation maps can be mapped back.
+type Crop struct {
+	Region Region
+	Box    image.Rectangle // the square in source pixel coordinates (may overhang the image)
+}
+
+// Prepare writes one normalised NCHW plane per manifest region into dst,
+// which must hold len(Regions)*height*width values: the crop of the
+// display-ready grayscale pixels (rows x cols, values in [0,1]), mirrored
+// where the region says so, resized with the manifest's filter and
+// normalised. Parts of a crop outside the image are black (0).
+func (p Preprocess) Prepare(pixels []float32, rows, cols int, dst []float32) ([]Crop, error) {
+	w, h := p.Resize.Width, p.Resize.Height
+	if len(pixels) != rows*cols || rows <= 0 || cols <= 0 {
+		return nil, fmt.Errorf("inference: %d pixels for %dx%d", len(pixels), cols, rows)
+	}
+	if len(dst) != len(p.Regions)*w*h {
+		return nil, fmt.Errorf("inference: destination holds %d values, want %d", len(dst), len(p.Regions)*w*h)
+	}
+	scaler, err := resampler(p.Resize.Filter)
+	if err != nil {
+		return nil, err
+	}
+	crops := make([]Crop, len(p.Regions))
+	out := image.NewGray16(image.Rect(0, 0, w, h))
+	for i, r := range p.Regions {
+		side := max(1, int(math.Round(r.Size*float64(cols))))
+		x0 := int(math.Round(r.Cx*float64(cols))) - side/2
+		y0 := int(math.Round(r.Cy*float64(rows))) - side/2
+		box := image.Rect(x0, y0, x0+side, y0+side)
+		crops[i] = Crop{Region: r, Box: box}
+		src := image.NewGray16(image.Rect(0, 0, side, side))
+		for y := range side {
+			sy := y0 + y
+			if sy < 0 || sy >= rows {
+				continue
+			}
+			row := pixels[sy*cols : (sy+1)*cols]
+			for x := range side {
+				sx := x0 + x
+				if r.Mirror {
+					sx = x0 + side - 1 - x
+				}
+				if sx < 0 || sx >= cols {
+					continue
+				}
+				v := row[sx]
+				if !(v > 0) { // also NaN
+					v = 0
+				} else if v > 1 {
+					v = 1
+				}
+				o := src.PixOffset(x, y)
+				q := uint16(v*65535 + 0.5)
+				src.Pix[o], src.Pix[o+1] = byte(q>>8), byte(q)
+			}
+		}
+		scaler.Scale(out, out.Bounds(), src, src.Bounds(), draw.Src, nil)
+		plane := dst[i*w*h : (i+1)*w*h]
+		mean, inv := float32(p.Normalize.Mean), float32(1/p.Normalize.Std)
+		for j := range plane {
+			q := uint16(out.Pix[2*j])<<8 | uint16(out.Pix[2*j+1])
+			plane[j] = (float32(q)/65535 - mean) * inv
+		}
+	}
+	return crops, nil
+}

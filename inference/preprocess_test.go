@@ -1,0 +1,106 @@
+package inference
+
+import (
+	"strings"
+	"testing"
+)
+
+func testPreprocess() Preprocess {
+	return Preprocess{
+		Regions: []Region{
+			{Name: "right-hip", Laterality: "right", Cx: 0.25, Cy: 0.5, Size: 0.25},
+			{Name: "left-hip", Laterality: "left", Cx: 0.75, Cy: 0.5, Size: 0.25, Mirror: true},
+		},
+		Resize:    Resize{Width: 16, Height: 16, Filter: "catmull-rom"},
+		Normalize: Normalize{Mean: 0.5, Std: 0.25},
+	}
+}
+
+// A left-right symmetric image gives identical planes for a region and its
+// mirrored twin; a ramp gives planes that are each other's mirror image.
+func TestPrepareMirror(t *testing.T) {
+	const rows, cols = 64, 128
+	p := testPreprocess()
+	sym := make([]float32, rows*cols)
+	ramp := make([]float32, rows*cols)
+	for y := range rows {
+		for x := range cols {
+			d := x - cols/2
+			if d < 0 {
+				d = -d - 1
+			}
+			sym[y*cols+x] = float32(d*y%17) / 16
+			ramp[y*cols+x] = float32(x) / cols
+		}
+	}
+	dst := make([]float32, 2*16*16)
+	crops, err := p.Prepare(sym, rows, cols, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if crops[0].Box.Dx() != 32 || crops[1].Box.Min.X != 80 {
+		t.Fatalf("crop boxes %v %v", crops[0].Box, crops[1].Box)
+	}
+	for i := range 256 {
+		if d := dst[i] - dst[256+i]; d > 1e-4 || d < -1e-4 {
+			t.Fatalf("symmetric image: planes differ at %d: %v vs %v", i, dst[i], dst[256+i])
+		}
+	}
+	if _, err := p.Prepare(ramp, rows, cols, dst); err != nil {
+		t.Fatal(err)
+	}
+	// Unmirrored plane rises left to right; the mirrored one falls.
+	if !(dst[8*16+15] > dst[8*16]) || !(dst[256+8*16+15] < dst[256+8*16]) {
+		t.Fatalf("mirroring: right plane %v..%v, left plane %v..%v", dst[8*16], dst[8*16+15], dst[256+8*16], dst[256+8*16+15])
+	}
+	// Normalisation: a value v becomes (v-0.5)/0.25.
+	flat := make([]float32, rows*cols)
+	for i := range flat {
+		flat[i] = 0.75
+	}
+	p.Prepare(flat, rows, cols, dst)
+	if d := dst[5*16+5] - 1; d > 1e-3 || d < -1e-3 {
+		t.Fatalf("normalised 0.75 -> %v, want 1", dst[5*16+5])
+	}
+}
+
+func TestPrepareEdges(t *testing.T) {
+	p := testPreprocess()
+	p.Regions[0].Cx = 0 // half the crop lies left of the image
+	img := make([]float32, 32*64)
+	for i := range img {
+		img[i] = 1
+	}
+	dst := make([]float32, 2*16*16)
+	if _, err := p.Prepare(img, 32, 64, dst); err != nil {
+		t.Fatal(err)
+	}
+	if dst[8*16] > -1.9 || dst[8*16+15] < 1.9 {
+		t.Fatalf("outside the image should be black (-2), inside white (+2): %v %v", dst[8*16], dst[8*16+15])
+	}
+	for _, tc := range []struct {
+		pixels     []float32
+		rows, cols int
+		dst        []float32
+		want       string
+	}{
+		{img, 32, 63, dst, "pixels"},
+		{img, 32, 64, dst[:10], "destination"},
+		{nil, 0, 0, dst, "pixels"},
+	} {
+		if _, err := p.Prepare(tc.pixels, tc.rows, tc.cols, tc.dst); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Prepare(%d pixels, %dx%d, dst %d) = %v, want an error about %s", len(tc.pixels), tc.cols, tc.rows, len(tc.dst), err, tc.want)
+		}
+	}
+}
+
+func TestSoftmax(t *testing.T) {
+	p := Softmax([]float32{1000, 1000, -1000}, 1)
+	if p[0] != 0.5 || p[1] != 0.5 || p[2] != 0 {
+		t.Fatalf("softmax of large logits %v", p)
+	}
+	hot, cool := Softmax([]float32{2, 0}, 1), Softmax([]float32{2, 0}, 2)
+	if !(cool[0] < hot[0]) {
+		t.Fatalf("a higher temperature must soften: %v vs %v", cool, hot)
+	}
+}

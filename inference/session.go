@@ -1,0 +1,220 @@
+package inference
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+var (
+	envMu   sync.Mutex
+	envPath string
+)
+
+// Init loads the ONNX Runtime library at path and creates the process's one
+// environment. Calling it again with the same path does nothing; another
+// path is an error while the environment exists.
+func Init(path string) error {
+	envMu.Lock()
+	defer envMu.Unlock()
+	if ort.IsInitialized() {
+		if path != envPath {
+			return fmt.Errorf("onnx runtime already loaded from %s, not %s", envPath, path)
+		}
+		return nil
+	}
+	ort.SetSharedLibraryPath(path)
+	if err := ort.InitializeEnvironment(); err != nil {
+		return fmt.Errorf("load onnx runtime %s: %w", path, err)
+	}
+	envPath = path
+	return nil
+}
+
+// SessionOptions are the ONNX Runtime settings of a model session.
+type SessionOptions struct {
+	IntraOpThreads int // 0: ONNX Runtime's default (one per core)
+}
+
+// Model is a loaded model: its manifest and an ONNX Runtime session whose
+// inputs and outputs were checked against the manifest.
+type Model struct {
+	Manifest *Manifest
+	session  *ort.DynamicAdvancedSession
+	logits   int // index of the logits output
+	cam      int // index of the cam output, -1 when absent
+	camShape []int64
+}
+
+// Load creates the session of a model whose manifest was loaded with
+// LoadManifest or LoadManifestFS. Init must have been called. It fails,
+// naming the file, when the ONNX file is missing or its inputs and outputs
+// differ from the manifest.
+func Load(m *Manifest, opt SessionOptions) (*Model, error) {
+	if !ort.IsInitialized() {
+		return nil, errors.New("inference: onnx runtime not initialised")
+	}
+	data, err := m.ModelBytes()
+	if err != nil {
+		return nil, err
+	}
+	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", m.ModelPath(), err)
+	}
+	if err := checkTensors("input", m.Inputs, ins); err != nil {
+		return nil, fmt.Errorf("model %s does not match its manifest: %w", m.ModelPath(), err)
+	}
+	if err := checkTensors("output", m.Outputs, outs); err != nil {
+		return nil, fmt.Errorf("model %s does not match its manifest: %w", m.ModelPath(), err)
+	}
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("model %s: session options: %w", m.ID, err)
+	}
+	defer so.Destroy()
+	if opt.IntraOpThreads > 0 {
+		if err := so.SetIntraOpNumThreads(opt.IntraOpThreads); err != nil {
+			return nil, fmt.Errorf("model %s: %w", m.ID, err)
+		}
+	}
+	names := func(ts []Tensor) []string {
+		out := make([]string, len(ts))
+		for i, t := range ts {
+			out[i] = t.Name
+		}
+		return out
+	}
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, names(m.Inputs), names(m.Outputs), so)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", m.ModelPath(), err)
+	}
+	md := &Model{Manifest: m, session: s, cam: -1}
+	for i, o := range m.Outputs {
+		switch o.Role {
+		case "logits":
+			md.logits = i
+		case "cam":
+			md.cam, md.camShape = i, o.Shape
+		}
+	}
+	return md, nil
+}
+
+// checkTensors compares the manifest's tensors with the file's, by name,
+// element type and every fixed dimension.
+func checkTensors(kind string, want []Tensor, have []ort.InputOutputInfo) error {
+	if len(want) != len(have) {
+		return fmt.Errorf("%d %ss in the manifest, %d in the file", len(want), kind, len(have))
+	}
+	for _, w := range want {
+		i := slices.IndexFunc(have, func(h ort.InputOutputInfo) bool { return h.Name == w.Name })
+		if i < 0 {
+			return fmt.Errorf("%s %q is not in the file", kind, w.Name)
+		}
+		h := have[i]
+		if h.DataType != ort.TensorElementDataTypeFloat {
+			return fmt.Errorf("%s %q is %v in the file, want float32", kind, w.Name, h.DataType)
+		}
+		if len(h.Dimensions) != len(w.Shape) {
+			return fmt.Errorf("%s %q has shape %v in the file, manifest %v", kind, w.Name, h.Dimensions, w.Shape)
+		}
+		for d, n := range w.Shape {
+			if n > 0 && h.Dimensions[d] != n {
+				return fmt.Errorf("%s %q has shape %v in the file, manifest %v", kind, w.Name, h.Dimensions, w.Shape)
+			}
+		}
+	}
+	return nil
+}
+
+// Close releases the session.
+func (md *Model) Close() error { return md.session.Destroy() }
+
+// Output is the model's answer for one crop.
+type Output struct {
+	Probabilities []float64 // softmax of logits / temperature, in label order
+	CAM           []float32 // labels x h x w activation maps, nil when the model has none
+	CAMSize       [2]int    // h, w
+}
+
+// Run classifies n prepared crops (n*height*width values, NCHW with one
+// channel, as Preprocess.Prepare writes them).
+func (md *Model) Run(crops []float32, n int) ([]Output, error) {
+	in := md.Manifest.Inputs[0].Shape
+	per := int(in[2] * in[3])
+	if n <= 0 || len(crops) != n*per {
+		return nil, fmt.Errorf("inference: %d values for %d crops of %d", len(crops), n, per)
+	}
+	x, err := ort.NewTensor(ort.NewShape(int64(n), 1, in[2], in[3]), crops)
+	if err != nil {
+		return nil, fmt.Errorf("inference: input tensor: %w", err)
+	}
+	defer x.Destroy()
+	outs := make([]ort.Value, len(md.Manifest.Outputs))
+	if err := md.session.Run([]ort.Value{x}, outs); err != nil {
+		return nil, fmt.Errorf("inference: model %s: %w", md.Manifest.ID, err)
+	}
+	defer func() {
+		for _, o := range outs {
+			if o != nil {
+				o.Destroy()
+			}
+		}
+	}()
+	logits, ok := outs[md.logits].(*ort.Tensor[float32])
+	if !ok {
+		return nil, fmt.Errorf("inference: model %s: logits are not float32", md.Manifest.ID)
+	}
+	k := len(md.Manifest.Labels)
+	ld := logits.GetData()
+	if len(ld) != n*k {
+		return nil, fmt.Errorf("inference: model %s: %d logits for %d crops of %d labels", md.Manifest.ID, len(ld), n, k)
+	}
+	res := make([]Output, n)
+	for i := range n {
+		res[i].Probabilities = Softmax(ld[i*k:(i+1)*k], md.Manifest.Calibration.Temperature)
+	}
+	if md.cam >= 0 {
+		cam, ok := outs[md.cam].(*ort.Tensor[float32])
+		if !ok {
+			return nil, fmt.Errorf("inference: model %s: cam is not float32", md.Manifest.ID)
+		}
+		shape := cam.GetShape()
+		cd := cam.GetData()
+		if len(shape) == 4 && int(shape[0]) == n {
+			per := len(cd) / n
+			for i := range n {
+				res[i].CAM = slices.Clone(cd[i*per : (i+1)*per])
+				res[i].CAMSize = [2]int{int(shape[2]), int(shape[3])}
+			}
+		}
+	}
+	return res, nil
+}
+
+// Softmax returns the probabilities of logits divided by temperature,
+// computed stably in float64.
+func Softmax(logits []float32, temperature float64) []float64 {
+	if !(temperature > 0) {
+		temperature = 1
+	}
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = math.Max(mx, float64(v)/temperature)
+	}
+	out := make([]float64, len(logits))
+	var sum float64
+	for i, v := range logits {
+		out[i] = math.Exp(float64(v)/temperature - mx)
+		sum += out[i]
+	}
+	for i := range out {
+		out[i] /= sum
+	}
+	return out
+}
