@@ -52,7 +52,7 @@ fuzz:
 
 # Reproduces the reference hip model (inference/models/hip-000): phantom
 # crops, training with Debian's PyTorch, ONNX export, golden probabilities,
-# evaluation on a held-out test set. About an hour on 2 cores; not part of
+# evaluation on a held-out test set. About 25 minutes on 2 cores; not part of
 # `make test`.
 train-hip: build
 	scripts/train-hip.sh

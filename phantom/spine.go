@@ -122,11 +122,11 @@ func Spine(seed uint64, i int) SpineCase {
 
 	// Soft tissue: the trunk seen from the side, lungs above the diaphragm
 	// and some bowel gas in front of the lumbar spine.
-	l.soft.add(ellipsoid(vec{-10, 0}, 150, 400, 0, 0, 0, 0.015), 1)
+	l.soft.add(ellipsoid(vec{-10, 0}, 150, 400, 0, 0, 0, 0.032), 1)
 	dome := uniform(rng, -150, -110)
 	l.soft.add(field{min: vec{-110, -260}, max: vec{40, dome + 30}, at: func(p vec) float64 {
 		d := dome + 0.004*sq(p.x+40)
-		return -2.2 * smoothstep(-10, 10, d-p.y) * smoothstep(40, 0, p.x)
+		return -4.5 * smoothstep(-10, 10, d-p.y) * smoothstep(40, 0, p.x)
 	}}, 1)
 	for range 2 + rng.IntN(4) {
 		c := vec{uniform(rng, -95, -50), uniform(rng, -40, 160)}
@@ -270,9 +270,9 @@ func (v *vertebraSpec) place(pts []vec) []vec {
 
 // fields are the body and the posterior elements.
 func (v *vertebraSpec) fields(rng *rand.Rand, porosis float64, thoracic bool) (field, []field) {
-	cort, trab := 0.9, 0.22*porosis
-	rim := 1.2 + 1.2*v.sclerosis
-	body := plate(v.place(v.outline()), 30, 3, rim, cort*(1+0.6*v.sclerosis), trab)
+	cort, trab := 1.5, 0.22*porosis
+	rim := 1.4 + 1.2*v.sclerosis
+	body := plate(v.place(v.outline()), 30, 3, rim, 3*cort*(1+0.6*v.sclerosis), trab)
 	if v.condensation > 0 {
 		hp := v.height / 2
 		band := v.place([]vec{{-v.depth / 2, -hp*(1-v.wedge) + 1}, {v.depth / 2, -hp + 1}, {v.depth / 2, -hp + 6}, {-v.depth / 2, -hp*(1-v.wedge) + 6}})
@@ -297,8 +297,8 @@ func (v *vertebraSpec) fields(rng *rand.Rand, porosis float64, thoracic bool) (f
 	post = append(post,
 		plate(v.place([]vec{{d - 1, -h * 0.7}, {d + 16, -h * 0.6}, {d + 16, h * 0.05}, {d - 1, -h * 0.1}}), 12, 2, 1, cort*0.8, trab),
 		plate(v.place([]vec{{d + 14, -h * 0.7}, {d + 26, -h * 0.5}, {d + 48, h * 0.5}, {d + 40, h * 0.8}, {d + 16, h * 0.3}}), 8, 3, 1.2, cort*0.7, trab),
-		ellipsoid(v.place([]vec{{d + 18, -h * 0.75}})[0], 5, 7, v.tilt, 1, cort, trab),
-		ellipsoid(v.place([]vec{{d + 20, h * 0.55}})[0], 5, 6, v.tilt, 1, cort, trab))
+		ellipsoid(v.place([]vec{{d + 18, -h * 0.75}})[0], 4, 6, v.tilt, 1, cort*0.5, trab),
+		ellipsoid(v.place([]vec{{d + 20, h * 0.55}})[0], 4, 5, v.tilt, 1, cort*0.5, trab))
 	if thoracic {
 		post = append(post, capsule(v.place([]vec{{d + 8, -h * 0.2}})[0], v.place([]vec{{d + 30, -h*0.1 + uniform(rng, -3, 3)}})[0], 4, 4, 1, cort*0.5, trab))
 	}

@@ -150,11 +150,16 @@ func writePNG(path string, img *imaging.Image) error {
 	for i, v := range img.Pixels {
 		g.SetGray16(i%img.Meta.Columns, i/img.Meta.Columns, color.Gray16{Y: uint16(math.Round(float64(v) * 65535))})
 	}
+	return savePNG(path, g)
+}
+
+// savePNG writes img to path as PNG.
+func savePNG(path string, img image.Image) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := png.Encode(f, g); err != nil {
+	if err := png.Encode(f, img); err != nil {
 		f.Close()
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"image"
-	"image/png"
 	"io"
 	"math"
 	"os"
@@ -264,15 +263,7 @@ func writePreview(path string, img *imaging.Image) error {
 	for i, v := range img.Pixels {
 		g.Pix[i] = uint8(math.Round(float64(max(0, min(1, v))) * 255))
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, g); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return savePNG(path, g)
 }
 
 // writeNPYHeader writes a NumPy .npy version 1.0 header for a C-ordered

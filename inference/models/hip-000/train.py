@@ -151,6 +151,29 @@ def evaluate(model, x, y, bs=256):
     return p, float((p.argmax(1) == y).mean())
 
 
+def fuse_batchnorm(model):
+    """Folds every BatchNorm into the convolution before it (inference form).
+
+    Done here, before the weights are rounded to float16, so that the ONNX
+    file holds exactly the rounded weights PyTorch computes with; folding at
+    export would round the folded product again.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    model.eval()
+    model.stem[0] = fuse_conv_bn_eval(model.stem[0], model.stem[1])
+    model.stem[1] = nn.Identity()
+    for m in model.modules():
+        if isinstance(m, Bottleneck):
+            for c, b in (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")):
+                setattr(m, c, fuse_conv_bn_eval(getattr(m, c), getattr(m, b)))
+                setattr(m, b, nn.Identity())
+            if m.down is not None:
+                m.down[0] = fuse_conv_bn_eval(m.down[0], m.down[1])
+                m.down[1] = nn.Identity()
+    return model
+
+
 def export(model, path, size):
     """Exports ONNX (opset 13, dynamic batch) with float16 weight storage."""
     model.eval()
@@ -191,6 +214,7 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--checkpoint", help="skip training: export from this saved state (checkpoint.pt of an earlier run)")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
@@ -210,7 +234,7 @@ def main():
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=steps, pct_start=0.15)
     began = time.time()
     best, best_state = -1.0, None
-    for ep in range(a.epochs):
+    for ep in range(0 if a.checkpoint else a.epochs):
         model.train()
         order = torch.randperm(len(yt), generator=g).numpy()
         total = 0.0
@@ -228,8 +252,14 @@ def main():
         print(f"epoch {ep + 1}/{a.epochs}: loss {total / len(yt):.4f}, val accuracy {acc:.4f} ({time.time() - began:.0f}s)", flush=True)
         if acc >= best:
             best, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
+    os.makedirs(a.out, exist_ok=True)
+    if a.checkpoint:
+        best_state = torch.load(a.checkpoint)
+    else:
+        torch.save(best_state, os.path.join(a.out, "checkpoint.pt"))
     model.load_state_dict(best_state)
     _, acc32 = evaluate(model, xv, yv)
+    fuse_batchnorm(model)
     # Store weights as float16: round them in the PyTorch model too, so that
     # PyTorch and the exported file compute the same function, and report
     # what the rounding did to accuracy.
@@ -239,7 +269,6 @@ def main():
                 p.copy_(p.half().float())
     pv, acc16 = evaluate(model, xv, yv)
     print(f"val accuracy: float32 weights {acc32:.4f}, float16 weights {acc16:.4f}", flush=True)
-    os.makedirs(a.out, exist_ok=True)
     export(model, os.path.join(a.out, "model.onnx"), xt.shape[-1])
     report = {"valAccuracyFloat32": acc32, "valAccuracyFloat16": acc16, "epochs": a.epochs, "batch": a.batch,
               "lr": a.lr, "trainCrops": int(len(yt)), "parameters": int(nparams), "seconds": round(time.time() - began)}
