@@ -132,6 +132,12 @@ func checkTensors(kind string, want []Tensor, have []ort.InputOutputInfo) error 
 	return nil
 }
 
+// cropSize is the number of values of one input crop.
+func (md *Model) cropSize() int {
+	in := md.Manifest.Inputs[0].Shape
+	return int(in[2] * in[3])
+}
+
 // Close releases the session.
 func (md *Model) Close() error { return md.session.Destroy() }
 
@@ -146,7 +152,7 @@ type Output struct {
 // channel, as Preprocess.Prepare writes them).
 func (md *Model) Run(crops []float32, n int) ([]Output, error) {
 	in := md.Manifest.Inputs[0].Shape
-	per := int(in[2] * in[3])
+	per := md.cropSize()
 	if n <= 0 || len(crops) != n*per {
 		return nil, fmt.Errorf("inference: %d values for %d crops of %d", len(crops), n, per)
 	}

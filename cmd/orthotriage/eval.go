@@ -56,14 +56,7 @@ func evalCmd(ctx context.Context, args []string, library string, lim imaging.Lim
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
-	lib, err := inference.FindLibrary(library)
-	if err != nil {
-		return fmt.Errorf("eval: %w", err)
-	}
-	if err := inference.Init(lib); err != nil {
-		return fmt.Errorf("eval: %w", err)
-	}
-	model, err := inference.Load(m, inference.SessionOptions{IntraOpThreads: *threads})
+	model, err := openModel(m, library, *threads)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}

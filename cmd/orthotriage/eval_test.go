@@ -86,6 +86,45 @@ func TestPhantomThenEval(t *testing.T) {
 		t.Errorf("no progress line: %s", stderr.String())
 	}
 
+	// analyze: findings per hip with a priority, timings, a heat map; a
+	// folder gives one JSON object per file.
+	stdout.Reset()
+	hm := filepath.Join(dir, "heat.png")
+	one := filepath.Join(data, "pelvis-21-00000.dcm")
+	if err := run(t.Context(), []string{"analyze", "--json", "--heatmap", hm, one}, ortEnv(t), &stdout, &stderr); err != nil {
+		t.Fatalf("analyze: %v\n%s", err, stderr.String())
+	}
+	var a analysis
+	if err := json.Unmarshal(stdout.Bytes(), &a); err != nil || len(a.Findings) != 2 || a.Heatmap != hm || a.Timings.Inference <= 0 {
+		t.Fatalf("analyze output %s (%v)", stdout.String(), err)
+	}
+	sides := map[string]bool{}
+	for _, f := range a.Findings {
+		sides[f.Laterality] = true
+		if f.Class == "" || f.Probability <= 0 || len(f.Probabilities) != 8 {
+			t.Fatalf("finding %+v", f)
+		}
+	}
+	if !sides["left"] || !sides["right"] {
+		t.Fatalf("findings lack a side: %+v", a.Findings)
+	}
+	if f, err := os.Open(hm); err != nil {
+		t.Fatal(err)
+	} else if img, err := png.Decode(f); err != nil || img.Bounds().Dx() < 400 {
+		t.Fatalf("heat map: %v", err)
+	}
+	stdout.Reset()
+	if err := run(t.Context(), []string{"analyze", data}, ortEnv(t), &stdout, &stderr); err != nil {
+		t.Fatalf("analyze DIR: %v", err)
+	}
+	if n := strings.Count(stdout.String(), "timings:"); n != 6 || !strings.Contains(stdout.String(), "not for clinical use") {
+		t.Fatalf("analyze DIR printed %d results:\n%s", n, stdout.String())
+	}
+	os.WriteFile(filepath.Join(dir, "junk.dcm"), []byte("not dicom"), 0o600)
+	if err := run(t.Context(), []string{"analyze", filepath.Join(dir, "junk.dcm")}, ortEnv(t), &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "1 of 1 files failed") {
+		t.Fatalf("junk file: %v", err)
+	}
+
 	// A label the model does not know is refused, naming the line.
 	os.WriteFile(filepath.Join(data, "labels.csv"), []byte("file,left,right\npelvis-21-00000.dcm,normal,broken\n"), 0o600)
 	err := run(t.Context(), []string{"eval", "--data", data}, ortEnv(t), &stdout, &stderr)

@@ -4,6 +4,7 @@
 //	orthotriage serve [flags]   run the service (see serve --help)
 //	orthotriage inspect FILE    decode one radiograph and print what the pipeline sees
 //	orthotriage phantom KIND    generate synthetic radiographs with known truth
+//	orthotriage analyze FILE    run the model on a radiograph locally
 //	orthotriage eval            evaluate a model on labelled radiographs
 //	orthotriage version         print version, commit, Go and ONNX Runtime versions
 package main
@@ -66,6 +67,8 @@ Usage:
                               decode one radiograph and print what the pipeline sees (JSON)
   orthotriage phantom pelvis|spine --n N --seed S --out DIR [--crops-only] [--png]
                               generate synthetic radiographs with known truth (DICOM + labels.csv)
+  orthotriage analyze [--json] [--heatmap OUT] [--model ID|DIR] FILE.dcm|DIR
+                              run the model on radiographs locally: findings per hip, timings, heat maps
   orthotriage eval --model ID|DIR --data DIR [--json] [--plots DIR]
                               evaluate a model on labelled DICOM files (accuracy, macro-F1, macro-AUC, CIs)
   orthotriage version         print version, commit, Go and ONNX Runtime versions
@@ -100,6 +103,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return inspect(ctx, args[1:], retrieverOptions(cfg).Limits, stdout, stderr)
 	case "phantom":
 		return phantomCmd(ctx, args[1:], stdout, stderr)
+	case "analyze":
+		cfg, err := config.Load("analyze", nil, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return analyzeCmd(ctx, args[1:], cfg.ONNXRuntime.Library, retrieverOptions(cfg).Limits, stdout, stderr)
 	case "eval":
 		// Settings (the ONNX Runtime library, decoding limits) come from
 		// ORTHOTRIAGE_* and ORTHOTRIAGE_CONFIG; the command has its own flags.

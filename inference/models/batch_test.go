@@ -1,0 +1,104 @@
+package models_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/orthotriage/orthotriage/inference"
+)
+
+// 32 concurrent callers, each with its own radiograph, get exactly the
+// probabilities of sequential runs, whatever batches they land in; callers
+// whose context ends do not disturb the others.
+func TestBatcherConcurrentCallers(t *testing.T) {
+	md := loadHip(t)
+	const callers = 32
+	inputs := make([][]float32, callers)
+	want := make([][]inference.Output, callers)
+	for i := range callers {
+		if i >= 8 {
+			inputs[i], want[i] = inputs[i%8], want[i%8]
+			continue
+		}
+		_, crops, regions := prepared(t, md, 31, i)
+		inputs[i] = crops
+		outs, err := md.Run(crops, len(regions))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = outs
+	}
+	b := inference.NewBatcher(md, 8, 5*time.Millisecond)
+	defer b.Close()
+	var wg sync.WaitGroup
+	errs := make([]error, callers)
+	got := make([][]inference.Output, callers)
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := t.Context()
+			if i%8 == 7 { // a caller that gives up at once
+				c, cancel := context.WithCancel(ctx)
+				cancel()
+				ctx = c
+			}
+			got[i], errs[i] = b.Classify(ctx, inputs[i], 2)
+		}()
+	}
+	wg.Wait()
+	for i := range callers {
+		if i%8 == 7 {
+			if errs[i] == nil {
+				t.Errorf("caller %d: cancelled context but no error", i)
+			}
+			continue
+		}
+		if errs[i] != nil {
+			t.Fatalf("caller %d: %v", i, errs[i])
+		}
+		for k := range 2 {
+			for c, p := range got[i][k].Probabilities {
+				if d := p - want[i][k].Probabilities[c]; d > 1e-5 || d < -1e-5 {
+					t.Fatalf("caller %d crop %d class %d: %v batched, %v alone", i, k, c, p, want[i][k].Probabilities[c])
+				}
+			}
+		}
+	}
+	batches, crops := b.Stats()
+	t.Logf("%d callers ran in %d batches of %d crops in all", callers, batches, crops)
+	if crops != 2*(callers-callers/8) {
+		t.Errorf("%d crops ran, want %d (cancelled callers left out)", crops, 2*(callers-callers/8))
+	}
+	if _, err := b.Classify(t.Context(), inputs[0][:10], 2); err == nil {
+		t.Error("a wrong crop length must be refused")
+	}
+	b.Close()
+	if _, err := b.Classify(t.Context(), inputs[0], 2); err != inference.ErrClosed {
+		t.Errorf("after Close: %v", err)
+	}
+}
+
+// Requests arriving within the wait coalesce into one batch.
+func TestBatcherCoalesces(t *testing.T) {
+	md := loadHip(t)
+	_, crops, _ := prepared(t, md, 31, 0)
+	b := inference.NewBatcher(md, 8, 2*time.Second)
+	defer b.Close()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := b.Classify(t.Context(), crops, 2); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if batches, n := b.Stats(); batches != 1 || n != 8 {
+		t.Fatalf("4 callers of 2 crops with max batch 8: %d batches, %d crops; want 1 and 8", batches, n)
+	}
+}

@@ -1,0 +1,158 @@
+package inference
+
+import (
+	"image"
+	"image/color"
+	"math"
+)
+
+// Finding is the model's reading of one region (one hip).
+type Finding struct {
+	Region      string  `json:"region"`
+	Laterality  string  `json:"laterality"`
+	Class       string  `json:"class"` // the most probable label's key
+	Display     string  `json:"display"`
+	Probability float64 `json:"probability"`
+	// Reported is true when the top class reaches its manifest threshold.
+	Reported      bool               `json:"reported"`
+	Priority      string             `json:"priority,omitempty"` // from the manifest's triage rules; empty: none matched
+	Probabilities map[string]float64 `json:"probabilities"`
+	Box           image.Rectangle    `json:"-"` // the crop in image pixels
+	classIndex    int
+	mirror        bool
+}
+
+// Interpret turns one output into a finding: the top class, its threshold
+// and the triage priority of the manifest's first matching rule.
+func (m *Manifest) Interpret(o Output, c Crop) Finding {
+	top := 0
+	for i, p := range o.Probabilities {
+		if p > o.Probabilities[top] {
+			top = i
+		}
+	}
+	f := Finding{
+		Region: c.Region.Name, Laterality: c.Region.Laterality, Box: c.Box, classIndex: top, mirror: c.Region.Mirror,
+		Class: m.Labels[top].Key, Display: m.Labels[top].Display, Probability: o.Probabilities[top],
+		Probabilities: make(map[string]float64, len(m.Labels)),
+	}
+	for i, l := range m.Labels {
+		f.Probabilities[l.Key] = o.Probabilities[i]
+	}
+	th, ok := m.Thresholds[f.Class]
+	f.Reported = !ok || f.Probability >= th
+	f.Priority = m.Priority(o.Probabilities)
+	return f
+}
+
+// Priority applies the triage rules in order: the first rule with any of
+// its classes at or above its minimum probability gives the priority.
+func (m *Manifest) Priority(probs []float64) string {
+	for _, r := range m.Triage {
+		for _, c := range r.Classes {
+			if i := m.LabelIndex(c); i >= 0 && i < len(probs) && probs[i] >= r.MinProbability {
+				return r.Priority
+			}
+		}
+	}
+	return ""
+}
+
+// Heat is an activation map in image coordinates: one value in [0,1] per
+// pixel of Box (row major).
+type Heat struct {
+	Box    image.Rectangle
+	Values []float32
+}
+
+// ActivationMap maps the top class's activation map of o back onto the
+// image: the map is rectified and scaled to [0,1], upsampled bilinearly to
+// the crop, and mirrored back when the region was mirrored. It returns nil
+// when the model has no activation output.
+func (f Finding) ActivationMap(o Output) *Heat {
+	h, w := o.CAMSize[0], o.CAMSize[1]
+	if len(o.CAM) < (f.classIndex+1)*h*w || h == 0 || w == 0 || f.Box.Empty() {
+		return nil
+	}
+	m := o.CAM[f.classIndex*h*w : (f.classIndex+1)*h*w]
+	var hi float32
+	for _, v := range m {
+		hi = max(hi, v)
+	}
+	bw, bh := f.Box.Dx(), f.Box.Dy()
+	out := &Heat{Box: f.Box, Values: make([]float32, bw*bh)}
+	if hi <= 0 {
+		return out
+	}
+	at := func(y, x int) float32 { return max(0, m[y*w+x]) / hi }
+	for y := range bh {
+		// Map pixel centres to map coordinates (cell centres at 0.5).
+		fy := (float64(y)+0.5)/float64(bh)*float64(h) - 0.5
+		y0 := int(math.Floor(fy))
+		ty := float32(fy - float64(y0))
+		y0c, y1c := clamp(y0, h), clamp(y0+1, h)
+		for x := range bw {
+			fx := (float64(x)+0.5)/float64(bw)*float64(w) - 0.5
+			x0 := int(math.Floor(fx))
+			tx := float32(fx - float64(x0))
+			x0c, x1c := clamp(x0, w), clamp(x0+1, w)
+			v := (1-ty)*((1-tx)*at(y0c, x0c)+tx*at(y0c, x1c)) + ty*((1-tx)*at(y1c, x0c)+tx*at(y1c, x1c))
+			ox := x
+			if f.mirror {
+				ox = bw - 1 - x
+			}
+			out.Values[y*bw+ox] = v
+		}
+	}
+	return out
+}
+
+func clamp(v, n int) int { return max(0, min(n-1, v)) }
+
+// Overlay renders the display-ready grayscale image with heat maps blended
+// in (blue to red, transparent where the heat is low), for viewers and
+// reports.
+func Overlay(pixels []float32, rows, cols int, heats []*Heat) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, cols, rows))
+	for i, v := range pixels {
+		g := uint8(math.Round(float64(max(0, min(1, v))) * 255))
+		o := 4 * i
+		img.Pix[o], img.Pix[o+1], img.Pix[o+2], img.Pix[o+3] = g, g, g, 255
+	}
+	for _, h := range heats {
+		if h == nil {
+			continue
+		}
+		bw := h.Box.Dx()
+		for y := h.Box.Min.Y; y < h.Box.Max.Y; y++ {
+			if y < 0 || y >= rows {
+				continue
+			}
+			for x := h.Box.Min.X; x < h.Box.Max.X; x++ {
+				if x < 0 || x >= cols {
+					continue
+				}
+				v := h.Values[(y-h.Box.Min.Y)*bw+(x-h.Box.Min.X)]
+				if v < 0.35 {
+					continue
+				}
+				c := heatColor(v)
+				a := 0.6 * float64(v-0.35) / 0.65
+				o := img.PixOffset(x, y)
+				for k, cv := range []uint8{c.R, c.G, c.B} {
+					img.Pix[o+k] = uint8(math.Round((1-a)*float64(img.Pix[o+k]) + a*float64(cv)))
+				}
+			}
+		}
+	}
+	return img
+}
+
+// heatColor maps [0,1] from blue through green and yellow to red.
+func heatColor(v float32) color.RGBA {
+	t := float64(max(0, min(1, v)))
+	r := math.Min(1, math.Max(0, 1.5-math.Abs(4*t-3)))
+	g := math.Min(1, math.Max(0, 1.5-math.Abs(4*t-2)))
+	b := math.Min(1, math.Max(0, 1.5-math.Abs(4*t-1)))
+	return color.RGBA{uint8(r * 255), uint8(g * 255), uint8(b * 255), 255}
+}
