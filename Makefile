@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 BIN := bin/orthotriage
 
-.PHONY: all build setup demo test lint fmt clean fuzz train-hip
+.PHONY: all build setup demo test lint fmt clean fuzz train-hip bench
 
 all: build
 
@@ -56,3 +56,8 @@ fuzz:
 # `make test`.
 train-hip: build
 	scripts/train-hip.sh
+
+# Benchmarks the hip model (pipeline against raw ONNX Runtime, stage
+# breakdown) and prints a table; BENCHTIME=5s per benchmark.
+bench:
+	scripts/bench.sh

@@ -39,8 +39,12 @@ type Manifest struct {
 	Thresholds   map[string]float64 `json:"thresholds"` // label key -> probability at which the finding is reported
 	Triage       []TriageRule       `json:"triage"`
 	IntendedUse  string             `json:"intendedUse"`
-	TrainingData string             `json:"trainingData"` // "synthetic" or a description of clinical data
-	Warning      string             `json:"warning,omitempty"`
+	// FLOPs is the counted floating-point operations of one input
+	// (convolutions and linear layers, a multiply-add counting two), for
+	// benchmarks; 0 when unknown.
+	FLOPs        int64  `json:"flopsPerInput,omitempty"`
+	TrainingData string `json:"trainingData"` // "synthetic" or a description of clinical data
+	Warning      string `json:"warning,omitempty"`
 
 	fsys  fs.FS  // the model's folder
 	where string // that folder, for messages
@@ -287,6 +291,9 @@ func (m *Manifest) Validate() error {
 	}
 	if m.TrainingData == "synthetic" && m.Warning != SyntheticWarning {
 		bad("warning", "a model trained on synthetic data must carry %q", SyntheticWarning)
+	}
+	if m.FLOPs < 0 {
+		bad("flopsPerInput", "negative")
 	}
 	if m.IntendedUse == "" {
 		bad("intendedUse", "required")

@@ -17,7 +17,7 @@ import (
 	"github.com/orthotriage/orthotriage/phantom"
 )
 
-func initRuntime(t *testing.T) {
+func initRuntime(t testing.TB) {
 	t.Helper()
 	lib, err := inference.FindLibrary(filepath.Join(testenv.RepoRoot(t), ".cache", "onnxruntime", "libonnxruntime.so"))
 	if err != nil {
@@ -49,7 +49,7 @@ func loadHip(t *testing.T) *inference.Model {
 
 // prepared runs phantom case i of seed through the service's path: DICOM
 // bytes, decoding, the manifest's crops.
-func prepared(t *testing.T, md *inference.Model, seed uint64, i int) (phantom.PelvisCase, []float32, []inference.Crop) {
+func prepared(t testing.TB, md *inference.Model, seed uint64, i int) (phantom.PelvisCase, []float32, []inference.Crop) {
 	t.Helper()
 	pc := phantom.Pelvis(seed, i)
 	var b bytes.Buffer

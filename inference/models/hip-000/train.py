@@ -100,6 +100,27 @@ class HipNet(nn.Module):
         return logits, cam
 
 
+def count_flops(model, size):
+    """Floating-point operations of one input: convolutions and linear
+    layers, a multiply-add counting two (the manifest's flopsPerInput)."""
+    total = [0]
+
+    def conv(mod, inp, out):
+        total[0] += 2 * out.numel() * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
+
+    def lin(mod, inp, out):
+        total[0] += 2 * mod.in_features * mod.out_features
+
+    hooks = [m.register_forward_hook(conv if isinstance(m, nn.Conv2d) else lin)
+             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 1, size, size))
+    for h in hooks:
+        h.remove()
+    return total[0]
+
+
 def load(folder):
     x = np.load(os.path.join(folder, "crops.npy"), mmap_mode="r")
     rows = list(csv.DictReader(open(os.path.join(folder, "crops.csv"))))
@@ -271,7 +292,8 @@ def main():
     print(f"val accuracy: float32 weights {acc32:.4f}, float16 weights {acc16:.4f}", flush=True)
     export(model, os.path.join(a.out, "model.onnx"), xt.shape[-1])
     report = {"valAccuracyFloat32": acc32, "valAccuracyFloat16": acc16, "epochs": a.epochs, "batch": a.batch,
-              "lr": a.lr, "trainCrops": int(len(yt)), "parameters": int(nparams), "seconds": round(time.time() - began)}
+              "lr": a.lr, "trainCrops": int(len(yt)), "parameters": int(nparams), "seconds": round(time.time() - began),
+              "flopsPerInput": count_flops(HipNet(len(CLASSES)), xt.shape[-1])}
     if a.golden:
         xg, yg, rows = load(a.golden)
         pg, _ = evaluate(model, xg, yg)

@@ -1,0 +1,183 @@
+package models_test
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/orthotriage/orthotriage/imaging"
+	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/inference/models"
+	"github.com/orthotriage/orthotriage/phantom"
+)
+
+// benchThreads is the intra-op thread count of every session benchmarked,
+// so that raw and pipeline runs use the CPU alike.
+var benchThreads = runtime.NumCPU()
+
+var batchSizes = []int{1, 8}
+
+func benchModel(b *testing.B) *inference.Model {
+	b.Helper()
+	initRuntime(b)
+	fsys, err := models.FS("hip-000")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := inference.LoadManifestFS(fsys, "hip-000")
+	if err != nil {
+		b.Fatal(err)
+	}
+	md, err := inference.Load(m, inference.SessionOptions{IntraOpThreads: benchThreads})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { md.Close() })
+	return md
+}
+
+// benchCrops returns n prepared hip crops from phantom radiographs.
+func benchCrops(b *testing.B, md *inference.Model, n int) []float32 {
+	var out []float32
+	for i := 0; len(out) < n*128*128; i++ {
+		_, crops, _ := prepared(b, md, 41, i)
+		out = append(out, crops...)
+	}
+	return out[:n*128*128]
+}
+
+func reportRate(b *testing.B, crops int, flops int64) {
+	s := b.Elapsed().Seconds()
+	if s <= 0 {
+		return
+	}
+	perSec := float64(b.N*crops) / s
+	b.ReportMetric(perSec, "crops/s")
+	if flops > 0 {
+		b.ReportMetric(perSec*float64(flops)/1e9, "GFLOP/s")
+	}
+	b.ReportMetric(0, "ns/op") // the crops/s figure is the one to compare
+}
+
+// BenchmarkRawORT is the baseline: the ONNX Runtime session alone, input
+// and outputs allocated once, no pre- or postprocessing.
+func BenchmarkRawORT(b *testing.B) {
+	md := benchModel(b)
+	fsys, _ := models.FS("hip-000")
+	data, err := fs.ReadFile(fsys, "model.onnx")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range batchSizes {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			so, err := ort.NewSessionOptions()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer so.Destroy()
+			so.SetIntraOpNumThreads(benchThreads)
+			s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{"image"}, []string{"logits", "cam"}, so)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Destroy()
+			in, _ := ort.NewTensor(ort.NewShape(int64(n), 1, 128, 128), benchCrops(b, md, n))
+			logits, _ := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), 8))
+			cam, _ := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), 8, 4, 4))
+			defer in.Destroy()
+			defer logits.Destroy()
+			defer cam.Destroy()
+			b.ResetTimer()
+			for range b.N {
+				if err := s.Run([]ort.Value{in}, []ort.Value{logits, cam}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportRate(b, n, md.Manifest.FLOPs)
+		})
+	}
+}
+
+// BenchmarkPipeline is the service's path for prepared crops: n callers of
+// one radiograph (two crops) each through the batcher, which copies them
+// into a batch, runs the session, applies the softmax and splits the
+// outputs and activation maps per caller.
+func BenchmarkPipeline(b *testing.B) {
+	md := benchModel(b)
+	for _, n := range batchSizes {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			crops := benchCrops(b, md, n)
+			bt := inference.NewBatcher(md, n, 5*time.Millisecond)
+			defer bt.Close()
+			callers := max(1, n/2)
+			per := n / callers
+			b.ResetTimer()
+			for range b.N {
+				var wg sync.WaitGroup
+				for c := range callers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if _, err := bt.Classify(b.Context(), crops[c*per*128*128:(c+1)*per*128*128], per); err != nil {
+							b.Error(err)
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			reportRate(b, n, md.Manifest.FLOPs)
+		})
+	}
+}
+
+// BenchmarkStages times each stage for one full AP pelvis DICOM file.
+func BenchmarkStages(b *testing.B) {
+	md := benchModel(b)
+	pc := phantom.Pelvis(41, 0)
+	var buf bytes.Buffer
+	if err := imaging.WriteDICOM(&buf, pc.Image); err != nil {
+		b.Fatal(err)
+	}
+	file := buf.Bytes()
+	pre := md.Manifest.Preprocess
+	crops := make([]float32, 2*128*128)
+	var dec, prep, inf, post time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		img, err := imaging.Decode(file, imaging.Limits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		regions, err := pre.Prepare(img.Pixels, img.Meta.Rows, img.Meta.Columns, crops)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		outs, err := md.Run(crops, 2)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		for k, r := range regions {
+			md.Manifest.Interpret(outs[k], r).ActivationMap(outs[k])
+		}
+		t4 := time.Now()
+		dec, prep, inf, post = dec+t1.Sub(t0), prep+t2.Sub(t1), inf+t3.Sub(t2), post+t4.Sub(t3)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(dec.Microseconds())/1000/n, "decode-ms")
+	b.ReportMetric(float64(prep.Microseconds())/1000/n, "preprocess-ms")
+	b.ReportMetric(float64(inf.Microseconds())/1000/n, "infer-ms")
+	b.ReportMetric(float64(post.Microseconds())/1000/n, "postprocess-ms")
+	total := dec + prep + inf + post
+	b.ReportMetric(100*float64(dec+prep+post)/float64(total), "non-infer-%")
+	b.ReportMetric(0, "ns/op")
+}
