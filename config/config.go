@@ -153,9 +153,17 @@ type Feedback struct {
 	MaxEvents int `yaml:"max_events"`
 }
 
-// ONNXRuntime holds the location of the ONNX Runtime shared library.
+// ONNXRuntime holds the ONNX Runtime library and how models run on it.
 type ONNXRuntime struct {
 	Library string `yaml:"library"`
+	// Models are the models served: shipped model ids (hip-000) or folders
+	// holding manifest.json and the ONNX file.
+	Models            []string      `yaml:"models"`
+	IntraOpThreads    int           `yaml:"intra_op_threads"`
+	GraphOptimization string        `yaml:"graph_optimization"`
+	ExecutionProvider string        `yaml:"execution_provider"`
+	BatchMax          int           `yaml:"batch_max"`
+	BatchWait         time.Duration `yaml:"batch_wait"`
 }
 
 // Default returns the embedded defaults: loopback listener, in-memory cache,
@@ -183,6 +191,8 @@ func Default() Config {
 			MaxResponseSize: 16 << 20,
 		},
 		Feedback: Feedback{MaxEvents: 10000},
+		ONNXRuntime: ONNXRuntime{Models: []string{"hip-000"}, GraphOptimization: "all", ExecutionProvider: "cpu",
+			BatchMax: 8, BatchWait: 5 * time.Millisecond},
 		Imaging: Imaging{
 			MaxInstanceBytes: 64 << 20,
 			MaxRows:          8192,
@@ -240,6 +250,12 @@ func (c *Config) settings() []setting {
 		bytesize("fhir.max_response_bytes", "largest FHIR response body read, in bytes", &c.FHIR.MaxResponseSize),
 		integer("feedback.max_events", "CDS feedback events kept (in memory, or the Redis stream length)", &c.Feedback.MaxEvents),
 		str("onnxruntime.library", "path of libonnxruntime.so; empty searches .cache/onnxruntime and /usr/local/lib", &c.ONNXRuntime.Library),
+		list("onnxruntime.models", "comma-separated models to serve: shipped ids (hip-000) or folders with manifest.json and the ONNX file", &c.ONNXRuntime.Models),
+		integer("onnxruntime.intra_op_threads", "threads one inference may use (0: one per core)", &c.ONNXRuntime.IntraOpThreads),
+		str("onnxruntime.graph_optimization", "graph optimisation level: all, extended, basic or disabled", &c.ONNXRuntime.GraphOptimization),
+		str("onnxruntime.execution_provider", "cpu, or cuda when the library was built with it", &c.ONNXRuntime.ExecutionProvider),
+		integer("onnxruntime.batch_max", "most crops run together in one batch", &c.ONNXRuntime.BatchMax),
+		dur("onnxruntime.batch_wait", "how long the first request of a batch waits for others to join", &c.ONNXRuntime.BatchWait),
 		bytesize("imaging.max_instance_bytes", "largest DICOM instance or image attachment read, in bytes", &c.Imaging.MaxInstanceBytes),
 		integer("imaging.max_rows", "most pixel rows of an image", &c.Imaging.MaxRows),
 		integer("imaging.max_columns", "most pixel columns of an image", &c.Imaging.MaxColumns),
@@ -505,6 +521,29 @@ func (c Config) Validate() error {
 	}
 	if c.FHIR.MaxResponseSize < 1024 {
 		bad("fhir.max_response_bytes", "must be at least 1024, got %d", c.FHIR.MaxResponseSize)
+	}
+	o := c.ONNXRuntime
+	if len(o.Models) == 0 {
+		bad("onnxruntime.models", "at least one model required")
+	}
+	if o.IntraOpThreads < 0 || o.IntraOpThreads > 256 {
+		bad("onnxruntime.intra_op_threads", "must be 0-256, got %d", o.IntraOpThreads)
+	}
+	switch o.GraphOptimization {
+	case "all", "extended", "basic", "disabled":
+	default:
+		bad("onnxruntime.graph_optimization", "want all, extended, basic or disabled, got %q", o.GraphOptimization)
+	}
+	switch o.ExecutionProvider {
+	case "cpu", "cuda":
+	default:
+		bad("onnxruntime.execution_provider", "want cpu or cuda, got %q", o.ExecutionProvider)
+	}
+	if o.BatchMax < 1 || o.BatchMax > 256 {
+		bad("onnxruntime.batch_max", "must be 1-256, got %d", o.BatchMax)
+	}
+	if o.BatchWait < 0 || o.BatchWait > time.Second {
+		bad("onnxruntime.batch_wait", "must be 0 to 1s, got %s", o.BatchWait)
 	}
 	if c.Feedback.MaxEvents < 1 {
 		bad("feedback.max_events", "must be at least 1, got %d", c.Feedback.MaxEvents)

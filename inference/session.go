@@ -37,7 +37,17 @@ func Init(path string) error {
 
 // SessionOptions are the ONNX Runtime settings of a model session.
 type SessionOptions struct {
-	IntraOpThreads int // 0: ONNX Runtime's default (one per core)
+	IntraOpThreads    int    // 0: ONNX Runtime's default (one per core)
+	GraphOptimization string // all (default), extended, basic or disabled
+	ExecutionProvider string // cpu (default) or cuda
+}
+
+var graphLevels = map[string]ort.GraphOptimizationLevel{
+	"":         ort.GraphOptimizationLevelEnableAll,
+	"all":      ort.GraphOptimizationLevelEnableAll,
+	"extended": ort.GraphOptimizationLevelEnableExtended,
+	"basic":    ort.GraphOptimizationLevelEnableBasic,
+	"disabled": ort.GraphOptimizationLevelDisableAll,
 }
 
 // Model is a loaded model: its manifest and an ONNX Runtime session whose
@@ -81,6 +91,27 @@ func Load(m *Manifest, opt SessionOptions) (*Model, error) {
 		if err := so.SetIntraOpNumThreads(opt.IntraOpThreads); err != nil {
 			return nil, fmt.Errorf("model %s: %w", m.ID, err)
 		}
+	}
+	level, ok := graphLevels[opt.GraphOptimization]
+	if !ok {
+		return nil, fmt.Errorf("model %s: unknown graph optimisation %q", m.ID, opt.GraphOptimization)
+	}
+	if err := so.SetGraphOptimizationLevel(level); err != nil {
+		return nil, fmt.Errorf("model %s: %w", m.ID, err)
+	}
+	switch opt.ExecutionProvider {
+	case "", "cpu":
+	case "cuda":
+		cuda, err := ort.NewCUDAProviderOptions()
+		if err != nil {
+			return nil, fmt.Errorf("model %s: execution provider cuda is not available in this ONNX Runtime library: %w", m.ID, err)
+		}
+		defer cuda.Destroy()
+		if err := so.AppendExecutionProviderCUDA(cuda); err != nil {
+			return nil, fmt.Errorf("model %s: execution provider cuda is not available in this ONNX Runtime library: %w", m.ID, err)
+		}
+	default:
+		return nil, fmt.Errorf("model %s: unknown execution provider %q (cpu or cuda)", m.ID, opt.ExecutionProvider)
 	}
 	names := func(ts []Tensor) []string {
 		out := make([]string, len(ts))

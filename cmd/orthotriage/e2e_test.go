@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/big"
 	"net"
 	"net/http"
@@ -30,6 +31,7 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/orthotriage/orthotriage/auth/authtest"
+	"github.com/orthotriage/orthotriage/inference/models"
 	"github.com/orthotriage/orthotriage/internal/testenv"
 	"github.com/orthotriage/orthotriage/store"
 )
@@ -56,7 +58,8 @@ func buildBinary(t *testing.T) string {
 func startService(t *testing.T, bin string, env ...string) *service {
 	t.Helper()
 	s := &service{cmd: exec.Command(bin, "serve", "--listen", "127.0.0.1:0"), done: make(chan error, 1)}
-	s.cmd.Env = append(os.Environ(), env...)
+	lib := filepath.Join(testenv.RepoRoot(t), ".cache", "onnxruntime", "libonnxruntime.so")
+	s.cmd.Env = append(append(os.Environ(), "ORTHOTRIAGE_ONNXRUNTIME_LIBRARY="+lib), env...)
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -275,8 +278,11 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 	status, body = call(t, http.MethodGet, s.base+"/readyz", "")
-	if status != 200 || !strings.Contains(body, `"redis":"ok"`) {
+	if status != 200 || !strings.Contains(body, `"redis":"ok"`) || !strings.Contains(body, `"models":"ok"`) {
 		t.Errorf("readyz = %d %s", status, body)
+	}
+	if !s.logged(`"msg":"model loaded","id":"hip-000"`) {
+		t.Errorf("no model loaded line:\n%s", s.logText())
 	}
 	s.stop(t)
 	if strings.Contains(s.logText(), token) || strings.Contains(s.logText(), "wrong-token") {
@@ -366,6 +372,32 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"serve", "--listen", "nowhere"}, getenv, &out, &errb); err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Errorf("bad listen: err %v", err)
+	}
+}
+
+// A model that cannot be loaded stops the service at start with a message
+// naming the file.
+func TestServeFailsFastOnABrokenModel(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	fsys, err := models.FS("hip-000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, _ := fs.ReadFile(fsys, "manifest.json")
+	os.WriteFile(filepath.Join(dir, "manifest.json"), manifest, 0o600)
+	lib := filepath.Join(testenv.RepoRoot(t), ".cache", "onnxruntime", "libonnxruntime.so")
+	for _, tc := range []struct{ env, want string }{
+		{"ORTHOTRIAGE_ONNXRUNTIME_MODELS=" + dir, filepath.Join(dir, "model.onnx")},
+		{"ORTHOTRIAGE_ONNXRUNTIME_MODELS=hip-999", `no shipped model "hip-999"`},
+		{"ORTHOTRIAGE_ONNXRUNTIME_LIBRARY=" + filepath.Join(dir, "libonnxruntime.so"), "onnxruntime.library"},
+	} {
+		cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--auth-disabled", "true")
+		cmd.Env = append(os.Environ(), "ORTHOTRIAGE_ONNXRUNTIME_LIBRARY="+lib, tc.env)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%s: exit %v, output lacks %q:\n%s", tc.env, err, tc.want, out)
+		}
 	}
 }
 

@@ -139,7 +139,7 @@ func loadManifest(arg string) (*inference.Manifest, error) {
 	}
 	fsys, err := models.FS(arg)
 	if err != nil {
-		return nil, fmt.Errorf("--model %s: not a folder and %w", arg, err)
+		return nil, fmt.Errorf("model %s: not a folder, and %w", arg, err)
 	}
 	return inference.LoadManifestFS(fsys, "inference/models/"+arg)
 }

@@ -126,6 +126,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
+// loadModels loads ONNX Runtime and every configured model, each behind a
+// batcher; it fails, naming the file, when any is missing or mismatched.
+func loadModels(o config.ONNXRuntime, log *slog.Logger) ([]*inference.Batcher, error) {
+	lib, err := inference.FindLibrary(o.Library)
+	if err != nil {
+		return nil, err
+	}
+	if err := inference.Init(lib); err != nil {
+		return nil, err
+	}
+	opt := inference.SessionOptions{IntraOpThreads: o.IntraOpThreads, GraphOptimization: o.GraphOptimization, ExecutionProvider: o.ExecutionProvider}
+	var out []*inference.Batcher
+	for _, name := range o.Models {
+		m, err := loadManifest(name)
+		if err != nil {
+			err = fmt.Errorf("onnxruntime.models: %w", err)
+		} else {
+			var md *inference.Model
+			if md, err = inference.Load(m, opt); err == nil {
+				out = append(out, inference.NewBatcher(md, o.BatchMax, o.BatchWait))
+				log.Info("model loaded", "id", m.ID, "version", m.Version, "file", m.ModelPath(), "trainingData", m.TrainingData,
+					"executionProvider", o.ExecutionProvider, "batchMax", o.BatchMax, "batchWait", o.BatchWait.String())
+				if m.TrainingData == "synthetic" {
+					log.Warn("model "+m.ID+" is trained on synthetic data: "+m.Warning, "id", m.ID)
+				}
+				continue
+			}
+		}
+		for _, b := range out {
+			b.Close()
+			b.Model().Close()
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
 // outboundTransport is the HTTP transport for URLs named in requests: the
 // egress policy checks every resolved address, and TLS trusts the system
 // roots plus egress.ca_file.
@@ -250,7 +287,22 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var ready []api.Check
+	models, err := loadModels(cfg.ONNXRuntime, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, b := range models {
+			b.Close()
+			err = errors.Join(err, b.Model().Close())
+		}
+	}()
+	ready := []api.Check{{Name: "models", Check: func(context.Context) error {
+		if len(models) == 0 {
+			return errors.New("no model loaded")
+		}
+		return nil
+	}}}
 	var feedback cds.FeedbackLog = store.NewMemoryFeedback(cfg.Feedback.MaxEvents)
 	var replay auth.ReplayCache = auth.NewMemoryReplay(cfg.Auth.ReplayMax)
 	if cfg.Redis.URL != "" {

@@ -161,3 +161,42 @@ func TestLoadRefusesMismatch(t *testing.T) {
 }
 
 func fsReadFile(fsys fs.FS, name string) ([]byte, error) { return fs.ReadFile(fsys, name) }
+
+// Session settings: every graph optimisation level gives the same answer;
+// CUDA, absent from the CPU build installed by the setup, is refused with a
+// message naming it.
+func TestSessionOptions(t *testing.T) {
+	initRuntime(t)
+	fsys, _ := models.FS("hip-000")
+	m, err := inference.LoadManifestFS(fsys, "hip-000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := loadHip(t)
+	_, crops, _ := prepared(t, base, 4, 0)
+	want, err := base.Run(crops, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, level := range []string{"disabled", "basic", "extended"} {
+		md, err := inference.Load(m, inference.SessionOptions{IntraOpThreads: 1, GraphOptimization: level})
+		if err != nil {
+			t.Fatalf("%s: %v", level, err)
+		}
+		got, err := md.Run(crops, 2)
+		md.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range got {
+			for c := range got[k].Probabilities {
+				if d := math.Abs(got[k].Probabilities[c] - want[k].Probabilities[c]); d > 1e-5 {
+					t.Fatalf("%s: crop %d class %d differs by %g", level, k, c, d)
+				}
+			}
+		}
+	}
+	if _, err := inference.Load(m, inference.SessionOptions{ExecutionProvider: "cuda"}); err == nil || !strings.Contains(err.Error(), "cuda") {
+		t.Fatalf("cuda on a CPU build: %v", err)
+	}
+}

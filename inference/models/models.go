@@ -8,19 +8,32 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"strings"
 )
 
 //go:embed hip-000/manifest.json hip-000/model.onnx hip-000/MODEL_CARD.md
 var files embed.FS
 
+// IDs lists the shipped models.
+func IDs() []string {
+	entries, _ := fs.ReadDir(files, ".")
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids
+}
+
 // FS returns the folder of one shipped model.
 func FS(id string) (fs.FS, error) {
-	sub, err := fs.Sub(files, id)
-	if err != nil {
-		return nil, err
+	if fs.ValidPath(id) && !strings.Contains(id, "/") {
+		if sub, err := fs.Sub(files, id); err == nil {
+			if _, err := fs.Stat(sub, "manifest.json"); err == nil {
+				return sub, nil
+			}
+		}
 	}
-	if _, err := fs.Stat(sub, "manifest.json"); err != nil {
-		return nil, fmt.Errorf("no shipped model %q", id)
-	}
-	return sub, nil
+	return nil, fmt.Errorf("no shipped model %q (shipped: %s)", id, strings.Join(IDs(), ", "))
 }
