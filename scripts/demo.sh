@@ -34,7 +34,13 @@ echo "== POST the same hook without context (a validation error, as a FHIR Opera
 curl -sS -H 'Content-Type: application/json' --data '{"hook":"patient-view","hookInstance":"x"}' \
   "$base/cds-services/hip-radiograph-screening" | pretty
 echo
-echo "The service answers {\"cards\":[]} (no guidance) until the analysis pipeline lands."
+echo "== the shipped hip model on a synthetic AP pelvis (orthotriage phantom + orthotriage analyze)"
+rm -rf .cache/demo-phantom
+bin/orthotriage phantom pelvis --n 1 --seed 2026 --out .cache/demo-phantom 2>/dev/null >/dev/null
+echo "truth: $(tail -1 .cache/demo-phantom/labels.csv | cut -d, -f1-3 | sed 's/,/: left /; s/,/, right /')"
+bin/orthotriage analyze --heatmap .cache/demo-phantom/heatmap.png .cache/demo-phantom/pelvis-2026-00000.dcm
+echo
+echo "The hook answers {\"cards\":[]} (no guidance) until analysis is wired into the hooks."
 echo "Authentication is switched off for this demo (ORTHOTRIAGE_AUTH_DISABLED=true); see README, Registering an EHR."
 echo "Log: .cache/demo.log. Readiness: $base/readyz  Metrics: $base/metrics"
 if [ "${DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
