@@ -65,7 +65,7 @@ func write(t *testing.T, r Radiograph) string {
 func dcmtk(t *testing.T, tool string, in string, opts ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath(tool); err != nil {
-		t.Fatalf("%s not found: run `make setup` (installs Debian's dcmtk)", tool)
+		t.Fatalf("%s not found: run `make setup` (installs Debian's dcmtk and libgdcm-tools)", tool)
 	}
 	out := filepath.Join(t.TempDir(), tool+".dcm")
 	args := append(append([]string{}, opts...), in, out)

@@ -4,7 +4,7 @@
 # (git-ignored). Parts: ort (ONNX Runtime library), redis (Debian's
 # redis-server), node (Debian's nodejs + npm when absent), fhirserver (the
 # FHIR test server's npm packages), curl (for the demo), dcmtk (reference DICOM
-# codecs for tests), orthanc (DICOMweb server for tests), torch (PyTorch and onnx
+# codecs for tests), gdcm (gdcmconv, JPEG 2000 test files), orthanc (DICOMweb server for tests), torch (PyTorch and onnx
 # for `make train-hip`, not installed by default). No argument: all but torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 ORT_NPM_VERSION=1.24.1   # onnxruntime_go v1.27.0 targets the 1.24 C API
 CACHE=.cache
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(ort redis node fhirserver curl dcmtk orthanc)
+[ ${#parts[@]} -gt 0 ] || parts=(ort redis node fhirserver curl dcmtk gdcm orthanc)
 
 say() { echo "setup: $*" >&2; }
 
@@ -60,12 +60,15 @@ for part in "${parts[@]}"; do
   dcmtk)
     command -v dcmcjpeg >/dev/null || apt_install dcmtk
     ;;
+  gdcm)
+    # GDCM's gdcmconv writes the JPEG 2000 test files.
+    command -v gdcmconv >/dev/null || apt_install libgdcm-tools
+    ;;
   orthanc)
-    # Debian's Orthanc with its DICOMweb and GDCM (JPEG 2000, JPEG-LS) plugins.
+    # Debian's Orthanc with its DICOMweb plugin.
     # The tests start their own instances; the package's service is not used.
     [ -x /usr/sbin/Orthanc ] && [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] \
-      && [ -f /usr/share/orthanc/plugins/libOrthancGdcm.so ] \
-      || apt_install orthanc orthanc-dicomweb orthanc-gdcm
+      || apt_install orthanc orthanc-dicomweb
     ;;
   node)
     need_node
@@ -84,7 +87,7 @@ for part in "${parts[@]}"; do
     fi
     ;;
   *)
-    say "unknown part $part (want ort, redis, node, fhirserver, curl, dcmtk, orthanc or torch)"; exit 2
+    say "unknown part $part (want ort, redis, node, fhirserver, curl, dcmtk, gdcm, orthanc or torch)"; exit 2
     ;;
   esac
 done
