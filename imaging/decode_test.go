@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/suyashkumar/dicom"
@@ -454,4 +455,52 @@ func TestColourJPEGFromImg2dcm(t *testing.T) {
 		t.Errorf("Y channel differs from the RGB reference's luminance by up to %d", d)
 	}
 	t.Logf("largest difference from dcmdjpeg's luminance: %d", d)
+}
+
+// The direct read of native little-endian pixel data gives exactly the
+// samples the parser reads, for 8 and 16 bits, signed and unsigned, explicit
+// and implicit VR.
+func TestNativeFastPathMatchesParser(t *testing.T) {
+	for _, tc := range []struct {
+		bits   int
+		signed bool
+		tool   string
+	}{{12, false, ""}, {16, true, ""}, {8, false, ""}, {12, true, "dcmconv"}} {
+		p := phantom(40, 30, tc.bits, tc.signed)
+		if tc.bits == 8 {
+			p.BitsAllocated = 8
+		}
+		path := write(t, p)
+		if tc.tool != "" {
+			path = dcmtk(t, tc.tool, path, "+ti") // implicit VR little endian
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts, sp, err := scan(data)
+		if err != nil || sp.length == 0 {
+			t.Fatalf("%+v: scan %s %+v %v", tc, ts, sp, err)
+		}
+		header, err := parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := attrs{header}
+		m, frames, err := readMetadata(a, DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast, ok := nativeSamples(data, sp, m)
+		if !ok {
+			t.Fatalf("%+v: fast path not taken for %s", tc, m.TransferSyntax)
+		}
+		slow, err := pixelSamples(header, &m, frames)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(fast, slow) {
+			t.Fatalf("%+v: fast and parser samples differ", tc)
+		}
+	}
 }

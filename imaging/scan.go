@@ -15,6 +15,24 @@ import (
 // allocation exceeds a small multiple of the input size. It also returns the
 // transfer syntax of the data set.
 func checkLengths(data []byte) (string, error) {
+	ts, _, err := scan(data)
+	return ts, err
+}
+
+// span is where a value lies in the file; length 0 when absent.
+type span struct{ start, length int }
+
+// scan is checkLengths that also returns where the top-level PixelData
+// value lies when it has a defined length (native pixel data).
+func scan(data []byte) (string, span, error) {
+	var pixels span
+	ts, err := walk(data, func(start, length int) { pixels = span{start, length} })
+	return ts, pixels, err
+}
+
+// walk does the work of scan, reporting a top-level PixelData value of
+// defined length to native.
+func walk(data []byte, native func(start, length int)) (string, error) {
 	pos := 0
 	if len(data) >= 132 && string(data[128:132]) == "DICM" {
 		pos = 132
@@ -90,6 +108,9 @@ func checkLengths(data []byte) (string, error) {
 			open = append(open, c)
 			pos = start
 			continue
+		}
+		if len(open) == 0 && group == 0x7FE0 && elem == 0x0010 {
+			native(start, int(length))
 		}
 		pos = start + int(length)
 	}
