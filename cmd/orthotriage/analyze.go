@@ -65,15 +65,12 @@ func analyzeCmd(ctx context.Context, args []string, library string, lim imaging.
 			return fmt.Errorf("analyze: %w", err)
 		}
 	}
-	m, err := loadManifest(*modelFlag)
-	if err != nil {
-		return fmt.Errorf("analyze: %w", err)
-	}
-	model, err := openModel(m, library, *threads)
+	model, err := openModel(*modelFlag, library, *threads)
 	if err != nil {
 		return fmt.Errorf("analyze: %w", err)
 	}
 	defer model.Close()
+	m := model.Manifest
 
 	pre := m.Preprocess
 	crops := make([]float32, len(pre.Regions)*pre.Resize.Width*pre.Resize.Height)
@@ -170,8 +167,13 @@ func dicomFiles(path string) (files []string, single bool, err error) {
 	return files, false, nil
 }
 
-// openModel loads ONNX Runtime and a session for m.
-func openModel(m *inference.Manifest, library string, threads int) (*inference.Model, error) {
+// openModel loads ONNX Runtime and a session for the model named by arg
+// (see loadManifest).
+func openModel(arg, library string, threads int) (*inference.Model, error) {
+	m, err := loadManifest(arg)
+	if err != nil {
+		return nil, err
+	}
 	lib, err := inference.FindLibrary(library)
 	if err != nil {
 		return nil, err

@@ -48,19 +48,16 @@ func evalCmd(ctx context.Context, args []string, library string, lim imaging.Lim
 	case *resamples < 100 || *resamples > 100000:
 		return fmt.Errorf("eval: --resamples %d outside 100-100000", *resamples)
 	}
-	m, err := loadManifest(*modelFlag)
-	if err != nil {
-		return fmt.Errorf("eval: %w", err)
-	}
-	rows, err := readHipLabels(filepath.Join(*data, "labels.csv"), m)
-	if err != nil {
-		return fmt.Errorf("eval: %w", err)
-	}
-	model, err := openModel(m, library, *threads)
+	model, err := openModel(*modelFlag, library, *threads)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
 	defer model.Close()
+	m := model.Manifest
+	rows, err := readHipLabels(filepath.Join(*data, "labels.csv"), m)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
 
 	pre := m.Preprocess
 	w, h := pre.Resize.Width, pre.Resize.Height

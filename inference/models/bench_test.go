@@ -23,24 +23,7 @@ var benchThreads = runtime.NumCPU()
 
 var batchSizes = []int{1, 8}
 
-func benchModel(b *testing.B) *inference.Model {
-	b.Helper()
-	initRuntime(b)
-	fsys, err := models.FS("hip-000")
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := inference.LoadManifestFS(fsys, "hip-000")
-	if err != nil {
-		b.Fatal(err)
-	}
-	md, err := inference.Load(m, inference.SessionOptions{IntraOpThreads: benchThreads})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { md.Close() })
-	return md
-}
+func benchModel(b *testing.B) *inference.Model { return loadHipThreads(b, benchThreads) }
 
 // benchCrops returns n prepared hip crops from phantom radiographs.
 func benchCrops(b *testing.B, md *inference.Model, n int) []float32 {

@@ -28,7 +28,11 @@ func initRuntime(t testing.TB) {
 	}
 }
 
-func loadHip(t *testing.T) *inference.Model {
+func loadHip(t testing.TB) *inference.Model { return loadHipThreads(t, 1) }
+
+// loadHipThreads loads the shipped hip model with a session of threads
+// intra-op threads.
+func loadHipThreads(t testing.TB, threads int) *inference.Model {
 	t.Helper()
 	initRuntime(t)
 	fsys, err := models.FS("hip-000")
@@ -39,7 +43,7 @@ func loadHip(t *testing.T) *inference.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	md, err := inference.Load(m, inference.SessionOptions{IntraOpThreads: 1})
+	md, err := inference.Load(m, inference.SessionOptions{IntraOpThreads: threads})
 	if err != nil {
 		t.Fatal(err)
 	}
