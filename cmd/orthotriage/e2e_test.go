@@ -284,6 +284,11 @@ func TestEndToEnd(t *testing.T) {
 	if !s.logged(`"msg":"model loaded","id":"hip-000"`) {
 		t.Errorf("no model loaded line:\n%s", s.logText())
 	}
+	if status, body := call(t, http.MethodGet, s.base+"/metrics", ""); status != 200 ||
+		!strings.Contains(body, `orthotriage_inference_batches_total{model="hip-000"} 0`) ||
+		!strings.Contains(body, `orthotriage_inference_crops_total{model="hip-000"} 0`) {
+		t.Errorf("metrics lack the inference counters: %d", status)
+	}
 	s.stop(t)
 	if strings.Contains(s.logText(), token) || strings.Contains(s.logText(), "wrong-token") {
 		t.Errorf("a bearer token reached the logs:\n%s", s.logText())

@@ -297,6 +297,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 			err = errors.Join(err, b.Model().Close())
 		}
 	}()
+	for _, b := range models {
+		id := b.Model().Manifest.ID
+		labels := prometheus.Labels{"model": id}
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "orthotriage_inference_batches_total",
+				Help: "Batches run by the model's session.", ConstLabels: labels},
+				func() float64 { n, _ := b.Stats(); return float64(n) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "orthotriage_inference_crops_total",
+				Help: "Crops (one per hip) classified by the model.", ConstLabels: labels},
+				func() float64 { _, n := b.Stats(); return float64(n) }))
+	}
 	ready := []api.Check{{Name: "models", Check: func(context.Context) error {
 		if len(models) == 0 {
 			return errors.New("no model loaded")
