@@ -46,15 +46,18 @@ func (p Preprocess) Prepare(pixels []float32, rows, cols int, dst []float32) ([]
 	if err != nil {
 		return nil, err
 	}
+	kernel, _ := scaler.(*draw.Kernel)
 	crops := make([]Crop, len(p.Regions))
-	out := image.NewGray16(image.Rect(0, 0, w, h))
+	var out *image.Gray16
+	resized := make([]uint16, w*h)
 	for i, r := range p.Regions {
 		side := max(1, int(math.Round(r.Size*float64(cols))))
 		x0 := int(math.Round(r.Cx*float64(cols))) - side/2
 		y0 := int(math.Round(r.Cy*float64(rows))) - side/2
 		box := image.Rect(x0, y0, x0+side, y0+side)
 		crops[i] = Crop{Region: r, Box: box}
-		src := image.NewGray16(image.Rect(0, 0, side, side))
+		// The crop as 16-bit gray, as x/image/draw would read it.
+		src := make([]uint16, side*side)
 		for y := range side {
 			sy := y0 + y
 			if sy < 0 || sy >= rows {
@@ -75,16 +78,27 @@ func (p Preprocess) Prepare(pixels []float32, rows, cols int, dst []float32) ([]
 				} else if v > 1 {
 					v = 1
 				}
-				o := src.PixOffset(x, y)
-				q := uint16(v*65535 + 0.5)
-				src.Pix[o], src.Pix[o+1] = byte(q>>8), byte(q)
+				src[y*side+x] = uint16(v*65535 + 0.5)
 			}
 		}
-		scaler.Scale(out, out.Bounds(), src, src.Bounds(), draw.Src, nil)
+		if kernel != nil {
+			newKernelResizer(kernel, w, h, side, side).resize(resized, src)
+		} else {
+			in := image.NewGray16(image.Rect(0, 0, side, side))
+			for j, q := range src {
+				in.Pix[2*j], in.Pix[2*j+1] = byte(q>>8), byte(q)
+			}
+			if out == nil {
+				out = image.NewGray16(image.Rect(0, 0, w, h))
+			}
+			scaler.Scale(out, out.Bounds(), in, in.Bounds(), draw.Src, nil)
+			for j := range resized {
+				resized[j] = uint16(out.Pix[2*j])<<8 | uint16(out.Pix[2*j+1])
+			}
+		}
 		plane := dst[i*w*h : (i+1)*w*h]
 		mean, inv := float32(p.Normalize.Mean), float32(1/p.Normalize.Std)
-		for j := range plane {
-			q := uint16(out.Pix[2*j])<<8 | uint16(out.Pix[2*j+1])
+		for j, q := range resized {
 			plane[j] = (float32(q)/65535 - mean) * inv
 		}
 	}

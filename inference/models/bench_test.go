@@ -3,7 +3,6 @@ package models_test
 import (
 	"bytes"
 	"fmt"
-	"io/fs"
 	"runtime"
 	"sync"
 	"testing"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
-	"github.com/orthotriage/orthotriage/inference/models"
 	"github.com/orthotriage/orthotriage/phantom"
 )
 
@@ -35,73 +33,43 @@ func benchCrops(b *testing.B, md *inference.Model, n int) []float32 {
 	return out[:n*128*128]
 }
 
-func reportRate(b *testing.B, crops int, flops int64) {
-	s := b.Elapsed().Seconds()
-	if s <= 0 {
-		return
-	}
-	perSec := float64(b.N*crops) / s
-	b.ReportMetric(perSec, "crops/s")
-	if flops > 0 {
-		b.ReportMetric(perSec*float64(flops)/1e9, "GFLOP/s")
-	}
-	b.ReportMetric(0, "ns/op") // the crops/s figure is the one to compare
-}
-
-// BenchmarkRawORT is the baseline: the ONNX Runtime session alone, input
-// and outputs allocated once, no pre- or postprocessing.
-func BenchmarkRawORT(b *testing.B) {
+// BenchmarkThroughput compares, at each batch size, the service's path for
+// prepared crops with the ONNX Runtime session alone. Each iteration runs
+// both, one after the other, so that drift in the machine's speed hits both
+// alike.
+//
+//   - raw: the session alone, input and outputs allocated once, no pre- or
+//     postprocessing;
+//   - pipeline: n/2 callers of one radiograph (two crops) each through the
+//     batcher, which copies them into a batch, runs the session with outputs
+//     it allocates, applies the softmax and splits outputs and activation
+//     maps per caller.
+//
+// Both use the same session (benchThreads intra-op threads), so neither
+// pays for the other's spinning thread pool.
+func BenchmarkThroughput(b *testing.B) {
 	md := benchModel(b)
-	fsys, _ := models.FS("hip-000")
-	data, err := fs.ReadFile(fsys, "model.onnx")
-	if err != nil {
-		b.Fatal(err)
-	}
 	for _, n := range batchSizes {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			so, err := ort.NewSessionOptions()
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer so.Destroy()
-			so.SetIntraOpNumThreads(benchThreads)
-			s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{"image"}, []string{"logits", "cam"}, so)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Destroy()
-			in, _ := ort.NewTensor(ort.NewShape(int64(n), 1, 128, 128), benchCrops(b, md, n))
+			crops := benchCrops(b, md, n)
+			in, _ := ort.NewTensor(ort.NewShape(int64(n), 1, 128, 128), crops)
 			logits, _ := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), 8))
 			cam, _ := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), 8, 4, 4))
 			defer in.Destroy()
 			defer logits.Destroy()
 			defer cam.Destroy()
-			b.ResetTimer()
-			for range b.N {
-				if err := s.Run([]ort.Value{in}, []ort.Value{logits, cam}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			reportRate(b, n, md.Manifest.FLOPs)
-		})
-	}
-}
-
-// BenchmarkPipeline is the service's path for prepared crops: n callers of
-// one radiograph (two crops) each through the batcher, which copies them
-// into a batch, runs the session, applies the softmax and splits the
-// outputs and activation maps per caller.
-func BenchmarkPipeline(b *testing.B) {
-	md := benchModel(b)
-	for _, n := range batchSizes {
-		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			crops := benchCrops(b, md, n)
 			bt := inference.NewBatcher(md, n, 5*time.Millisecond)
 			defer bt.Close()
 			callers := max(1, n/2)
 			per := n / callers
+			var raw, pipe time.Duration
 			b.ResetTimer()
 			for range b.N {
+				t0 := time.Now()
+				if err := md.RunRaw([]ort.Value{in}, []ort.Value{logits, cam}); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
 				var wg sync.WaitGroup
 				for c := range callers {
 					wg.Add(1)
@@ -113,8 +81,18 @@ func BenchmarkPipeline(b *testing.B) {
 					}()
 				}
 				wg.Wait()
+				raw, pipe = raw+t1.Sub(t0), pipe+time.Since(t1)
 			}
-			reportRate(b, n, md.Manifest.FLOPs)
+			rawRate := float64(b.N*n) / raw.Seconds()
+			pipeRate := float64(b.N*n) / pipe.Seconds()
+			b.ReportMetric(rawRate, "raw-crops/s")
+			b.ReportMetric(pipeRate, "pipeline-crops/s")
+			b.ReportMetric(pipeRate/rawRate, "ratio")
+			if f := md.Manifest.FLOPs; f > 0 {
+				b.ReportMetric(rawRate*float64(f)/1e9, "raw-GFLOP/s")
+				b.ReportMetric(pipeRate*float64(f)/1e9, "pipeline-GFLOP/s")
+			}
+			b.ReportMetric(0, "ns/op")
 		})
 	}
 }

@@ -1,0 +1,42 @@
+package inference
+
+import (
+	"image"
+	"math/rand/v2"
+	"testing"
+
+	"golang.org/x/image/draw"
+)
+
+// The resizer gives x/image/draw's Kernel.Scale output bit for bit, for
+// shrinking and enlarging, smooth and noisy images, both kernels.
+func TestResizeMatchesXImageDraw(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, k := range []*draw.Kernel{draw.CatmullRom, draw.BiLinear} {
+		for _, size := range [][4]int{{200, 200, 128, 128}, {223, 223, 128, 128}, {90, 90, 128, 128}, {128, 128, 128, 128}, {37, 53, 16, 11}, {5, 3, 8, 8}} {
+			sw, sh, dw, dh := size[0], size[1], size[2], size[3]
+			src := image.NewGray16(image.Rect(0, 0, sw, sh))
+			for i := range sw * sh {
+				v := uint16(rng.IntN(65536))
+				if i%3 != 0 { // mostly smooth, some extremes
+					v = uint16(32768 + 20000*float64(i%sw)/float64(sw))
+				}
+				src.Pix[2*i], src.Pix[2*i+1] = byte(v>>8), byte(v)
+			}
+			want := image.NewGray16(image.Rect(0, 0, dw, dh))
+			k.Scale(want, want.Bounds(), src, src.Bounds(), draw.Src, nil)
+			in := make([]uint16, sw*sh)
+			for i := range in {
+				in[i] = uint16(src.Pix[2*i])<<8 | uint16(src.Pix[2*i+1])
+			}
+			got := make([]uint16, dw*dh)
+			newKernelResizer(k, dw, dh, sw, sh).resize(got, in)
+			for i, g := range got {
+				w := uint16(want.Pix[2*i])<<8 | uint16(want.Pix[2*i+1])
+				if g != w {
+					t.Fatalf("%v %dx%d -> %dx%d: pixel %d is %d, x/image/draw %d", k == draw.CatmullRom, sw, sh, dw, dh, i, g, w)
+				}
+			}
+		}
+	}
+}
