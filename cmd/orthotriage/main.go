@@ -149,7 +149,7 @@ func loadModels(o config.ONNXRuntime, log *slog.Logger) ([]*inference.Batcher, e
 				log.Info("model loaded", "id", m.ID, "version", m.Version, "file", m.ModelPath(), "trainingData", m.TrainingData,
 					"executionProvider", o.ExecutionProvider, "batchMax", o.BatchMax, "batchWait", o.BatchWait.String())
 				if m.TrainingData == "synthetic" {
-					log.Warn("model "+m.ID+" is trained on synthetic data: "+m.Warning, "id", m.ID)
+					log.Warn("model trained on synthetic data", "id", m.ID, "warning", m.Warning)
 				}
 				continue
 			}
