@@ -22,6 +22,11 @@ func resampler(name string) (draw.Scaler, error) {
 	return nil, fmt.Errorf("unknown filter %q (catmull-rom, bilinear, approx-bilinear)", name)
 }
 
+// MaxCropSide bounds a crop's side in source pixels (a region of a very wide
+// image would otherwise allocate gigabytes): 4096 pixels is a 400 mm field
+// at 0.1 mm per pixel.
+const MaxCropSide = 4096
+
 // Crop is where a region was taken from the radiograph, in source pixels,
 // so that activation maps can be mapped back.
 type Crop struct {
@@ -52,6 +57,9 @@ func (p Preprocess) Prepare(pixels []float32, rows, cols int, dst []float32) ([]
 	resized := make([]uint16, w*h)
 	for i, r := range p.Regions {
 		side := max(1, int(math.Round(r.Size*float64(cols))))
+		if side > MaxCropSide {
+			return nil, fmt.Errorf("inference: region %s of a %d-pixel-wide image is %d pixels square, limit %d", r.Name, cols, side, MaxCropSide)
+		}
 		x0 := int(math.Round(r.Cx*float64(cols))) - side/2
 		y0 := int(math.Round(r.Cy*float64(rows))) - side/2
 		box := image.Rect(x0, y0, x0+side, y0+side)

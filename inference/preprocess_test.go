@@ -87,6 +87,7 @@ func TestPrepareEdges(t *testing.T) {
 		{img, 32, 63, dst, "pixels"},
 		{img, 32, 64, dst[:10], "destination"},
 		{nil, 0, 0, dst, "pixels"},
+		{make([]float32, 2*20000), 2, 20000, dst, "limit"},
 	} {
 		if _, err := p.Prepare(tc.pixels, tc.rows, tc.cols, tc.dst); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Prepare(%d pixels, %dx%d, dst %d) = %v, want an error about %s", len(tc.pixels), tc.cols, tc.rows, len(tc.dst), err, tc.want)
