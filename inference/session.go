@@ -57,7 +57,6 @@ type Model struct {
 	session  *ort.DynamicAdvancedSession
 	logits   int // index of the logits output
 	cam      int // index of the cam output, -1 when absent
-	camShape []int64
 }
 
 // Load creates the session of a model whose manifest was loaded with
@@ -130,7 +129,7 @@ func Load(m *Manifest, opt SessionOptions) (*Model, error) {
 		case "logits":
 			md.logits = i
 		case "cam":
-			md.cam, md.camShape = i, o.Shape
+			md.cam = i
 		}
 	}
 	return md, nil

@@ -27,8 +27,11 @@ type Vertebra struct {
 
 // Clinical is the clinical baseline of a spine case. Acute fractures come
 // with shorter symptom duration and more often a recent minor trauma, but
-// the distributions overlap (see SpineNotes), so neither the image nor the
-// clinical data alone decides acuity.
+// the distributions overlap, so neither the image nor the clinical data
+// alone decides acuity. Acute: symptom days log-normal around 12 (sigma
+// 0.9), minor trauma 55%; chronic: around 75 days, trauma 20%; age 74 +- 8
+// (chronic 3 years older), 78% women, T-score -2.7 +- 0.7 (0.3 lower with a
+// fracture); see phantom/README.md.
 type Clinical struct {
 	Age         int
 	Sex         string // F or M
@@ -60,11 +63,6 @@ func (c SpineCase) Rows(file string) [][]string {
 	}
 	return rows
 }
-
-// SpineNotes documents the clinical relation drawn by the generator.
-const SpineNotes = `acute: symptom days log-normal (median 12, sigma 0.9), recent minor trauma 55%;
-chronic: symptom days log-normal (median 75, sigma 0.9), trauma 20%; age 74+-8 years (chronic +3),
-78% female, T-score -2.7+-0.7 (fracture cases -0.3 lower). 30% of fractures are subtle.`
 
 type vertebraSpec struct {
 	centre         vec

@@ -163,6 +163,17 @@ func TestPhantomCropsOnly(t *testing.T) {
 	if err != nil || len(rows) != 7 || rows[1][2] != "right" || rows[2][2] != "left" || rows[6][0] != "5" {
 		t.Fatalf("crops.csv %v %v", rows, err)
 	}
+	// With --start, crops.csv indexes rows of this run's crops.npy.
+	second := t.TempDir()
+	if err := run(t.Context(), []string{"phantom", "pelvis", "--n", "1", "--seed", "5", "--start", "2", "--out", second, "--crops-only"}, ortEnv(t), &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	f2, _ := os.Open(filepath.Join(second, "crops.csv"))
+	defer f2.Close()
+	rows2, err := csv.NewReader(f2).ReadAll()
+	if err != nil || len(rows2) != 3 || rows2[1][0] != "0" || rows2[1][1] != "pelvis-5-00002" || rows2[2][0] != "1" {
+		t.Fatalf("crops.csv with --start 2: %v %v", rows2, err)
+	}
 	for _, args := range [][]string{
 		{"phantom", "hand", "--out", out},
 		{"phantom", "pelvis"},

@@ -138,27 +138,31 @@ func loadModels(o config.ONNXRuntime, log *slog.Logger) ([]*inference.Batcher, e
 	}
 	opt := inference.SessionOptions{IntraOpThreads: o.IntraOpThreads, GraphOptimization: o.GraphOptimization, ExecutionProvider: o.ExecutionProvider}
 	var out []*inference.Batcher
-	for _, name := range o.Models {
+	load := func(name string) error {
 		m, err := loadManifest(name)
 		if err != nil {
-			err = fmt.Errorf("onnxruntime.models: %w", err)
-		} else {
-			var md *inference.Model
-			if md, err = inference.Load(m, opt); err == nil {
-				out = append(out, inference.NewBatcher(md, o.BatchMax, o.BatchWait))
-				log.Info("model loaded", "id", m.ID, "version", m.Version, "file", m.ModelPath(), "trainingData", m.TrainingData,
-					"executionProvider", o.ExecutionProvider, "batchMax", o.BatchMax, "batchWait", o.BatchWait.String())
-				if m.TrainingData == "synthetic" {
-					log.Warn("model trained on synthetic data", "id", m.ID, "warning", m.Warning)
-				}
-				continue
+			return fmt.Errorf("onnxruntime.models: %w", err)
+		}
+		md, err := inference.Load(m, opt)
+		if err != nil {
+			return err
+		}
+		out = append(out, inference.NewBatcher(md, o.BatchMax, o.BatchWait))
+		log.Info("model loaded", "id", m.ID, "version", m.Version, "file", m.ModelPath(), "trainingData", m.TrainingData,
+			"executionProvider", o.ExecutionProvider, "batchMax", o.BatchMax, "batchWait", o.BatchWait.String())
+		if m.TrainingData == "synthetic" {
+			log.Warn("model trained on synthetic data", "id", m.ID, "warning", m.Warning)
+		}
+		return nil
+	}
+	for _, name := range o.Models {
+		if err := load(name); err != nil {
+			for _, b := range out {
+				b.Close()
+				b.Model().Close()
 			}
+			return nil, err
 		}
-		for _, b := range out {
-			b.Close()
-			b.Model().Close()
-		}
-		return nil, err
 	}
 	return out, nil
 }

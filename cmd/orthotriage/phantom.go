@@ -233,7 +233,9 @@ func (g phantomRun) make(i int) phantomItem {
 			if r.Region.Laterality == "left" {
 				hip = pc.Left
 			}
-			rows = append(rows, []string{strconv.Itoa(i*len(regions) + k), id, r.Region.Laterality, hip.Class, hip.Difficulty, hip.Detail})
+			// index is the crop's row in this run's crops.npy.
+			index := (i-g.start)*len(regions) + k
+			rows = append(rows, []string{strconv.Itoa(index), id, r.Region.Laterality, hip.Class, hip.Difficulty, hip.Detail})
 		}
 		return phantomItem{rows: rows, crops: crops}
 	}

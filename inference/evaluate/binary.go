@@ -19,14 +19,7 @@ type NetBenefit struct {
 
 // Binary computes the binary figures for the positive class.
 func Binary(cases []Case, positive int) *BinaryReport {
-	var pos, neg []float64
-	for _, c := range cases {
-		if c.Truth == positive {
-			pos = append(pos, c.Probabilities[positive])
-		} else {
-			neg = append(neg, c.Probabilities[positive])
-		}
-	}
+	pos, neg := scores(cases, positive)
 	auc, se := DeLong(pos, neg)
 	r := &BinaryReport{AUC: Estimate{Value: auc, CI95: [2]float64{math.Max(0, auc-1.959964*se), math.Min(1, auc+1.959964*se)}}}
 	n := float64(len(cases))

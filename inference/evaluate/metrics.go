@@ -120,7 +120,12 @@ func confusion(cases []Case, k int) [][]int {
 // aucOf is the one-versus-rest AUC of class c (Mann-Whitney, ties count
 // half); NaN when the sample lacks positives or negatives.
 func aucOf(cases []Case, c int) float64 {
-	var pos, neg []float64
+	return mannWhitney(scores(cases, c))
+}
+
+// scores splits the probabilities of class c between the cases that are c
+// (pos) and those that are not (neg).
+func scores(cases []Case, c int) (pos, neg []float64) {
 	for _, x := range cases {
 		if x.Truth == c {
 			pos = append(pos, x.Probabilities[c])
@@ -128,7 +133,7 @@ func aucOf(cases []Case, c int) float64 {
 			neg = append(neg, x.Probabilities[c])
 		}
 	}
-	return mannWhitney(pos, neg)
+	return pos, neg
 }
 
 func mannWhitney(pos, neg []float64) float64 {
