@@ -159,6 +159,12 @@ func authenticate(check func(ctx context.Context, token, aud string) (cds.Caller
 // audience is the exact URL called: the public base URL (or the request's
 // scheme and Host) plus the path, without the query.
 func audience(r *http.Request, publicBase string) string {
+	return baseURL(r, publicBase) + r.URL.Path
+}
+
+// baseURL is the service's URL as the caller sees it: the configured public
+// base, else the request's scheme and Host.
+func baseURL(r *http.Request, publicBase string) string {
 	if publicBase == "" {
 		scheme := "http"
 		if r.TLS != nil {
@@ -166,5 +172,5 @@ func audience(r *http.Request, publicBase string) string {
 		}
 		publicBase = scheme + "://" + r.Host
 	}
-	return strings.TrimRight(publicBase, "/") + r.URL.Path
+	return strings.TrimRight(publicBase, "/")
 }

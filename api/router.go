@@ -53,6 +53,8 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	feedback *prometheus.CounterVec
+	// cardFeedback counts recorded feedback matched to the cards issued.
+	cardFeedback *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -71,13 +73,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "orthotriage_cds_feedback_total",
 			Help: "CDS Hooks feedback items by service, outcome and result (recorded or duplicate).",
 		}, []string{"service", "outcome", "result"}),
+		cardFeedback: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "orthotriage_card_feedback_total",
+			Help: "Recorded feedback by service, outcome, override reason and the indicator of the card it is about (unknown: not a card remembered here).",
+		}, []string{"service", "outcome", "reason", "card"}),
 	}
 }
 
 // NewRouter returns the service's HTTP handler.
 func NewRouter(o Options) http.Handler {
 	m := newMetrics(o.Registry)
-	h := &handlers{log: o.Log, cds: o.CDS, ready: o.Ready, metrics: m}
+	h := &handlers{log: o.Log, cds: o.CDS, ready: o.Ready, metrics: m, publicBase: o.PublicBaseURL}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
@@ -101,6 +107,9 @@ func NewRouter(o Options) http.Handler {
 	cdsRoutes.GET("", h.discovery)
 	cdsRoutes.POST("/:id", h.call)
 	cdsRoutes.POST("/:id/feedback", h.feedback)
+	// The HTML report cards link to, opened in the clinician's browser
+	// (no JWT): the link carries the service's signature of the report id.
+	r.GET("/reports/:id", h.report)
 	return r
 }
 
@@ -109,6 +118,8 @@ type handlers struct {
 	cds     *cds.Engine
 	ready   []Check
 	metrics *metrics
+	// publicBase is the configured public base URL ("" : from requests).
+	publicBase string
 }
 
 func (h *handlers) health(c *gin.Context) {
@@ -143,7 +154,8 @@ func (h *handlers) call(c *gin.Context) {
 		writeError(c, h.log, err)
 		return
 	}
-	resp, err := h.cds.Call(c.Request.Context(), c.Param("id"), body)
+	ctx := cds.WithBaseURL(c.Request.Context(), baseURL(c.Request, h.publicBase))
+	resp, err := h.cds.Call(ctx, c.Param("id"), body)
 	if err != nil {
 		writeError(c, h.log, h.deadline(c, err))
 		return
@@ -165,12 +177,26 @@ func (h *handlers) feedback(c *gin.Context) {
 			result = "duplicate"
 		}
 		h.metrics.feedback.WithLabelValues(id, r.Outcome, result).Inc()
+		if r.Recorded {
+			h.metrics.cardFeedback.WithLabelValues(id, r.Outcome, r.Reason, r.Card).Inc()
+		}
 	}
 	if err != nil {
 		writeError(c, h.log, err)
 		return
 	}
 	c.Status(http.StatusOK)
+}
+
+func (h *handlers) report(c *gin.Context) {
+	html, err := h.cds.ReportHTML(c.Param("id"), c.Query("sig"))
+	if err != nil {
+		writeError(c, h.log, err)
+		return
+	}
+	c.Header("Content-Security-Policy", "default-src 'none'; img-src data:; style-src 'unsafe-inline'")
+	c.Header("Cache-Control", "no-store")
+	c.Data(http.StatusOK, "text/html; charset=utf-8", html)
 }
 
 // deadline reports a request that ran out of time as unavailable.

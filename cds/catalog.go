@@ -39,6 +39,8 @@ type Service struct {
 	// NeedsPatient says the answer cannot be given without the Patient
 	// resource (the vertebral nomogram needs age and sex).
 	NeedsPatient bool
+	// Task is the model task the service runs (a manifest's task).
+	Task string
 }
 
 // Catalog is the set of services this deployment offers.
@@ -58,6 +60,7 @@ func DefaultCatalog() *Catalog {
 				"(normal, osteoarthritis, osteonecrosis, femoral neck fracture, intertrochanteric fracture, " +
 				"dysplasia, arthroplasty, internal fixation) and suggests a triage priority.",
 			Hooks: both,
+			Task:  "hip",
 		},
 		Service{
 			ID:    "vertebral-fracture-acuity",
@@ -66,6 +69,7 @@ func DefaultCatalog() *Catalog {
 				"lateral spine radiographs are acute or chronic, from image and clinical data.",
 			Hooks:        both,
 			NeedsPatient: true,
+			Task:         "vertebral-fracture-acuity",
 		},
 	)
 }

@@ -2,10 +2,18 @@ package cds
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/orthotriage/orthotriage"
+	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/imaging"
+	"github.com/orthotriage/orthotriage/internal/lru"
 )
 
 // Engine answers the CDS endpoints: discovery, hook calls and feedback.
@@ -15,14 +23,33 @@ type Engine struct {
 	Feedback FeedbackLog
 	Log      *slog.Logger
 	Now      func() time.Time
+
+	// Analyzer and Reporter turn studies into results and resources; with
+	// no Analyzer every valid call is answered with no guidance.
+	Analyzer Analyzer
+	Reporter Reporter
+	Cards    CardOptions
+	// StudiesPerCall is how many of the resolved studies (newest first)
+	// are analysed; 1 when 0.
+	StudiesPerCall int
+	// Issued remembers cards by uuid for feedback, Reports results by
+	// report id for the HTML report link; nil: not kept.
+	Issued  *lru.Map[IssuedCard]
+	Reports *lru.Map[analysis.Result]
+	// WriteBack, when set, is called (in the background) with every
+	// result that got a card.
+	WriteBack func(server FHIRServer, r analysis.Result, rep Report)
+	// LinkKey signs report links (HMAC-SHA256), so that a report id, which
+	// anyone knowing the study could compute, is not enough to read it.
+	LinkKey []byte
 }
 
 // Discovery returns the discovery document.
 func (e *Engine) Discovery() Discovery { return e.Catalog.Discovery() }
 
 // Call handles POST /cds-services/{id}: it validates the request, resolves
-// its prefetch and answers. Until the analysis pipeline is wired in, every
-// valid call is answered with no guidance ({"cards":[]}).
+// its prefetch, analyses the newest studies and answers one card per study
+// with something to say.
 func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, error) {
 	svc, ok := e.Catalog.Lookup(id)
 	if !ok {
@@ -38,7 +65,8 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 	}
 	// Tenant binding: an authenticated EHR may only send us to the FHIR
 	// servers registered for it, and its token is never sent elsewhere.
-	if caller, ok := CallerFrom(ctx); ok && req.FHIRServer != "" && !caller.MayUse(req.FHIRServer) {
+	caller, authenticated := CallerFrom(ctx)
+	if authenticated && req.FHIRServer != "" && !caller.MayUse(req.FHIRServer) {
 		return Response{}, orthotriage.Errorf(orthotriage.EForbidden,
 			"fhirServer %s is not registered for issuer %s (auth.issuers_file fhir_servers)", req.FHIRServer, caller.Issuer)
 	}
@@ -48,13 +76,109 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 	}
 	e.Log.InfoContext(ctx, "hook resolved", "service", id, "hook", req.Hook, "hookInstance", req.HookInstance,
 		"studies", len(data.Studies), "patient", data.Patient != nil)
-	return Response{Cards: []Card{}}, nil
+	if e.Analyzer == nil || !e.Analyzer.Reads(svc.Task) {
+		e.Log.InfoContext(ctx, "no model loaded for the service: no guidance", "service", id, "task", svc.Task)
+		return Response{Cards: []Card{}}, nil
+	}
+	access := imaging.Access{FHIRBase: data.Server.BaseURL, Token: data.Server.Token}
+	if authenticated {
+		access.AllowedBases = append([]string{}, caller.DICOMwebBases...)
+	}
+	studies := data.Studies[:min(len(data.Studies), max(1, e.StudiesPerCall))]
+	results := make([]analysis.Result, len(studies))
+	errs := make([]error, len(studies))
+	var wg sync.WaitGroup
+	for i, s := range studies {
+		wg.Go(func() {
+			results[i], errs[i] = e.Analyzer.Analyze(ctx, analysis.Input{Task: svc.Task, FHIRServer: req.FHIRServer,
+				Study: s, Endpoints: data.Endpoints, Access: access})
+		})
+	}
+	wg.Wait()
+	resp := Response{Cards: []Card{}}
+	for i, r := range results {
+		switch {
+		case errors.Is(errs[i], analysis.ErrNoRadiograph):
+			e.Log.InfoContext(ctx, "study not analysed", "service", id, "study", deref(studies[i].Id), "reason", errs[i])
+			continue
+		case errs[i] != nil:
+			if ctx.Err() != nil {
+				return Response{}, ctx.Err()
+			}
+			e.Log.WarnContext(ctx, "study analysis failed", "service", id, "study", deref(studies[i].Id), "err", errs[i])
+			continue
+		}
+		rep, err := e.Reporter.Report(r)
+		if err != nil {
+			e.Log.ErrorContext(ctx, "result could not be turned into FHIR resources", "service", id, "study", deref(studies[i].Id), "err", err)
+			continue
+		}
+		if e.Reports != nil {
+			e.Reports.Put(rep.ID, r)
+		}
+		card, actions, ok := e.card(svc, req.HookInstance, r, rep, BaseURLFrom(ctx))
+		if !ok {
+			continue
+		}
+		resp.Cards = append(resp.Cards, card)
+		resp.SystemActions = append(resp.SystemActions, actions...)
+		if e.Issued != nil {
+			e.Issued.Put(card.UUID, IssuedCard{Service: id, Indicator: card.Indicator, Priority: r.Priority, ReportID: rep.ID})
+		}
+		if e.WriteBack != nil && data.Server.BaseURL != "" {
+			e.WriteBack(data.Server, r, rep)
+		}
+	}
+	return resp, nil
+}
+
+// linkSignature signs a report id for its link.
+func (e *Engine) linkSignature(id string) string {
+	mac := hmac.New(sha256.New, e.LinkKey)
+	mac.Write([]byte(id))
+	return hex.EncodeToString(mac.Sum(nil))[:32]
+}
+
+// ReportHTML returns the HTML report of a result this engine answered with;
+// sig is the signature from the card's link.
+func (e *Engine) ReportHTML(id, sig string) ([]byte, error) {
+	if len(e.LinkKey) == 0 || !hmac.Equal([]byte(sig), []byte(e.linkSignature(id))) {
+		return nil, orthotriage.Errorf(orthotriage.ENotFound, "no report %q here, or its link is not signed by this service", id)
+	}
+	var r analysis.Result
+	ok := false
+	if e.Reports != nil {
+		r, ok = e.Reports.Get(id)
+	}
+	if !ok {
+		return nil, orthotriage.Errorf(orthotriage.ENotFound, "no report %q is kept here (reports are kept in memory for results.kept results)", id)
+	}
+	return e.Reporter.HTML(r)
+}
+
+type baseURLKey struct{}
+
+// WithBaseURL returns ctx carrying the service's public base URL, from
+// which cards link to reports.
+func WithBaseURL(ctx context.Context, base string) context.Context {
+	return context.WithValue(ctx, baseURLKey{}, base)
+}
+
+// BaseURLFrom returns the base URL in ctx, or "".
+func BaseURLFrom(ctx context.Context) string {
+	s, _ := ctx.Value(baseURLKey{}).(string)
+	return s
 }
 
 // FeedbackResult says what became of one feedback item.
 type FeedbackResult struct {
 	Outcome  string
 	Recorded bool // false: a duplicate of an event already kept
+	// Card is the indicator of the card the feedback is about, "unknown"
+	// when its uuid is not among the cards remembered.
+	Card string
+	// Reason is the override reason's code, "" when none was given.
+	Reason string
 }
 
 // RecordFeedback handles POST /cds-services/{id}/feedback.
@@ -72,7 +196,16 @@ func (e *Engine) RecordFeedback(ctx context.Context, id string, body []byte) ([]
 		if err != nil {
 			return results, &orthotriage.Error{Code: orthotriage.EUnavailable, Message: "feedback could not be stored", Err: err}
 		}
-		results = append(results, FeedbackResult{Outcome: ev.Feedback.Outcome, Recorded: recorded})
+		res := FeedbackResult{Outcome: ev.Feedback.Outcome, Recorded: recorded, Card: "unknown"}
+		if e.Issued != nil {
+			if c, ok := e.Issued.Get(ev.Feedback.Card); ok && c.Service == id {
+				res.Card = c.Indicator
+			}
+		}
+		if or := ev.Feedback.OverrideReason; or != nil && or.Reason != nil {
+			res.Reason = or.Reason.Code
+		}
+		results = append(results, res)
 	}
 	return results, nil
 }

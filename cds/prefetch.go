@@ -42,6 +42,12 @@ type Resolver struct {
 type Data struct {
 	Patient *models.Patient // nil when the EHR said there is none
 	Studies []models.ImagingStudy
+	// Endpoints are the Endpoint resources the studies point at, keyed by
+	// the reference as the study writes it ("Endpoint/1", "#wado").
+	Endpoints map[string]models.Endpoint
+	// Server is the FHIR server and the token used for it (the call's
+	// fhirAuthorization, or a Backend Services token); never log Token.
+	Server FHIRServer
 }
 
 // Resolve gathers the Patient and ImagingStudy resources for a validated
@@ -87,7 +93,15 @@ func (r *Resolver) Resolve(ctx context.Context, svc Service, req Request, hc Hoo
 	if err != nil {
 		return Data{}, err
 	}
+	d.Endpoints = map[string]models.Endpoint{}
+	var contained []json.RawMessage
 	for _, raw := range studies {
+		if resourceType(raw) == "Endpoint" { // a search Bundle may include them
+			if ep, err := models.UnmarshalEndpoint(raw); err == nil && ep.Id != nil {
+				d.Endpoints["Endpoint/"+*ep.Id] = ep
+			}
+			continue
+		}
 		s, err := models.UnmarshalImagingStudy(raw)
 		if err != nil {
 			r.Log.WarnContext(ctx, "skipping unreadable ImagingStudy", "hookInstance", req.HookInstance, "err", err)
@@ -102,8 +116,65 @@ func (r *Resolver) Resolve(ctx context.Context, svc Service, req Request, hc Hoo
 			break
 		}
 		d.Studies = append(d.Studies, s)
+		contained = append(contained, raw)
 	}
+	for i, s := range d.Studies {
+		f.endpoints(ctx, s, contained[i], d.Endpoints)
+	}
+	d.Server = f.server
 	return d, nil
+}
+
+// endpoints adds the Endpoints study points at (its own and its series')
+// to into: contained ones from raw, the others read from the FHIR server.
+// One that cannot be had is logged and left out; analysis of the series then
+// says so.
+func (f *fetcher) endpoints(ctx context.Context, s models.ImagingStudy, raw json.RawMessage, into map[string]models.Endpoint) {
+	refs := s.Endpoint
+	for _, se := range s.Series {
+		refs = append(refs, se.Endpoint...)
+	}
+	var inner struct {
+		Contained []json.RawMessage `json:"contained"`
+	}
+	for _, r := range refs {
+		ref := deref(r.Reference)
+		if _, ok := into[ref]; ok || ref == "" {
+			continue
+		}
+		if id, ok := strings.CutPrefix(ref, "#"); ok {
+			if inner.Contained == nil {
+				_ = json.Unmarshal(raw, &inner)
+			}
+			for _, c := range inner.Contained {
+				if resourceID(c, "Endpoint") == id {
+					if ep, err := models.UnmarshalEndpoint(c); err == nil {
+						into[ref] = ep
+					}
+				}
+			}
+			continue
+		}
+		path := ref
+		if base := strings.TrimRight(f.server.BaseURL, "/"); base != "" && strings.HasPrefix(ref, base+"/") {
+			path = strings.TrimPrefix(ref, base+"/")
+		}
+		if !strings.HasPrefix(path, "Endpoint/") || strings.Count(path, "/") != 1 {
+			f.r.Log.WarnContext(ctx, "endpoint reference not followed", "study", deref(s.Id), "reference", ref)
+			continue
+		}
+		body, err := f.get(ctx, path, path)
+		if err == nil && resourceType(body) != "Endpoint" {
+			err = fmt.Errorf("%s is a %s", path, resourceType(body))
+		}
+		if err != nil {
+			f.r.Log.WarnContext(ctx, "endpoint not resolved", "study", deref(s.Id), "reference", ref, "err", err)
+			continue
+		}
+		if ep, err := models.UnmarshalEndpoint(body); err == nil {
+			into[ref] = ep
+		}
+	}
 }
 
 // fetcher resolves prefetch keys for one call.

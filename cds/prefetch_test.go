@@ -218,3 +218,50 @@ func TestResolveErrorNeverCarriesToken(t *testing.T) {
 		t.Errorf("message %q does not name the prefetch key", orthotriage.ErrorMessage(err))
 	}
 }
+
+func TestResolveEndpoints(t *testing.T) {
+	ep := func(id, addr string) string {
+		return `{"resourceType":"Endpoint","id":"` + id + `","status":"active","connectionType":{"code":"dicom-wado-rs"},"payloadType":[{"text":"DICOM"}],"address":"` + addr + `"}`
+	}
+	s1 := `{"resourceType":"ImagingStudy","id":"s1","status":"available","subject":{"reference":"Patient/p1"},` +
+		`"contained":[` + ep("wado", "https://pacs.example.org/contained") + `],"endpoint":[{"reference":"#wado"}],` +
+		`"series":[{"uid":"1.2","modality":{"code":"DX"},"endpoint":[{"reference":"Endpoint/fetched"},{"reference":"` + server + `/Endpoint/absolute"},{"reference":"Endpoint/missing"},{"reference":"https://elsewhere.example.org/Endpoint/x"}]}]}`
+	s2 := `{"resourceType":"ImagingStudy","id":"s2","status":"available","subject":{"reference":"Patient/p1"},"endpoint":[{"reference":"Endpoint/included"}]}`
+	fake := &cdstest.FHIR{Responses: map[string]string{
+		"Endpoint/fetched":  ep("fetched", "https://pacs.example.org/fetched"),
+		"Endpoint/absolute": ep("absolute", "https://pacs.example.org/absolute"),
+	}}
+	r := &cds.Resolver{FHIR: fake, MaxPages: 2, MaxStudies: 10, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	req := request(cds.HookPatientView, server, `{"patient":`+patientRes+`,"studies":`+bundle("", s1, s2, ep("included", "https://pacs.example.org/included"))+`}`,
+		`{"userId":"Practitioner/u","patientId":"p1"}`)
+	svc, _ := cds.DefaultCatalog().Lookup("hip-radiograph-screening")
+	hc, err := cds.Validate(svc, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := r.Resolve(t.Context(), svc, req, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for ref, e := range d.Endpoints {
+		got[ref] = e.Address
+	}
+	want := map[string]string{
+		"#wado":                       "https://pacs.example.org/contained",
+		"Endpoint/fetched":            "https://pacs.example.org/fetched",
+		server + "/Endpoint/absolute": "https://pacs.example.org/absolute",
+		"Endpoint/included":           "https://pacs.example.org/included",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("endpoints (-want +got):\n%s", diff)
+	}
+	if len(d.Studies) != 2 || d.Server.Token != "secret-token" || d.Server.BaseURL != server {
+		t.Errorf("%d studies, server %+v", len(d.Studies), d.Server.BaseURL)
+	}
+	for _, c := range fake.Calls {
+		if strings.Contains(c.Path, "elsewhere") {
+			t.Errorf("followed a reference to another server: %s", c.Path)
+		}
+	}
+}

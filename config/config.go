@@ -36,6 +36,37 @@ type Config struct {
 	Imaging     Imaging     `yaml:"imaging"`
 	Auth        Auth        `yaml:"auth"`
 	Egress      Egress      `yaml:"egress"`
+	Results     Results     `yaml:"results"`
+}
+
+// Results holds what the service answers with: cards, FHIR resources and
+// write-back. Triage priorities themselves come from each model's manifest.
+type Results struct {
+	// StudiesPerCall is how many of the patient's newest studies one hook
+	// call analyses.
+	StudiesPerCall int `yaml:"studies_per_call"`
+	// NormalCard: an info card for studies where every finding is normal;
+	// off answers nothing for them.
+	NormalCard bool `yaml:"normal_card"`
+	// ReviewBelow: findings less probable than this are "needs review".
+	ReviewBelow float64 `yaml:"review_below"`
+	// SystemActions puts the resources in the response's systemActions
+	// (the EHR stores them at once) instead of a card suggestion.
+	SystemActions bool `yaml:"system_actions"`
+	// ViewerURL is the SMART app launched from cards; empty: no app link.
+	ViewerURL   string `yaml:"viewer_url"`
+	SourceLabel string `yaml:"source_label"`
+	SourceURL   string `yaml:"source_url"`
+	SourceIcon  string `yaml:"source_icon"`
+	// HeatmapSide is the side of the heat-map thumbnails in reports.
+	HeatmapSide int `yaml:"heatmap_side"`
+	// Kept is how many results the service keeps in memory (for report
+	// links and repeated calls).
+	Kept int `yaml:"kept"`
+	// WriteBack stores every result's resources on the FHIR server as a
+	// transaction, with WriteBackRetries retries.
+	WriteBack        bool `yaml:"write_back"`
+	WriteBackRetries int  `yaml:"write_back_retries"`
 }
 
 // Egress holds which addresses outbound calls to request-named URLs may
@@ -191,6 +222,8 @@ func Default() Config {
 			MaxResponseSize: 16 << 20,
 		},
 		Feedback: Feedback{MaxEvents: 10000},
+		Results: Results{StudiesPerCall: 3, ReviewBelow: 0.6, SourceLabel: "orthotriage AI triage",
+			SourceURL: "https://github.com/orthotriage/orthotriage", HeatmapSide: 96, Kept: 1000, WriteBackRetries: 3},
 		ONNXRuntime: ONNXRuntime{Models: []string{"hip-000"}, GraphOptimization: "all", ExecutionProvider: "cpu",
 			BatchMax: 8, BatchWait: 5 * time.Millisecond},
 		Imaging: Imaging{
@@ -273,6 +306,18 @@ func (c *Config) settings() []setting {
 		boolean("egress.allow_private", "let request-named URLs reach loopback, private, link-local and CGNAT addresses", &c.Egress.AllowPrivate),
 		list("egress.allowed_cidrs", "comma-separated address ranges always reachable, e.g. an internal FHIR server's 10.20.0.0/16", &c.Egress.AllowedCIDRs),
 		str("egress.ca_file", "PEM CA certificates trusted for outbound TLS, besides the system roots", &c.Egress.CAFile),
+		integer("results.studies_per_call", "newest studies of the patient analysed per hook call", &c.Results.StudiesPerCall),
+		boolean("results.normal_card", "answer an info card when every finding is normal (off: no card)", &c.Results.NormalCard),
+		float("results.review_below", "findings below this probability are marked low confidence, needs review (0: never)", &c.Results.ReviewBelow),
+		boolean("results.system_actions", "send the FHIR resources as systemActions (stored by the EHR at once) instead of a card suggestion", &c.Results.SystemActions),
+		str("results.viewer_url", "SMART app launch URL offered on cards (appContext carries the study and report); empty: none", &c.Results.ViewerURL),
+		str("results.source_label", "cards' source label", &c.Results.SourceLabel),
+		str("results.source_url", "cards' source URL", &c.Results.SourceURL),
+		str("results.source_icon", "cards' source icon URL (100x100 PNG)", &c.Results.SourceIcon),
+		integer("results.heatmap_side", "side in pixels of the heat-map thumbnails in reports (0: none)", &c.Results.HeatmapSide),
+		integer("results.kept", "results kept in memory for report links and repeated calls", &c.Results.Kept),
+		boolean("results.write_back", "store each result's resources on the EHR's FHIR server (transaction Bundle)", &c.Results.WriteBack),
+		integer("results.write_back_retries", "retries of a failed write-back (5xx, 429, connection), with doubling backoff", &c.Results.WriteBackRetries),
 		str("imaging.credentials_file", "YAML file of DICOMweb credentials: a list of {base_url, token} or {base_url, username, password}", &c.Imaging.CredentialsFile),
 	}
 }
@@ -544,6 +589,30 @@ func (c Config) Validate() error {
 	}
 	if o.BatchWait < 0 || o.BatchWait > time.Second {
 		bad("onnxruntime.batch_wait", "must be 0 to 1s, got %s", o.BatchWait)
+	}
+	r := c.Results
+	if r.StudiesPerCall < 1 {
+		bad("results.studies_per_call", "must be at least 1, got %d", r.StudiesPerCall)
+	}
+	if !(r.ReviewBelow >= 0 && r.ReviewBelow <= 1) {
+		bad("results.review_below", "must be within [0,1], got %v", r.ReviewBelow)
+	}
+	if r.SourceLabel == "" {
+		bad("results.source_label", "must not be empty (CDS Hooks requires a card source label)")
+	}
+	for key, u := range map[string]string{"results.viewer_url": r.ViewerURL, "results.source_url": r.SourceURL, "results.source_icon": r.SourceIcon} {
+		if p, err := url.Parse(u); u != "" && (err != nil || !p.IsAbs() || (p.Scheme != "https" && p.Scheme != "http")) {
+			bad(key, "must be an absolute http(s) URL, got %q", u)
+		}
+	}
+	if r.HeatmapSide < 0 || r.HeatmapSide > 512 {
+		bad("results.heatmap_side", "must be within 0..512, got %d", r.HeatmapSide)
+	}
+	if r.Kept < 1 {
+		bad("results.kept", "must be at least 1, got %d", r.Kept)
+	}
+	if r.WriteBackRetries < 0 || r.WriteBackRetries > 10 {
+		bad("results.write_back_retries", "must be within 0..10, got %d", r.WriteBackRetries)
 	}
 	if c.Feedback.MaxEvents < 1 {
 		bad("feedback.max_events", "must be at least 1, got %d", c.Feedback.MaxEvents)

@@ -101,6 +101,8 @@ type Label struct {
 	// Verified says where the code was checked, or "local" for a code of
 	// the project's own system where no standard code exists.
 	Verified string `json:"verified"`
+	// Normal marks the label meaning "no abnormality" (at most one).
+	Normal bool `json:"normal,omitempty"`
 }
 
 // Calibration is applied to the logits before the softmax.
@@ -250,7 +252,13 @@ func (m *Manifest) Validate() error {
 		bad("preprocessing.normalize", "std must be > 0 and mean finite")
 	}
 	keys := map[string]bool{}
+	normals := 0
 	for i, l := range m.Labels {
+		if l.Normal {
+			if normals++; normals > 1 {
+				bad(fmt.Sprintf("labels[%d].normal", i), "only one label may be the normal one")
+			}
+		}
 		if l.Key == "" || keys[l.Key] {
 			bad(fmt.Sprintf("labels[%d].key", i), "%q empty or repeated", l.Key)
 		}

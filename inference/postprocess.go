@@ -14,8 +14,12 @@ type Finding struct {
 	Display     string  `json:"display"`
 	Probability float64 `json:"probability"`
 	// Reported is true when the top class reaches its manifest threshold.
-	Reported      bool               `json:"reported"`
-	Priority      string             `json:"priority,omitempty"` // from the manifest's triage rules; empty: none matched
+	Reported bool   `json:"reported"`
+	Priority string `json:"priority,omitempty"` // from the manifest's triage rules; empty: none matched
+	// PriorityClass is the label whose probability triggered Priority; it
+	// may differ from Class (a hip read as normal with a 35% fracture
+	// probability is still flagged when the rule's minimum is 30%).
+	PriorityClass string             `json:"priorityClass,omitempty"`
 	Probabilities map[string]float64 `json:"probabilities"`
 	Box           image.Rectangle    `json:"-"` // the crop in image pixels
 	classIndex    int
@@ -41,21 +45,26 @@ func (m *Manifest) Interpret(o Output, c Crop) Finding {
 	}
 	th, ok := m.Thresholds[f.Class]
 	f.Reported = !ok || f.Probability >= th
-	f.Priority = m.Priority(o.Probabilities)
+	f.Priority, f.PriorityClass = m.Priority(o.Probabilities)
 	return f
 }
 
 // Priority applies the triage rules in order: the first rule with any of
-// its classes at or above its minimum probability gives the priority.
-func (m *Manifest) Priority(probs []float64) string {
+// its classes at or above its minimum probability gives the priority, and
+// the most probable of that rule's qualifying classes is returned with it.
+func (m *Manifest) Priority(probs []float64) (priority, class string) {
 	for _, r := range m.Triage {
+		best := -1
 		for _, c := range r.Classes {
-			if i := m.LabelIndex(c); i >= 0 && i < len(probs) && probs[i] >= r.MinProbability {
-				return r.Priority
+			if i := m.LabelIndex(c); i >= 0 && i < len(probs) && probs[i] >= r.MinProbability && (best < 0 || probs[i] > probs[best]) {
+				best = i
 			}
 		}
+		if best >= 0 {
+			return r.Priority, m.Labels[best].Key
+		}
 	}
-	return ""
+	return "", ""
 }
 
 // Heat is an activation map in image coordinates: one value in [0,1] per
@@ -132,16 +141,48 @@ func Overlay(pixels []float32, rows, cols int, heats []*Heat) *image.RGBA {
 				if x < 0 || x >= cols {
 					continue
 				}
-				v := h.Values[(y-h.Box.Min.Y)*bw+(x-h.Box.Min.X)]
-				if v < 0.35 {
-					continue
-				}
-				c := heatColor(v)
-				a := 0.6 * float64(v-0.35) / 0.65
 				o := img.PixOffset(x, y)
-				for k, cv := range []uint8{c.R, c.G, c.B} {
-					img.Pix[o+k] = uint8(math.Round((1-a)*float64(img.Pix[o+k]) + a*float64(cv)))
-				}
+				blend(img.Pix[o:o+3], h.Values[(y-h.Box.Min.Y)*bw+(x-h.Box.Min.X)])
+			}
+		}
+	}
+	return img
+}
+
+// blend lays heat v over one RGB pixel: transparent below 0.35, then up to
+// 60% of the heat colour.
+func blend(rgb []uint8, v float32) {
+	if !(v >= 0.35) {
+		return
+	}
+	c := heatColor(v)
+	a := 0.6 * float64(v-0.35) / 0.65
+	for k, cv := range []uint8{c.R, c.G, c.B} {
+		rgb[k] = uint8(math.Round((1-a)*float64(rgb[k]) + a*float64(cv)))
+	}
+}
+
+// Thumbnail renders the part of the image under h (its crop) as a side x
+// side picture with the heat blended in, for reports and cards: nearest
+// sampling, black outside the image. A nil h gives the plain crop of box.
+func Thumbnail(pixels []float32, rows, cols int, box image.Rectangle, h *Heat, side int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, side, side))
+	if box.Empty() || side <= 0 || len(pixels) != rows*cols {
+		return img
+	}
+	bw, bh := box.Dx(), box.Dy()
+	for ty := range side {
+		y := box.Min.Y + (2*ty+1)*bh/(2*side)
+		for tx := range side {
+			x := box.Min.X + (2*tx+1)*bw/(2*side)
+			o := img.PixOffset(tx, ty)
+			var g uint8
+			if y >= 0 && y < rows && x >= 0 && x < cols {
+				g = uint8(math.Round(float64(max(0, min(1, pixels[y*cols+x]))) * 255))
+			}
+			img.Pix[o], img.Pix[o+1], img.Pix[o+2], img.Pix[o+3] = g, g, g, 255
+			if h != nil && h.Box == box {
+				blend(img.Pix[o:o+3], h.Values[(y-box.Min.Y)*bw+(x-box.Min.X)])
 			}
 		}
 	}

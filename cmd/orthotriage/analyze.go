@@ -18,8 +18,8 @@ import (
 	"github.com/orthotriage/orthotriage/inference"
 )
 
-// analysis is what `orthotriage analyze` reports for one file.
-type analysis struct {
+// fileAnalysis is what `orthotriage analyze` reports for one file.
+type fileAnalysis struct {
 	File     string              `json:"file"`
 	Model    string              `json:"model"`
 	Findings []inference.Finding `json:"findings,omitempty"`
@@ -80,7 +80,7 @@ func analyzeCmd(ctx context.Context, args []string, library string, lim imaging.
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		a := analysis{File: file, Model: m.ID + " " + m.Version}
+		a := fileAnalysis{File: file, Model: m.ID + " " + m.Version}
 		if err := analyzeOne(file, lim, model, crops, *heatmap, single, &a); err != nil {
 			a.Error = err.Error()
 			failed++
@@ -97,7 +97,7 @@ func analyzeCmd(ctx context.Context, args []string, library string, lim imaging.
 	return nil
 }
 
-func analyzeOne(file string, lim imaging.Limits, model *inference.Model, crops []float32, heatmap string, single bool, a *analysis) error {
+func analyzeOne(file string, lim imaging.Limits, model *inference.Model, crops []float32, heatmap string, single bool, a *fileAnalysis) error {
 	m := model.Manifest
 	t0 := time.Now()
 	b, err := os.ReadFile(file)
@@ -184,7 +184,7 @@ func openModel(arg, library string, threads int) (*inference.Model, error) {
 	return inference.Load(m, inference.SessionOptions{IntraOpThreads: threads})
 }
 
-func printAnalysis(w io.Writer, a analysis, m *inference.Manifest) {
+func printAnalysis(w io.Writer, a fileAnalysis, m *inference.Manifest) {
 	fmt.Fprintf(w, "%s (model %s)\n", a.File, a.Model)
 	if a.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", a.Error)

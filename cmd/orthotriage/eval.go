@@ -134,11 +134,11 @@ func loadManifest(arg string) (*inference.Manifest, error) {
 	if st, err := os.Stat(arg); err == nil && st.IsDir() {
 		return inference.LoadManifest(arg)
 	}
-	fsys, err := models.FS(arg)
+	m, err := models.Manifest(arg)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: not a folder, and %w", arg, err)
 	}
-	return inference.LoadManifestFS(fsys, "inference/models/"+arg)
+	return m, nil
 }
 
 type hipRow struct {

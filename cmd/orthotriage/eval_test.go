@@ -94,7 +94,7 @@ func TestPhantomThenEval(t *testing.T) {
 	if err := run(t.Context(), []string{"analyze", "--json", "--heatmap", hm, one}, ortEnv(t), &stdout, &stderr); err != nil {
 		t.Fatalf("analyze: %v\n%s", err, stderr.String())
 	}
-	var a analysis
+	var a fileAnalysis
 	if err := json.Unmarshal(stdout.Bytes(), &a); err != nil || len(a.Findings) != 2 || a.Heatmap != hm || a.Timings.Inference <= 0 {
 		t.Fatalf("analyze output %s (%v)", stdout.String(), err)
 	}

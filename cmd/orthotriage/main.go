@@ -342,10 +342,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 	if err != nil {
 		return err
 	}
+	fhirClient := fhir.NewClient(cfg.FHIR.Timeout, cfg.FHIR.MaxResponseSize, outbound)
 	engine := &cds.Engine{
 		Catalog: cds.DefaultCatalog(),
 		Resolver: &cds.Resolver{
-			FHIR:       fhir.NewClient(cfg.FHIR.Timeout, cfg.FHIR.MaxResponseSize, outbound),
+			FHIR:       fhirClient,
 			MaxPages:   cfg.FHIR.MaxPages,
 			MaxStudies: cfg.FHIR.MaxStudies,
 			Log:        log,
@@ -354,6 +355,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 		Log:      log,
 		Now:      time.Now,
 	}
+	ro := retrieverOptions(cfg)
+	ro.Transport = outbound
+	cached := wireResults(engine, cfg, models, imaging.NewRetriever(ro), fhirClient, log)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "orthotriage_analyses_total",
+		Help: "Studies analysed (results computed, not served from memory)."},
+		func() float64 { return float64(cached.Computed()) }))
 	var clientKey *auth.ClientKey
 	if cfg.Auth.PrivateKeyFile != "" {
 		if clientKey, err = auth.LoadClientKey(cfg.Auth.PrivateKeyFile); err != nil {

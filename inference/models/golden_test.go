@@ -35,11 +35,7 @@ func loadHip(t testing.TB) *inference.Model { return loadHipThreads(t, 1) }
 func loadHipThreads(t testing.TB, threads int) *inference.Model {
 	t.Helper()
 	initRuntime(t)
-	fsys, err := models.FS("hip-000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := inference.LoadManifestFS(fsys, "hip-000")
+	m, err := models.Manifest("hip-000")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+
+	"github.com/orthotriage/orthotriage/inference"
 )
 
 //go:embed hip-000/manifest.json hip-000/model.onnx hip-000/MODEL_CARD.md
@@ -36,4 +38,13 @@ func FS(id string) (fs.FS, error) {
 		}
 	}
 	return nil, fmt.Errorf("no shipped model %q (shipped: %s)", id, strings.Join(IDs(), ", "))
+}
+
+// Manifest loads and validates the manifest of one shipped model.
+func Manifest(id string) (*inference.Manifest, error) {
+	fsys, err := FS(id)
+	if err != nil {
+		return nil, err
+	}
+	return inference.LoadManifestFS(fsys, "inference/models/"+id)
 }

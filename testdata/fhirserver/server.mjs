@@ -5,8 +5,13 @@
 //
 // Prints one line, "listening http://127.0.0.1:<port>/fhir/R4", once ready.
 // With FHIR_TOKEN set, every request needs "Authorization: Bearer <token>".
+//
+// Beyond Medplum's router it validates every created or updated resource,
+// including each entry of batch and transaction Bundles, and answers
+// POST /fhir/R4/{Type}/$validate with every issue the validator reports.
 import http from 'node:http';
 import {
+  allOk,
   badRequest,
   getStatus,
   indexSearchParameterBundle,
@@ -81,15 +86,24 @@ async function handle(req, res) {
       send(res, 400, badRequest('body is not JSON'));
       return;
     }
-    if ((req.method === 'POST' || req.method === 'PUT') && body.resourceType && body.resourceType !== 'Bundle') {
-      validateResource(body); // throws an OperationOutcomeError naming each problem
+  }
+  const path = url.pathname.slice(BASE_PATH.length) || '/';
+  const validateMatch = req.method === 'POST' ? VALIDATE_PATH.exec(path) : null;
+  if (validateMatch) {
+    send(res, ...validateOperation(validateMatch[1], body));
+    return;
+  }
+  if (body && (req.method === 'POST' || req.method === 'PUT')) {
+    const invalid = body.resourceType === 'Bundle' ? invalidBundleEntries(body) : invalidResource(body);
+    if (invalid) {
+      send(res, 400, invalid);
+      return;
     }
   }
   const query = {};
   for (const [k, v] of url.searchParams) {
     query[k] = k in query ? [].concat(query[k], v) : v;
   }
-  const path = url.pathname.slice(BASE_PATH.length) || '/';
   const [outcome, resource] = await router.handleRequest(
     { method: req.method, url: path + url.search, body, params: {}, query, headers: req.headers },
     repo
@@ -99,6 +113,99 @@ async function handle(req, res) {
   }
   send(res, getStatus(outcome), resource ?? outcome);
 }
+
+const VALIDATE_PATH = /^\/([A-Z][A-Za-z]+)\/\$validate$/;
+
+// issuesOf runs Medplum's validateResource and returns every issue it
+// reports. In @medplum/core 4.5.2 validateResource returns the issues when
+// none is an error (warnings only) and throws an OperationOutcomeError
+// carrying all of them, warnings included, when one is; a resource without
+// resourceType, or of an unknown type, also throws.
+function issuesOf(resource) {
+  try {
+    return validateResource(resource);
+  } catch (err) {
+    if (err instanceof OperationOutcomeError) {
+      return err.outcome.issue ?? [];
+    }
+    return normalizeOperationOutcome(err).issue ?? [];
+  }
+}
+
+function isError(issue) {
+  return issue.severity === 'error' || issue.severity === 'fatal';
+}
+
+// invalidResource returns a 400 OperationOutcome for a resource the
+// validator rejects, else undefined.
+function invalidResource(resource) {
+  const issues = issuesOf(resource);
+  return issues.some(isError) ? { resourceType: 'OperationOutcome', issue: issues } : undefined;
+}
+
+// invalidBundleEntries validates the resource of each entry of a batch or
+// transaction Bundle and returns a 400 OperationOutcome naming every bad
+// entry (Bundle.entry[i], its request and its resource), else undefined.
+// Medplum's router runs no validation on entries itself.
+function invalidBundleEntries(bundle) {
+  if (bundle.type !== 'batch' && bundle.type !== 'transaction') {
+    return invalidResource(bundle);
+  }
+  const issues = [];
+  (bundle.entry ?? []).forEach((entry, i) => {
+    const method = entry.request?.method;
+    if (!entry.resource || (method !== 'POST' && method !== 'PUT')) {
+      return;
+    }
+    const found = issuesOf(entry.resource);
+    if (!found.some(isError)) {
+      return;
+    }
+    const where = `Bundle.entry[${i}] (${method} ${entry.request?.url ?? '?'})`;
+    for (const issue of found) {
+      issues.push({
+        ...issue,
+        diagnostics: `${where}: ${issue.diagnostics ?? issue.details?.text ?? issue.code}`,
+        expression: (issue.expression ?? []).map((e) => entryPath(i, entry.resource.resourceType, e)),
+      });
+    }
+  });
+  return issues.length ? { resourceType: 'OperationOutcome', issue: issues } : undefined;
+}
+
+// entryPath rewrites a validator expression such as "Observation.status"
+// to its place in the Bundle: "Bundle.entry[2].resource.status".
+function entryPath(i, type, expression) {
+  const rest = type && expression.startsWith(type + '.') ? expression.slice(type.length + 1) : expression;
+  return `Bundle.entry[${i}].resource.${rest}`;
+}
+
+// validateOperation is POST [base]/{Type}/$validate: the body is the
+// resource, or a Parameters resource with a "resource" parameter. It answers
+// 200 with an OperationOutcome listing every issue (errors and warnings);
+// when there is none, the outcome holds one information issue, as HAPI's
+// does, since OperationOutcome.issue is 1..*.
+function validateOperation(type, body) {
+  let resource = body;
+  if (body?.resourceType === 'Parameters') {
+    resource = body.parameter?.find((p) => p.name === 'resource')?.resource;
+  }
+  if (!resource || typeof resource !== 'object') {
+    return [400, badRequest('$validate needs a resource in the body')];
+  }
+  if (resource.resourceType !== type) {
+    return [400, badRequest(`resourceType ${resource.resourceType} does not match ${type}/$validate`)];
+  }
+  const issues = issuesOf(resource);
+  if (issues.length === 0) {
+    return [200, { resourceType: 'OperationOutcome', issue: [{ ...allOk.issue[0], diagnostics: NO_ISSUES }] }];
+  }
+  return [200, { resourceType: 'OperationOutcome', issue: issues }];
+}
+
+// NO_ISSUES is the diagnostics of the single information issue $validate
+// answers for a resource without any issue.
+const NO_ISSUES = 'No issues detected during validation';
 
 // Medplum's router answers _count and _offset but writes no paging links.
 // Real servers (HAPI) do, and clients must follow them, so this server adds

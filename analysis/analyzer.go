@@ -1,0 +1,261 @@
+package analysis
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image/png"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/orthotriage/orthotriage/imaging"
+	"github.com/orthotriage/orthotriage/inference"
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+)
+
+// ErrNoRadiograph means a study holds no image a loaded model reads (no CR
+// or DX series of a wanted body part, or none could be retrieved): the study
+// is left out of the answer, it is not an error of the call.
+var ErrNoRadiograph = errors.New("analysis: no radiograph for any loaded model")
+
+// Retriever fetches and decodes a study's images; *imaging.Retriever is one.
+type Retriever interface {
+	Retrieve(ctx context.Context, ep models.Endpoint, ref imaging.InstanceRef, acc imaging.Access, max int) ([]*imaging.Image, error)
+}
+
+// Classifier runs prepared crops through a model; *inference.Batcher is one.
+type Classifier interface {
+	Classify(ctx context.Context, crops []float32, n int) ([]inference.Output, error)
+	Model() *inference.Model
+}
+
+// Input is one study to analyse, as the hook call resolved it.
+type Input struct {
+	// Task is the model task wanted: "hip" or "vertebral-fracture-acuity".
+	Task       string
+	FHIRServer string
+	Study      models.ImagingStudy
+	// Endpoints are the Endpoint resources the study's endpoint references
+	// point at, keyed by the reference as written ("Endpoint/1", "#ep").
+	Endpoints map[string]models.Endpoint
+	// Access is the call's FHIR base and token and the caller's
+	// registered DICOMweb bases.
+	Access imaging.Access
+}
+
+// Policy is what the service does with model outputs beyond the manifest's
+// thresholds and triage rules.
+type Policy struct {
+	// ReviewBelow: a reported finding whose probability is below it is
+	// marked low confidence and the result "needs review". 0 disables.
+	ReviewBelow float64
+	// HeatmapSide is the side of each finding's heat-map thumbnail in
+	// pixels; 0 leaves thumbnails out.
+	HeatmapSide int
+}
+
+// bodyParts says which studies each model task reads: DICOM Body Part
+// Examined values and FHIR body-site displays, matched case-insensitively
+// as substrings.
+var bodyParts = map[string][]string{
+	"hip":                       {"PELVIS", "HIP"},
+	"vertebral-fracture-acuity": {"SPINE", "LSPINE", "TSPINE", "VERTEBRA"},
+}
+
+// Analyzer turns a study into a Result: it selects the study's radiographs,
+// retrieves and decodes them, runs the model whose task matches the body
+// part and applies the policy.
+type Analyzer struct {
+	Retriever Retriever
+	// Models are the loaded models; a study whose body part is unknown
+	// goes to the first.
+	Models []Classifier
+	Policy Policy
+	// PerStudy is how many images of a study are tried; 4 by default.
+	PerStudy int
+	Now      func() time.Time
+	Log      *slog.Logger
+}
+
+// Analyze analyses one study. It fails with ErrNoRadiograph when nothing in
+// the study suits a loaded model.
+func (a *Analyzer) Analyze(ctx context.Context, in Input) (Result, error) {
+	study := Study{UID: imaging.StudyInstanceUID(in.Study), ImagingStudyID: deref(in.Study.Id), Started: deref(in.Study.Started), Description: deref(in.Study.Description)}
+	if in.Study.Subject.Reference != nil {
+		study.Patient = *in.Study.Subject.Reference
+	}
+	for _, b := range in.Study.BasedOn {
+		if b.Reference != nil && strings.HasPrefix(*b.Reference, "ServiceRequest/") {
+			study.BasedOn = append(study.BasedOn, *b.Reference)
+		}
+	}
+	if study.UID == "" && study.ImagingStudyID == "" {
+		return Result{}, errors.New("analysis: the ImagingStudy has neither a Study Instance UID identifier nor an id")
+	}
+	refs, skips := imaging.SelectInstances(in.Study, imaging.SelectOptions{MaxPerStudy: max(1, a.PerStudy)})
+	for _, s := range skips {
+		a.Log.DebugContext(ctx, "instance skipped", "study", study.UID, "series", s.Series, "reason", s.Reason)
+	}
+	t0 := time.Now()
+	var lastErr error
+	for _, ref := range refs {
+		model, ok := a.modelFor(in.Task, ref.BodySite)
+		if !ok {
+			a.Log.DebugContext(ctx, "no model for series", "study", study.UID, "series", ref.SeriesInstanceUID, "bodySite", ref.BodySite)
+			continue
+		}
+		img, err := a.retrieve(ctx, in, ref)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Result{}, ctx.Err()
+			}
+			lastErr = err
+			a.Log.WarnContext(ctx, "image not retrieved", "study", study.UID, "series", ref.SeriesInstanceUID, "err", err)
+			continue
+		}
+		if img.Meta.BodyPart != "" && !a.reads(model, img.Meta.BodyPart) {
+			a.Log.DebugContext(ctx, "image body part not read by the model", "study", study.UID, "bodyPart", img.Meta.BodyPart)
+			continue
+		}
+		r, err := a.classify(ctx, model, img)
+		if err != nil {
+			return Result{}, err
+		}
+		r.Timings.Retrieve = ms(time.Since(t0)) - r.Timings.Preprocess - r.Timings.Inference - r.Timings.Postprocess
+		r.FHIRServer, r.Study = in.FHIRServer, study
+		return r, nil
+	}
+	if lastErr != nil {
+		return Result{}, fmt.Errorf("%w: %v", ErrNoRadiograph, lastErr)
+	}
+	return Result{}, ErrNoRadiograph
+}
+
+// modelFor picks the first model of task that reads a series' body site;
+// a series whose site is unknown goes to the task's first model.
+func (a *Analyzer) modelFor(task, site string) (Classifier, bool) {
+	for _, m := range a.Models {
+		if m.Model().Manifest.Task == task && (site == "" || a.reads(m, site)) {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+// Reads reports whether a model for task is loaded.
+func (a *Analyzer) Reads(task string) bool {
+	return slices.ContainsFunc(a.Models, func(m Classifier) bool { return m.Model().Manifest.Task == task })
+}
+
+// modelKey names the task's models and versions, for cache keys: a new
+// model version never serves an old result.
+func (a *Analyzer) modelKey(task string) string {
+	var parts []string
+	for _, m := range a.Models {
+		if mf := m.Model().Manifest; mf.Task == task {
+			parts = append(parts, mf.ID+"@"+mf.Version)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func (a *Analyzer) reads(m Classifier, part string) bool {
+	part = strings.ToUpper(part)
+	return slices.ContainsFunc(bodyParts[m.Model().Manifest.Task], func(w string) bool { return strings.Contains(part, w) })
+}
+
+// retrieve fetches the first image of ref from the first of its endpoints
+// that answers.
+func (a *Analyzer) retrieve(ctx context.Context, in Input, ref imaging.InstanceRef) (*imaging.Image, error) {
+	if len(ref.Endpoints) == 0 {
+		return nil, errors.New("the series and its study name no Endpoint")
+	}
+	var errs []error
+	for _, r := range ref.Endpoints {
+		key := deref(r.Reference)
+		ep, ok := in.Endpoints[key]
+		if !ok {
+			errs = append(errs, fmt.Errorf("endpoint %q not resolved", key))
+			continue
+		}
+		imgs, err := a.Retriever.Retrieve(ctx, ep, ref, in.Access, 1)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return imgs[0], nil
+	}
+	return nil, errors.Join(errs...)
+}
+
+// classify runs one decoded image through a model and applies the policy.
+func (a *Analyzer) classify(ctx context.Context, c Classifier, img *imaging.Image) (Result, error) {
+	m := c.Model().Manifest
+	pre := m.Preprocess
+	t0 := time.Now()
+	crops := make([]float32, len(pre.Regions)*pre.Resize.Width*pre.Resize.Height)
+	regions, err := pre.Prepare(img.Pixels, img.Meta.Rows, img.Meta.Columns, crops)
+	if err != nil {
+		return Result{}, fmt.Errorf("analysis: %w", err)
+	}
+	t1 := time.Now()
+	outs, err := c.Classify(ctx, crops, len(regions))
+	if err != nil {
+		return Result{}, fmt.Errorf("analysis: model %s: %w", m.ID, err)
+	}
+	t2 := time.Now()
+	r := Result{
+		Schema: SchemaVersion,
+		Model: Model{ID: m.ID, Version: m.Version, Task: m.Task, Architecture: m.Architecture,
+			TrainingData: m.TrainingData, Warning: m.Warning, IntendedUse: m.IntendedUse},
+		Images: []Image{{SeriesUID: img.Meta.SeriesInstanceUID, SOPUID: img.Meta.SOPInstanceUID, ViewPosition: img.Meta.ViewPosition,
+			BodyPart: img.Meta.BodyPart, Rows: img.Meta.Rows, Columns: img.Meta.Columns, Lossy: img.Meta.Lossy}},
+	}
+	for k, crop := range regions {
+		f := m.Interpret(outs[k], crop)
+		label := m.Labels[m.LabelIndex(f.Class)]
+		out := Finding{
+			Region: f.Region, Laterality: f.Laterality, Class: f.Class, Display: f.Display,
+			Code:        Code{System: label.System, Code: label.Code, Display: label.Display, Verified: label.Verified},
+			Probability: round4(f.Probability), Reported: f.Reported, Normal: label.Normal,
+			Priority: f.Priority, PriorityClass: f.PriorityClass,
+		}
+		for _, l := range m.Labels {
+			out.Probabilities = append(out.Probabilities, ClassProbability{Class: l.Key, Display: l.Display, Probability: round4(f.Probabilities[l.Key])})
+		}
+		out.LowConfidence = a.Policy.ReviewBelow > 0 && out.Probability < a.Policy.ReviewBelow
+		if a.Policy.HeatmapSide > 0 {
+			thumb := inference.Thumbnail(img.Pixels, img.Meta.Rows, img.Meta.Columns, crop.Box, f.ActivationMap(outs[k]), a.Policy.HeatmapSide)
+			var buf bytes.Buffer
+			if err := png.Encode(&buf, thumb); err == nil {
+				out.Heatmap = buf.Bytes()
+			}
+		}
+		r.Findings = append(r.Findings, out)
+		if PriorityRank(out.Priority) > PriorityRank(r.Priority) {
+			r.Priority = out.Priority
+		}
+		r.Review = r.Review || out.LowConfidence
+	}
+	r.Analyzed = a.Now().UTC().Truncate(time.Second)
+	r.Timings.Preprocess, r.Timings.Inference, r.Timings.Postprocess = ms(t1.Sub(t0)), ms(t2.Sub(t1)), ms(time.Since(t2))
+	return r, nil
+}
+
+// round4 keeps four decimals: results are shown and stored at that
+// precision, so that batch composition (which may move the last float bits)
+// cannot change a stored resource.
+func round4(p float64) float64 { return math.Round(p*1e4) / 1e4 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,182 @@
+// Package analysis is the use case of the service: a study in, a
+// FHIR-agnostic Result out. It selects a study's radiographs, retrieves and
+// decodes them (imaging), runs the model for the study's body part
+// (inference) and applies the triage policy. Cards (cds) and FHIR resources
+// (fhir) are built from the Result at the edge.
+package analysis
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// SchemaVersion is the version of Result's shape; a cached Result of another
+// version is not served.
+const SchemaVersion = 1
+
+// Priorities are the FHIR request priorities, least urgent first.
+var Priorities = []string{"routine", "urgent", "asap", "stat"}
+
+// PriorityRank orders priorities: routine 1 ... stat 4; "" (none) is 0.
+func PriorityRank(p string) int { return slices.Index(Priorities, p) + 1 }
+
+// Result is the analysis of one imaging study by one model.
+type Result struct {
+	Schema int `json:"schema"`
+	// FHIRServer is the identity of the EHR's FHIR server the study came from.
+	FHIRServer string `json:"fhirServer,omitempty"`
+	Study      Study  `json:"study"`
+	Model      Model  `json:"model"`
+	// Images are the radiographs the findings were read from.
+	Images   []Image   `json:"images"`
+	Findings []Finding `json:"findings"`
+	// Priority is the most urgent finding's triage priority; "" when no
+	// finding called for one.
+	Priority string `json:"priority,omitempty"`
+	// Review is set when a finding's confidence is below the policy's
+	// review threshold: a human should look before anyone relies on it.
+	Review   bool      `json:"review,omitempty"`
+	Analyzed time.Time `json:"analyzed"`
+	Timings  Timings   `json:"timingsMs"`
+}
+
+// Study identifies the analysed study as the EHR knows it.
+type Study struct {
+	UID            string   `json:"uid,omitempty"`            // DICOM Study Instance UID
+	ImagingStudyID string   `json:"imagingStudyId,omitempty"` // the ImagingStudy's id on FHIRServer
+	Patient        string   `json:"patient,omitempty"`        // "Patient/{id}"
+	Started        string   `json:"started,omitempty"`        // FHIR dateTime of the study
+	BasedOn        []string `json:"basedOn,omitempty"`        // ServiceRequest references of the order
+	Description    string   `json:"description,omitempty"`
+}
+
+// Key is the study's identity for ids and caching: its Study Instance UID,
+// else its ImagingStudy id.
+func (s Study) Key() string {
+	if s.UID != "" {
+		return s.UID
+	}
+	return "ImagingStudy/" + s.ImagingStudyID
+}
+
+// Model names the model that produced a Result.
+type Model struct {
+	ID           string `json:"id"`
+	Version      string `json:"version"`
+	Task         string `json:"task"` // "hip" or "vertebral-fracture-acuity"
+	Architecture string `json:"architecture,omitempty"`
+	TrainingData string `json:"trainingData,omitempty"` // "synthetic" or a description
+	Warning      string `json:"warning,omitempty"`      // e.g. synthetic training data - not for clinical use
+	IntendedUse  string `json:"intendedUse,omitempty"`
+}
+
+// Synthetic reports whether the model was trained on synthetic data only.
+func (m Model) Synthetic() bool { return m.TrainingData == "synthetic" }
+
+// Image is one analysed radiograph.
+type Image struct {
+	SeriesUID    string `json:"seriesUid,omitempty"`
+	SOPUID       string `json:"sopUid,omitempty"`
+	ViewPosition string `json:"viewPosition,omitempty"`
+	BodyPart     string `json:"bodyPart,omitempty"`
+	Rows         int    `json:"rows"`
+	Columns      int    `json:"columns"`
+	Lossy        bool   `json:"lossy,omitempty"`
+}
+
+// Finding is the model's reading of one region: a hip, or a vertebra.
+type Finding struct {
+	Region     string `json:"region"`               // e.g. right-hip, L1
+	Laterality string `json:"laterality,omitempty"` // right or left, for paired sites
+	Image      int    `json:"image"`                // index into Result.Images
+	// Class is the chosen label; Code is its coding from the manifest.
+	Class       string  `json:"class"`
+	Display     string  `json:"display"`
+	Code        Code    `json:"code"`
+	Probability float64 `json:"probability"`
+	// Probabilities lists every label's probability, in manifest order.
+	Probabilities []ClassProbability `json:"probabilities"`
+	// Reported is false when the top class is below its threshold.
+	Reported bool `json:"reported"`
+	// Normal marks the class that means "nothing found".
+	Normal   bool   `json:"normal,omitempty"`
+	Priority string `json:"priority,omitempty"` // triage priority from the manifest's rules
+	// PriorityClass is the label that triggered Priority (it may be
+	// another than Class: see inference.Finding).
+	PriorityClass string `json:"priorityClass,omitempty"`
+	// LowConfidence is set below the policy's review threshold.
+	LowConfidence bool `json:"lowConfidence,omitempty"`
+	// Heatmap is a small PNG of the region with the activation map laid
+	// over it; nil when the model has no activation output.
+	Heatmap []byte `json:"heatmap,omitempty"`
+}
+
+// Code is a coding from the model manifest's label table.
+type Code struct {
+	System   string `json:"system"`
+	Code     string `json:"code"`
+	Display  string `json:"display"`
+	Verified string `json:"verified,omitempty"`
+}
+
+// ClassProbability is one label's probability.
+type ClassProbability struct {
+	Class       string  `json:"class"`
+	Display     string  `json:"display"`
+	Probability float64 `json:"probability"`
+}
+
+// Flagged is the class a reader should hear about: the one that triggered
+// the finding's priority, else the top class.
+func (f Finding) Flagged() ClassProbability {
+	if f.PriorityClass != "" {
+		for _, p := range f.Probabilities {
+			if p.Class == f.PriorityClass {
+				return p
+			}
+		}
+	}
+	return ClassProbability{Class: f.Class, Display: f.Display, Probability: f.Probability}
+}
+
+// Notable reports whether a finding matters for triage: it set a priority,
+// or its top class is reported and not the normal one.
+func (f Finding) Notable() bool { return f.Priority != "" || (f.Reported && !f.Normal) }
+
+// Timings are the stages of one analysis, in milliseconds.
+type Timings struct {
+	Retrieve    float64 `json:"retrieve"`
+	Preprocess  float64 `json:"preprocess"`
+	Inference   float64 `json:"inference"`
+	Postprocess float64 `json:"postprocess"`
+}
+
+// Top returns the most urgent notable finding (highest priority, then the
+// highest flagged probability, then region order), or false when none is
+// notable.
+func (r Result) Top() (Finding, bool) {
+	best, ok := Finding{}, false
+	for _, f := range r.Findings {
+		if !f.Notable() {
+			continue
+		}
+		fr, br := PriorityRank(f.Priority), PriorityRank(best.Priority)
+		if !ok || fr > br || (fr == br && f.Flagged().Probability > best.Flagged().Probability) {
+			best, ok = f, true
+		}
+	}
+	return best, ok
+}
+
+// Percent writes a probability for people: whole percent, but never "100%"
+// or "0%", which a model cannot honestly assert (">99%", "<1%").
+func Percent(p float64) string {
+	switch {
+	case p >= 0.995:
+		return ">99%"
+	case p < 0.005:
+		return "<1%"
+	}
+	return fmt.Sprintf("%.0f%%", 100*p)
+}

@@ -1,0 +1,229 @@
+package cds
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/orthotriage/orthotriage/analysis"
+)
+
+// Analyzer analyses one study for a hook call; analysis.Cached is one.
+type Analyzer interface {
+	Analyze(ctx context.Context, in analysis.Input) (analysis.Result, error)
+	Reads(task string) bool
+}
+
+// Reporter turns a result into FHIR resources (the fhir room).
+type Reporter interface {
+	// Report returns the result's resources in the order they are to be
+	// created (referenced resources first) and the DiagnosticReport's id.
+	Report(r analysis.Result) (Report, error)
+	// HTML is the human-readable report, as put in the DiagnosticReport.
+	HTML(r analysis.Result) ([]byte, error)
+}
+
+// Report is a result's FHIR resources.
+type Report struct {
+	ID        string // the DiagnosticReport's id
+	Resources []json.RawMessage
+}
+
+// CardOptions shape the cards of results.
+type CardOptions struct {
+	NormalCard    bool // info card when every finding is normal
+	SystemActions bool // resources as systemActions instead of a suggestion
+	ViewerURL     string
+	Source        Source
+}
+
+// Override reasons offered on every card (CDS Hooks 2.0 overrideReasons).
+var overrideReasons = []Coding{
+	{System: localCodes + "/override-reason", Code: "disagree", Display: "Disagree with the AI finding"},
+	{System: localCodes + "/override-reason", Code: "already-reviewed", Display: "Study already reviewed"},
+	{System: localCodes + "/override-reason", Code: "poor-image-quality", Display: "Poor image quality"},
+}
+
+const localCodes = "https://orthotriage.github.io/fhir/CodeSystem"
+
+// indicatorOf maps a triage priority to a card indicator: stat and asap are
+// critical, urgent a warning, routine (or none) info.
+func indicatorOf(priority string) string {
+	switch priority {
+	case "stat", "asap":
+		return IndicatorCritical
+	case "urgent":
+		return IndicatorWarning
+	}
+	return IndicatorInfo
+}
+
+// IssuedCard is what is remembered of a card so that feedback can be
+// matched to it by uuid.
+type IssuedCard struct {
+	Service   string
+	Indicator string
+	Priority  string
+	ReportID  string
+}
+
+// card builds the card for one result, or returns false when the result
+// calls for none (all normal and no normal card configured).
+func (e *Engine) card(svc Service, hookInstance string, r analysis.Result, rep Report, base string) (Card, []Action, bool) {
+	top, notable := r.Top()
+	if !notable && !r.Review && !e.Cards.NormalCard {
+		return Card{}, nil, false
+	}
+	indicator := indicatorOf(top.Priority) // top is the most urgent finding
+	if r.Review && indicator == IndicatorInfo {
+		indicator = IndicatorWarning
+	}
+	c := Card{
+		UUID:            uuid.NewSHA1(uuid.NameSpaceURL, []byte(hookInstance+"\x00"+rep.ID)).String(),
+		Summary:         summary(r, top, notable),
+		Detail:          detail(r),
+		Indicator:       indicator,
+		Source:          e.Cards.Source,
+		OverrideReasons: overrideReasons,
+	}
+	c.Source.Topic = &Coding{System: localCodes + "/card-topic", Code: r.Model.Task + "-triage", Display: svc.Title}
+	var actions []Action
+	for _, res := range rep.Resources {
+		actions = append(actions, Action{Type: "create", Description: "Create " + resourceType(res) + " (AI preliminary result)", Resource: res})
+	}
+	if !e.Cards.SystemActions && len(actions) > 0 {
+		c.Suggestions = []Suggestion{{
+			Label: "Save AI preliminary report", UUID: uuid.NewSHA1(uuid.NameSpaceURL, []byte(c.UUID+"\x00save")).String(),
+			Actions: actions,
+		}}
+		c.SelectionBehavior = "any"
+	}
+	if base != "" && len(e.LinkKey) > 0 {
+		c.Links = append(c.Links, Link{Label: "AI triage report (HTML)", Type: "absolute",
+			URL: strings.TrimRight(base, "/") + "/reports/" + url.PathEscape(rep.ID) + "?sig=" + e.linkSignature(rep.ID)})
+	}
+	if e.Cards.ViewerURL != "" {
+		app, _ := json.Marshal(map[string]string{
+			"imagingStudy": "ImagingStudy/" + r.Study.ImagingStudyID, "studyInstanceUid": r.Study.UID,
+			"diagnosticReport": "DiagnosticReport/" + rep.ID,
+		})
+		c.Links = append(c.Links, Link{Label: "View images and heat maps", URL: e.Cards.ViewerURL, Type: "smart", AppContext: string(app)})
+	}
+	if e.Cards.SystemActions {
+		return c, actions, true
+	}
+	return c, nil, true
+}
+
+// maxSummary is the longest summary sent: CDS Hooks wants under 140.
+const maxSummary = 139
+
+// summary says the most urgent finding first, e.g. "Possible fracture of
+// neck of femur, right hip (97%): STAT read suggested".
+func summary(r analysis.Result, top analysis.Finding, notable bool) string {
+	var s string
+	if !notable {
+		s = "AI triage: no abnormality found on " + studyNoun(r)
+	} else {
+		fl := top.Flagged()
+		s = fmt.Sprintf("Possible %s, %s (%s)", lowerFirst(fl.Display), site(top), analysis.Percent(fl.Probability))
+		if top.Priority != "" {
+			s += ": " + strings.ToUpper(top.Priority) + " read suggested"
+		}
+		if n := countNotable(r) - 1; n > 0 {
+			s += fmt.Sprintf(" (+%d more)", n)
+		}
+	}
+	if r.Review {
+		s += "; low confidence, needs review"
+	}
+	if r.Model.Synthetic() {
+		s = "[synthetic model] " + s
+	}
+	return truncate(s, maxSummary)
+}
+
+func studyNoun(r analysis.Result) string {
+	if r.Model.Task == "hip" {
+		return "the hips"
+	}
+	return "the study"
+}
+
+func site(f analysis.Finding) string {
+	if f.Laterality != "" && strings.HasSuffix(f.Region, "-hip") {
+		return f.Laterality + " hip"
+	}
+	if f.Laterality != "" {
+		return f.Laterality + " " + f.Region
+	}
+	return f.Region
+}
+
+func countNotable(r analysis.Result) int {
+	n := 0
+	for _, f := range r.Findings {
+		if f.Notable() {
+			n++
+		}
+	}
+	return n
+}
+
+func lowerFirst(s string) string {
+	if s == "" || strings.ToUpper(s[:1]) != s[:1] || (len(s) > 1 && strings.ToUpper(s[1:2]) == s[1:2]) {
+		return s // empty, already lower, or an acronym
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}
+
+// truncate cuts s to at most n runes, ending with an ellipsis when cut.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
+
+// detail is the card's markdown: a table of findings, the model and its
+// limits.
+func detail(r analysis.Result) string {
+	var b strings.Builder
+	if r.Model.Synthetic() {
+		fmt.Fprintf(&b, "**%s.** This model was trained on synthetic radiographs only.\n\n", strings.ToUpper(r.Model.Warning[:1])+r.Model.Warning[1:])
+	}
+	b.WriteString("| Site | AI finding | Probability | Suggested priority |\n|---|---|---|---|\n")
+	for _, f := range r.Findings {
+		fl := f.Flagged()
+		finding := f.Display
+		if fl.Class != f.Class {
+			finding += fmt.Sprintf(" (%s %s)", lowerFirst(fl.Display), analysis.Percent(fl.Probability))
+		}
+		if f.LowConfidence || !f.Reported {
+			finding += " - low confidence"
+		}
+		prio := f.Priority
+		if prio == "" {
+			prio = "-"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", mdEscape(site(f)), mdEscape(finding), analysis.Percent(f.Probability), prio)
+	}
+	fmt.Fprintf(&b, "\nModel: %s %s.", mdEscape(r.Model.ID), mdEscape(r.Model.Version))
+	if r.Study.UID != "" {
+		fmt.Fprintf(&b, " Study: %s.", mdEscape(r.Study.UID))
+	}
+	b.WriteString("\n\nLimitations: a second reader for triage, not a diagnosis; results are preliminary until a radiologist reports the study.")
+	if r.Model.Task == "hip" {
+		b.WriteString(" One AP pelvis image per study is read and each hip is cropped at a fixed position, so unusual positioning or collimation can mislead the model.")
+	}
+	return b.String()
+}
+
+// mdEscape keeps text from breaking a markdown table.
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", "\\|", "\n", " ", "*", "\\*", "_", "\\_", "[", "\\[", "]", "\\]").Replace(s)
+}

@@ -1,0 +1,242 @@
+package cds_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/cds"
+	"github.com/orthotriage/orthotriage/cds/cdstest"
+	"github.com/orthotriage/orthotriage/internal/lru"
+	"github.com/orthotriage/orthotriage/store"
+)
+
+// fakeAnalyzer answers canned results by ImagingStudy id.
+type fakeAnalyzer struct {
+	mu      sync.Mutex // the engine analyses studies concurrently
+	results map[string]analysis.Result
+	errs    map[string]error
+	inputs  []analysis.Input
+}
+
+func (f *fakeAnalyzer) Analyze(_ context.Context, in analysis.Input) (analysis.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inputs = append(f.inputs, in)
+	id := *in.Study.Id
+	if err := f.errs[id]; err != nil {
+		return analysis.Result{}, err
+	}
+	return f.results[id], nil
+}
+
+func (f *fakeAnalyzer) Reads(task string) bool { return task == "hip" }
+
+// fakeReporter makes one resource per finding plus a report.
+type fakeReporter struct{}
+
+func (fakeReporter) Report(r analysis.Result) (cds.Report, error) {
+	rep := cds.Report{ID: "dr-" + r.Study.ImagingStudyID}
+	for _, f := range r.Findings {
+		rep.Resources = append(rep.Resources, json.RawMessage(`{"resourceType":"Observation","id":"`+f.Region+`"}`))
+	}
+	rep.Resources = append(rep.Resources, json.RawMessage(`{"resourceType":"DiagnosticReport","id":"`+rep.ID+`"}`))
+	return rep, nil
+}
+
+func (fakeReporter) HTML(r analysis.Result) ([]byte, error) {
+	return []byte("<p>" + r.Study.UID + "</p>"), nil
+}
+
+// hips is a result with the right and left hips read as given; a class of
+// "" is normal.
+func hips(id string, right, left analysis.Finding) analysis.Result {
+	right.Region, right.Laterality = "right-hip", "right"
+	left.Region, left.Laterality = "left-hip", "left"
+	return analysis.Result{Schema: 1, Study: analysis.Study{ImagingStudyID: id, UID: "1.2." + id, Patient: "Patient/p1"},
+		Model:    analysis.Model{ID: "hip-000", Version: "0.1.0", Task: "hip", TrainingData: "synthetic", Warning: "synthetic training data - not for clinical use"},
+		Findings: []analysis.Finding{right, left}, Analyzed: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
+}
+
+func normal() analysis.Finding {
+	return analysis.Finding{Class: "normal", Display: "Normal hip", Probability: 0.98, Reported: true, Normal: true}
+}
+
+func found(class, display string, p float64, priority string) analysis.Finding {
+	return analysis.Finding{Class: class, Display: display, Probability: p, Reported: true, Priority: priority, PriorityClass: class,
+		Probabilities: []analysis.ClassProbability{{Class: class, Display: display, Probability: p}}}
+}
+
+func engineFor(results map[string]analysis.Result, opts cds.CardOptions) (*cds.Engine, *fakeAnalyzer) {
+	fa := &fakeAnalyzer{results: results, errs: map[string]error{}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e := &cds.Engine{
+		Catalog: cds.DefaultCatalog(), Resolver: &cds.Resolver{FHIR: &cdstest.FHIR{}, MaxPages: 2, MaxStudies: 10, Log: log},
+		Feedback: store.NewMemoryFeedback(100), Log: log, Now: time.Now,
+		Analyzer: fa, Reporter: fakeReporter{}, Cards: opts, StudiesPerCall: 3,
+		Issued: lru.New[cds.IssuedCard](10), Reports: lru.New[analysis.Result](10), LinkKey: []byte("k"),
+	}
+	return e, fa
+}
+
+func callHips(t *testing.T, e *cds.Engine, ids ...string) cds.Response {
+	t.Helper()
+	var studies []string
+	for _, id := range ids {
+		studies = append(studies, study(id, "p1"))
+	}
+	body := `{"hook":"patient-view","hookInstance":"h1","context":{"userId":"Practitioner/u","patientId":"p1"},` +
+		`"prefetch":{"patient":` + patientRes + `,"studies":` + bundle("", studies...) + `}}`
+	ctx := cds.WithBaseURL(context.Background(), "https://triage.example.org")
+	resp, err := e.Call(ctx, "hip-radiograph-screening", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func TestCardsFollowTheTriagePriority(t *testing.T) {
+	tests := []struct {
+		name, indicator, summary string
+		result                   analysis.Result
+	}{
+		{"fracture is critical", "critical", "[synthetic model] Possible fracture of neck of femur, left hip (97%): STAT read suggested",
+			hips("s", normal(), found("fnf", "Fracture of neck of femur", 0.97, "stat"))},
+		{"osteonecrosis is a warning", "warning", "[synthetic model] Possible osteonecrosis of the femoral head, right hip (88%): URGENT read suggested",
+			hips("s", found("onfh", "Osteonecrosis of the femoral head", 0.88, "urgent"), normal())},
+		{"most urgent first, others counted", "critical", "[synthetic model] Possible intertrochanteric fracture, right hip (61%): STAT read suggested (+1 more)",
+			hips("s", found("itf", "Intertrochanteric fracture", 0.61, "stat"), found("tha", "Total hip replacement", 0.99, "routine"))},
+		{"arthroplasty is routine info", "info", "[synthetic model] Possible total hip replacement, left hip (99%): ROUTINE read suggested",
+			hips("s", normal(), found("tha", "Total hip replacement", 0.99, "routine"))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, _ := engineFor(map[string]analysis.Result{"s": tc.result}, cds.CardOptions{Source: cds.Source{Label: "orthotriage"}})
+			resp := callHips(t, e, "s")
+			if len(resp.Cards) != 1 {
+				t.Fatalf("%d cards", len(resp.Cards))
+			}
+			c := resp.Cards[0]
+			if c.Indicator != tc.indicator || c.Summary != tc.summary {
+				t.Errorf("got %s %q\nwant %s %q", c.Indicator, c.Summary, tc.indicator, tc.summary)
+			}
+			if len(c.Suggestions) != 1 || len(c.Suggestions[0].Actions) != 3 || c.Suggestions[0].Actions[0].Type != "create" || c.SelectionBehavior != "any" {
+				t.Errorf("suggestions %+v", c.Suggestions)
+			}
+			if len(c.OverrideReasons) != 3 || c.Source.Topic == nil || c.UUID == "" {
+				t.Errorf("override reasons %v, topic %v, uuid %q", c.OverrideReasons, c.Source.Topic, c.UUID)
+			}
+			if len(c.Links) != 1 || !strings.HasPrefix(c.Links[0].URL, "https://triage.example.org/reports/dr-s?sig=") {
+				t.Errorf("links %+v", c.Links)
+			}
+		})
+	}
+}
+
+func TestFlaggedClassBelowTheTopClass(t *testing.T) {
+	// Read as normal (62%), but the fracture probability (35%) passes the
+	// STAT rule's minimum: the card names the fracture, not "normal".
+	right := normal()
+	right.Probability, right.Priority, right.PriorityClass = 0.62, "stat", "fnf"
+	right.Probabilities = []analysis.ClassProbability{{Class: "normal", Display: "Normal hip", Probability: 0.62}, {Class: "fnf", Display: "Fracture of neck of femur", Probability: 0.35}}
+	e, _ := engineFor(map[string]analysis.Result{"s": hips("s", right, normal())}, cds.CardOptions{Source: cds.Source{Label: "x"}})
+	c := callHips(t, e, "s").Cards
+	if len(c) != 1 || c[0].Indicator != "critical" || !strings.Contains(c[0].Summary, "fracture of neck of femur, right hip (35%)") {
+		t.Fatalf("cards %+v", c)
+	}
+	if !strings.Contains(c[0].Detail, "| right hip | Normal hip (fracture of neck of femur 35%) | 62% | stat |") {
+		t.Errorf("detail:\n%s", c[0].Detail)
+	}
+}
+
+func TestNormalStudiesAndReview(t *testing.T) {
+	res := map[string]analysis.Result{"n": hips("n", normal(), normal())}
+	e, _ := engineFor(res, cds.CardOptions{Source: cds.Source{Label: "x"}})
+	if c := callHips(t, e, "n").Cards; len(c) != 0 {
+		t.Errorf("normal study without normal cards: %+v", c)
+	}
+	e, _ = engineFor(res, cds.CardOptions{Source: cds.Source{Label: "x"}, NormalCard: true})
+	if c := callHips(t, e, "n").Cards; len(c) != 1 || c[0].Indicator != "info" || !strings.Contains(c[0].Summary, "no abnormality found on the hips") {
+		t.Errorf("normal card: %+v", c)
+	}
+	// A low-confidence routine finding is raised to a warning.
+	low := hips("l", normal(), found("oa", "Osteoarthritis of hip", 0.52, "routine"))
+	low.Review, low.Findings[1].LowConfidence = true, true
+	e, _ = engineFor(map[string]analysis.Result{"l": low}, cds.CardOptions{Source: cds.Source{Label: "x"}})
+	c := callHips(t, e, "l").Cards
+	if len(c) != 1 || c[0].Indicator != "warning" || !strings.HasSuffix(c[0].Summary, "; low confidence, needs review") || !strings.Contains(c[0].Detail, "low confidence") {
+		t.Errorf("review card: %+v", c)
+	}
+}
+
+func TestSummaryStaysUnder140Runes(t *testing.T) {
+	long := found("x", strings.Repeat("Überlange Befundbeschreibung ", 10), 0.9, "stat")
+	e, _ := engineFor(map[string]analysis.Result{"s": hips("s", long, normal())}, cds.CardOptions{Source: cds.Source{Label: "x"}})
+	s := callHips(t, e, "s").Cards[0].Summary
+	if n := utf8.RuneCountInString(s); n != 139 || !strings.HasSuffix(s, "…") {
+		t.Errorf("summary %d runes: %q", n, s)
+	}
+}
+
+func TestSystemActionsMode(t *testing.T) {
+	e, _ := engineFor(map[string]analysis.Result{"s": hips("s", normal(), found("fnf", "Fracture of neck of femur", 0.9, "stat"))},
+		cds.CardOptions{Source: cds.Source{Label: "x"}, SystemActions: true})
+	resp := callHips(t, e, "s")
+	if len(resp.Cards) != 1 || len(resp.Cards[0].Suggestions) != 0 || len(resp.SystemActions) != 3 {
+		t.Errorf("cards %+v, systemActions %d", resp.Cards, len(resp.SystemActions))
+	}
+}
+
+func TestStudiesWithoutResultsAreLeftOut(t *testing.T) {
+	e, fa := engineFor(map[string]analysis.Result{"ok": hips("ok", found("fnf", "Fracture of neck of femur", 0.9, "stat"), normal())},
+		cds.CardOptions{Source: cds.Source{Label: "x"}})
+	fa.errs["chest"] = analysis.ErrNoRadiograph
+	fa.errs["broken"] = errors.New("Orthanc said 500")
+	resp := callHips(t, e, "chest", "broken", "ok")
+	if len(resp.Cards) != 1 {
+		t.Errorf("%d cards, want the one of the readable study", len(resp.Cards))
+	}
+	for _, in := range fa.inputs {
+		if in.Task != "hip" || in.FHIRServer != "" {
+			t.Errorf("input task %q server %q", in.Task, in.FHIRServer)
+		}
+	}
+	// Only StudiesPerCall studies are analysed.
+	e.StudiesPerCall = 1
+	fa.inputs = nil
+	callHips(t, e, "ok", "chest", "broken")
+	if len(fa.inputs) != 1 {
+		t.Errorf("%d studies analysed, want 1", len(fa.inputs))
+	}
+}
+
+func TestFeedbackIsMatchedToIssuedCards(t *testing.T) {
+	e, _ := engineFor(map[string]analysis.Result{"s": hips("s", normal(), found("fnf", "Fracture of neck of femur", 0.9, "stat"))},
+		cds.CardOptions{Source: cds.Source{Label: "x"}})
+	card := callHips(t, e, "s").Cards[0]
+	body := `{"feedback":[` +
+		`{"card":"` + card.UUID + `","outcome":"overridden","overrideReason":{"reason":{"code":"poor-image-quality","system":"s"}},"outcomeTimestamp":"2026-11-28T10:00:00Z"},` +
+		`{"card":"9b2f4a48-1b3c-4a55-8d7e-000000000000","outcome":"accepted","acceptedSuggestions":[{"id":"x"}],"outcomeTimestamp":"2026-11-28T10:00:00Z"}]}`
+	res, err := e.RecordFeedback(context.Background(), "hip-radiograph-screening", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 || res[0].Card != "critical" || res[0].Reason != "poor-image-quality" || res[1].Card != "unknown" || res[1].Reason != "" {
+		t.Errorf("results %+v", res)
+	}
+	if html, err := e.ReportHTML("dr-s", "bad"); err == nil {
+		t.Errorf("report served without a valid signature: %s", html)
+	}
+	sig := card.Links[0].URL[strings.Index(card.Links[0].URL, "sig=")+4:]
+	if html, err := e.ReportHTML("dr-s", sig); err != nil || string(html) != "<p>1.2.s</p>" {
+		t.Errorf("report = %q %v", html, err)
+	}
+}

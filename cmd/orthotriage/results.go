@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"time"
+
+	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/cds"
+	"github.com/orthotriage/orthotriage/config"
+	"github.com/orthotriage/orthotriage/fhir"
+	"github.com/orthotriage/orthotriage/imaging"
+	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/internal/lru"
+)
+
+// reporter adapts the fhir room's builders to the cds engine.
+type reporter struct{ opt fhir.ReportOptions }
+
+func (rp reporter) Report(r analysis.Result) (cds.Report, error) {
+	rep, err := fhir.BuildReport(r, rp.opt)
+	if err != nil {
+		return cds.Report{}, err
+	}
+	res, err := rep.Resources()
+	if err != nil {
+		return cds.Report{}, err
+	}
+	return cds.Report{ID: fhir.ReportID(r), Resources: res}, nil
+}
+
+func (rp reporter) HTML(r analysis.Result) ([]byte, error) { return fhir.ReportHTML(r) }
+
+// wireResults gives the engine its analysis, cards and write-back.
+func wireResults(e *cds.Engine, cfg config.Config, models []*inference.Batcher, retriever *imaging.Retriever, client *fhir.Client, log *slog.Logger) *analysis.Cached {
+	rc := cfg.Results
+	a := &analysis.Analyzer{
+		Retriever: retriever,
+		Policy:    analysis.Policy{ReviewBelow: rc.ReviewBelow, HeatmapSide: rc.HeatmapSide},
+		PerStudy:  cfg.Imaging.ImagesPerStudy,
+		Now:       time.Now,
+		Log:       log,
+	}
+	for _, b := range models {
+		a.Models = append(a.Models, b)
+	}
+	cached := analysis.NewCached(a, rc.Kept)
+	e.Analyzer = cached
+	e.Reporter = reporter{}
+	e.Cards = cds.CardOptions{NormalCard: rc.NormalCard, SystemActions: rc.SystemActions, ViewerURL: rc.ViewerURL,
+		Source: cds.Source{Label: rc.SourceLabel, URL: rc.SourceURL, Icon: rc.SourceIcon}}
+	e.StudiesPerCall = rc.StudiesPerCall
+	e.Issued = lru.New[cds.IssuedCard](rc.Kept * 4)
+	e.Reports = lru.New[analysis.Result](rc.Kept)
+	e.LinkKey = make([]byte, 32)
+	rand.Read(e.LinkKey)
+	if rc.WriteBack {
+		log.Info("write-back on: results are stored on the EHR's FHIR server", "retries", rc.WriteBackRetries)
+		e.WriteBack = func(server cds.FHIRServer, r analysis.Result, rep cds.Report) {
+			go writeBack(client, server, r, rep.ID, rc.WriteBackRetries, log)
+		}
+	}
+	return cached
+}
+
+// writeBack stores a result's resources on the FHIR server as one
+// transaction; the deterministic ids make a repeat an update, not a copy.
+func writeBack(client *fhir.Client, server cds.FHIRServer, r analysis.Result, reportID string, retries int, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := fhir.BuildReport(r, fhir.ReportOptions{})
+	if err != nil {
+		log.Error("write-back: resources not built", "study", r.Study.Key(), "err", err)
+		return
+	}
+	bundle, err := rep.Transaction(server.BaseURL)
+	if err != nil {
+		log.Error("write-back: transaction not built", "study", r.Study.Key(), "err", err)
+		return
+	}
+	start := time.Now()
+	policy := fhir.DefaultRetry
+	policy.Attempts = retries + 1
+	if _, err := client.TransactionRetry(ctx, server, bundle, policy); err != nil {
+		log.Error("write-back failed", "study", r.Study.Key(), "report", reportID, "fhirServer", server.BaseURL, "err", err)
+		return
+	}
+	log.Info("write-back stored", "study", r.Study.Key(), "report", reportID, "fhirServer", server.BaseURL,
+		"ms", time.Since(start).Milliseconds())
+}
