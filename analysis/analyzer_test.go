@@ -153,7 +153,7 @@ func TestCachedComputesOncePerModelVersion(t *testing.T) {
 	fr := &fakeRetriever{bodyPart: "PELVIS"}
 	probs := p(1, 0, 0, 0, 0, 0, 0, 0)
 	a := analyzer(fr, hipClassifier(t, "0.1.0", probs, probs))
-	c := analysis.NewCached(a, 10)
+	c := analysis.NewCached(a, analysis.NewMemoryStore(10), nil, analysis.CacheOptions{}, a.Log)
 	for range 3 {
 		if _, err := c.Analyze(context.Background(), studyWith("Pelvis")); err != nil {
 			t.Fatal(err)

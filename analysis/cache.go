@@ -2,46 +2,226 @@ package analysis
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/orthotriage/orthotriage/imaging"
-	"github.com/orthotriage/orthotriage/internal/lru"
+	"golang.org/x/sync/singleflight"
 )
 
-// Cached answers repeated analyses of a study from memory: the key is the
-// FHIR server, the study and the ids and versions of the task's models, so a
-// new model version never serves an old result. (Issue "Results cached by
-// study in Redis" replaces this with a shared store.)
+// Cached is the analysis as hooks and workers use it: a result is read
+// from the Store when there; otherwise it is computed once per study, in
+// this process (singleflight) and across replicas (the Locker), in the
+// background, so that a caller who stops waiting (its hook budget ran out)
+// does not stop the computation, whose result is stored for the next call.
 type Cached struct {
 	analyzer *Analyzer
-	results  *lru.Map[Result]
-	computed atomic.Uint64
+	store    Store
+	locker   Locker
+	opt      CacheOptions
+	group    singleflight.Group
+	log      *slog.Logger
+
+	hits, misses, computed, storeErrors atomic.Uint64
+	// downUntil (unix ns): after a store failure the store is left alone
+	// for a while, so a Redis that is down or slow costs a hook nothing.
+	downUntil atomic.Int64
 }
 
-// NewCached keeps up to kept results of a.
-func NewCached(a *Analyzer, kept int) *Cached {
-	return &Cached{analyzer: a, results: lru.New[Result](kept)}
+// CacheOptions time the cache, the lock and the background computation.
+type CacheOptions struct {
+	TTL     time.Duration // how long a result is kept; 24 h when 0
+	LockTTL time.Duration // lock expiry, renewed at a third; 30 s when 0
+	// Timeout bounds one background computation; 2 min when 0.
+	Timeout time.Duration
+	// Poll is how often a replica that lost the lock looks for the
+	// winner's result; 50 ms when 0.
+	Poll time.Duration
+	// StoreTimeout bounds each store or lock operation (200 ms when 0);
+	// after a failure the store is skipped for StoreBackoff (1 s when 0).
+	StoreTimeout, StoreBackoff time.Duration
 }
 
-// Analyze returns the kept result for in's study, or analyses it.
+// NewCached returns the cached analysis over store and locker (nil: an
+// in-memory store of 1000 results and the local locker).
+func NewCached(a *Analyzer, store Store, locker Locker, opt CacheOptions, log *slog.Logger) *Cached {
+	if store == nil {
+		store = NewMemoryStore(1000)
+	}
+	if locker == nil {
+		locker = LocalLocker{}
+	}
+	if opt.TTL <= 0 {
+		opt.TTL = 24 * time.Hour
+	}
+	if opt.LockTTL <= 0 {
+		opt.LockTTL = 30 * time.Second
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = 2 * time.Minute
+	}
+	if opt.Poll <= 0 {
+		opt.Poll = 50 * time.Millisecond
+	}
+	if opt.StoreTimeout <= 0 {
+		opt.StoreTimeout = 200 * time.Millisecond
+	}
+	if opt.StoreBackoff <= 0 {
+		opt.StoreBackoff = time.Second
+	}
+	return &Cached{analyzer: a, store: store, locker: locker, opt: opt, log: log}
+}
+
+// Key is the store key of in's study.
+func (c *Cached) Key(in Input) string {
+	return StoreKey(in.FHIRServer, studyKey(in), in.Task, c.analyzer.modelKey(in.Task))
+}
+
+// Analyze returns the stored result of in's study, or computes it. When ctx
+// ends first it returns ctx's error and the computation goes on.
 func (c *Cached) Analyze(ctx context.Context, in Input) (Result, error) {
-	key := in.FHIRServer + "\x00" + studyKey(in) + "\x00" + in.Task + "\x00" + c.analyzer.modelKey(in.Task)
-	if r, ok := c.results.Get(key); ok && r.Schema == SchemaVersion {
+	key := c.Key(in)
+	if r, ok := c.lookup(ctx, key); ok {
+		c.hits.Add(1)
 		return r, nil
+	}
+	c.misses.Add(1)
+	ch := c.group.DoChan(key, func() (any, error) {
+		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opt.Timeout)
+		defer cancel()
+		return c.compute(bg, key, in)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return Result{}, res.Err
+		}
+		return res.Val.(Result), nil
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+}
+
+// storeUp reports whether the store is to be asked now, and gives the
+// operation its deadline.
+func (c *Cached) storeUp(ctx context.Context) (context.Context, context.CancelFunc, bool) {
+	if time.Now().UnixNano() < c.downUntil.Load() {
+		return ctx, func() {}, false
+	}
+	sctx, cancel := context.WithTimeout(ctx, c.opt.StoreTimeout)
+	return sctx, cancel, true
+}
+
+// storeFailed counts and logs a store failure and skips the store for a
+// while.
+func (c *Cached) storeFailed(ctx context.Context, what string, err error) {
+	c.storeErrors.Add(1)
+	c.downUntil.Store(time.Now().Add(c.opt.StoreBackoff).UnixNano())
+	c.log.WarnContext(ctx, "result store failed: going on without it", "op", what, "retryIn", c.opt.StoreBackoff.String(), "err", err)
+}
+
+// lookup reads the store; a store error counts as a miss.
+func (c *Cached) lookup(ctx context.Context, key string) (Result, bool) {
+	sctx, cancel, up := c.storeUp(ctx)
+	defer cancel()
+	if !up {
+		return Result{}, false
+	}
+	r, ok, err := c.store.Get(sctx, key)
+	if err != nil {
+		c.storeFailed(ctx, "get", err)
+		return Result{}, false
+	}
+	return r, ok && r.Schema == SchemaVersion
+}
+
+// compute runs the analysis under the study's lock, or waits for the
+// replica holding it to store the result. Without a reachable lock store it
+// computes anyway: answering matters more than computing once.
+func (c *Cached) compute(ctx context.Context, key string, in Input) (Result, error) {
+	for {
+		if r, ok := c.lookup(ctx, key); ok {
+			return r, nil
+		}
+		sctx, cancel, up := c.storeUp(ctx)
+		if !up {
+			cancel()
+			return c.run(ctx, key, in, nil)
+		}
+		lease, ok, err := c.locker.Lock(sctx, key, c.opt.LockTTL)
+		cancel()
+		if err != nil {
+			c.storeFailed(ctx, "lock", err)
+			return c.run(ctx, key, in, nil)
+		}
+		if ok {
+			return c.run(ctx, key, in, lease)
+		}
+		select { // another replica computes: look again shortly
+		case <-ctx.Done():
+			return Result{}, fmt.Errorf("analysis: waiting for another replica's result: %w", ctx.Err())
+		case <-time.After(c.opt.Poll):
+		}
+	}
+}
+
+// run analyses while renewing the lease, then stores the result.
+func (c *Cached) run(ctx context.Context, key string, in Input, lease Lease) (Result, error) {
+	if lease != nil {
+		stop := make(chan struct{})
+		defer func() {
+			close(stop)
+			if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
+				c.log.WarnContext(ctx, "study lock not released (it expires by itself)", "err", err)
+			}
+		}()
+		go func() {
+			t := time.NewTicker(c.opt.LockTTL / 3)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					if err := lease.Renew(ctx, c.opt.LockTTL); err != nil {
+						c.log.WarnContext(ctx, "study lock not renewed", "err", err)
+					}
+				}
+			}
+		}()
 	}
 	r, err := c.analyzer.Analyze(ctx, in)
 	if err != nil {
-		return r, err
+		return Result{}, err
 	}
 	c.computed.Add(1)
-	c.results.Put(key, r)
+	if sctx, cancel, up := c.storeUp(ctx); up {
+		if err := c.store.Put(sctx, key, r, c.opt.TTL); err != nil {
+			c.storeFailed(ctx, "put", err)
+		}
+		cancel()
+	}
 	return r, nil
 }
 
 // Reads reports whether a model for task is loaded.
 func (c *Cached) Reads(task string) bool { return c.analyzer.Reads(task) }
 
-// Computed is how many analyses ran (cache misses that succeeded).
+// CacheStats are the cache's counters.
+type CacheStats struct {
+	Hits, Misses, Computed, StoreErrors uint64
+}
+
+// Stats returns the counters: hits and misses of callers, analyses
+// computed, store and lock errors.
+func (c *Cached) Stats() CacheStats {
+	return CacheStats{c.hits.Load(), c.misses.Load(), c.computed.Load(), c.storeErrors.Load()}
+}
+
+// Computed is how many analyses ran here.
 func (c *Cached) Computed() uint64 { return c.computed.Load() }
 
 func studyKey(in Input) string {
@@ -49,4 +229,10 @@ func studyKey(in Input) string {
 		return uid
 	}
 	return "ImagingStudy/" + deref(in.Study.Id)
+}
+
+// IsPending reports whether err means the caller stopped waiting while the
+// computation goes on.
+func IsPending(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }

@@ -415,3 +415,21 @@ func TestRateLimits(t *testing.T) {
 		t.Errorf("another issuer is limited separately, got %d", r.status)
 	}
 }
+
+func TestReadinessDegradesWithoutOptionalDependencies(t *testing.T) {
+	var redisDown, modelsDown error
+	s := newServer(t, func(o *api.Options) {
+		o.Ready = []api.Check{
+			{Name: "models", Check: func(context.Context) error { return modelsDown }},
+			{Name: "redis", Check: func(context.Context) error { return redisDown }, Degrades: true},
+		}
+	})
+	redisDown = errors.New("connection refused")
+	if r := s.do(t, http.MethodGet, "/readyz", "", ""); r.status != 200 || !strings.Contains(r.body, `"status":"degraded"`) || !strings.Contains(r.body, `"redis":"failing: connection refused"`) {
+		t.Errorf("/readyz with redis down = %d %s, want 200 degraded", r.status, r.body)
+	}
+	modelsDown = errors.New("no model loaded")
+	if r := s.do(t, http.MethodGet, "/readyz", "", ""); r.status != 503 || !strings.Contains(r.body, `"status":"not ready"`) {
+		t.Errorf("/readyz with models down too = %d %s, want 503", r.status, r.body)
+	}
+}

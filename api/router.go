@@ -24,6 +24,10 @@ import (
 type Check struct {
 	Name  string
 	Check func(ctx context.Context) error
+	// Degrades marks a dependency the service answers without (Redis):
+	// its failure makes readiness "degraded" but still 200, so that a load
+	// balancer keeps sending hooks, which are answered without the cache.
+	Degrades bool
 }
 
 // Options configures the router.
@@ -127,7 +131,7 @@ func (h *handlers) health(c *gin.Context) {
 }
 
 // readiness runs every check with a short deadline and answers 503 naming
-// the failing ones.
+// the failing ones, or 200 "degraded" when only checks that degrade fail.
 func (h *handlers) readiness(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
@@ -136,7 +140,13 @@ func (h *handlers) readiness(c *gin.Context) {
 	for _, ch := range h.ready {
 		if err := ch.Check(ctx); err != nil {
 			checks[ch.Name] = "failing: " + err.Error()
-			status, code = "not ready", http.StatusServiceUnavailable
+			if ch.Degrades {
+				if code == http.StatusOK {
+					status = "degraded"
+				}
+			} else {
+				status, code = "not ready", http.StatusServiceUnavailable
+			}
 			continue
 		}
 		checks[ch.Name] = "ok"

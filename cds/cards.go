@@ -227,3 +227,19 @@ func detail(r analysis.Result) string {
 func mdEscape(s string) string {
 	return strings.NewReplacer("|", "\\|", "\n", " ", "*", "\\*", "_", "\\_", "[", "\\[", "]", "\\]").Replace(s)
 }
+
+// pendingCard says that n studies are still being analysed.
+func (e *Engine) pendingCard(svc Service, hookInstance string, n int) Card {
+	what := "1 radiograph study"
+	if n > 1 {
+		what = fmt.Sprintf("%d radiograph studies", n)
+	}
+	c := Card{
+		UUID:      uuid.NewSHA1(uuid.NameSpaceURL, []byte(hookInstance+"\x00pending")).String(),
+		Summary:   truncate("AI triage in progress for "+what+": results appear when the chart is next opened", maxSummary),
+		Indicator: IndicatorInfo,
+		Source:    e.Cards.Source,
+	}
+	c.Source.Topic = &Coding{System: localCodes + "/card-topic", Code: svc.Task + "-triage", Display: svc.Title}
+	return c
+}

@@ -32,6 +32,13 @@ type Engine struct {
 	// StudiesPerCall is how many of the resolved studies (newest first)
 	// are analysed; 1 when 0.
 	StudiesPerCall int
+	// Budgets is how long a hook waits for analyses, by hook; a hook not
+	// listed waits as long as the request may. Unfinished analyses go on
+	// in the background and are answered from the cache next time.
+	Budgets map[string]time.Duration
+	// PendingCard adds an info card naming the studies still in analysis
+	// when the budget ran out.
+	PendingCard bool
 	// Issued remembers cards by uuid for feedback, Reports results by
 	// report id for the HTML report link; nil: not kept.
 	Issued  *lru.Map[IssuedCard]
@@ -87,24 +94,33 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 	studies := data.Studies[:min(len(data.Studies), max(1, e.StudiesPerCall))]
 	results := make([]analysis.Result, len(studies))
 	errs := make([]error, len(studies))
+	wait, cancel := ctx, context.CancelFunc(func() {})
+	if budget, ok := e.Budgets[req.Hook]; ok && budget > 0 {
+		wait, cancel = context.WithTimeout(ctx, budget)
+	}
+	defer cancel()
 	var wg sync.WaitGroup
 	for i, s := range studies {
 		wg.Go(func() {
-			results[i], errs[i] = e.Analyzer.Analyze(ctx, analysis.Input{Task: svc.Task, FHIRServer: req.FHIRServer,
+			results[i], errs[i] = e.Analyzer.Analyze(wait, analysis.Input{Task: svc.Task, FHIRServer: req.FHIRServer,
 				Study: s, Endpoints: data.Endpoints, Access: access})
 		})
 	}
 	wg.Wait()
 	resp := Response{Cards: []Card{}}
+	pending := 0
 	for i, r := range results {
 		switch {
 		case errors.Is(errs[i], analysis.ErrNoRadiograph):
 			e.Log.InfoContext(ctx, "study not analysed", "service", id, "study", deref(studies[i].Id), "reason", errs[i])
 			continue
+		case errs[i] != nil && ctx.Err() != nil:
+			return Response{}, ctx.Err()
+		case errs[i] != nil && wait.Err() != nil && analysis.IsPending(errs[i]):
+			pending++
+			e.Log.InfoContext(ctx, "study still in analysis at the hook's budget: answered later from the cache", "service", id, "study", deref(studies[i].Id))
+			continue
 		case errs[i] != nil:
-			if ctx.Err() != nil {
-				return Response{}, ctx.Err()
-			}
 			e.Log.WarnContext(ctx, "study analysis failed", "service", id, "study", deref(studies[i].Id), "err", errs[i])
 			continue
 		}
@@ -128,6 +144,9 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 		if e.WriteBack != nil && data.Server.BaseURL != "" {
 			e.WriteBack(data.Server, r, rep)
 		}
+	}
+	if pending > 0 && e.PendingCard {
+		resp.Cards = append(resp.Cards, e.pendingCard(svc, req.HookInstance, pending))
 	}
 	return resp, nil
 }

@@ -67,6 +67,16 @@ type Results struct {
 	// transaction, with WriteBackRetries retries.
 	WriteBack        bool `yaml:"write_back"`
 	WriteBackRetries int  `yaml:"write_back_retries"`
+	// TTL is how long a result is kept in the store (Redis or memory).
+	TTL time.Duration `yaml:"ttl"`
+	// BudgetPatientView and BudgetStudyAvailable are how long each hook
+	// waits for analyses before answering with what is ready.
+	BudgetPatientView    time.Duration `yaml:"budget_patient_view"`
+	BudgetStudyAvailable time.Duration `yaml:"budget_study_available"`
+	// PendingCard: an info card naming studies still in analysis.
+	PendingCard bool `yaml:"pending_card"`
+	// AnalysisTimeout bounds one background analysis.
+	AnalysisTimeout time.Duration `yaml:"analysis_timeout"`
 }
 
 // Egress holds which addresses outbound calls to request-named URLs may
@@ -167,8 +177,14 @@ type CORS struct {
 }
 
 // Redis holds the optional Redis connection; empty URL means in-memory.
+// URL names one node; with Addrs and MasterName set the client goes through
+// Sentinel, with several Addrs and no MasterName it is a Cluster client
+// (go-redis' universal client), and the URL then gives only the password
+// and database.
 type Redis struct {
-	URL string `yaml:"url"`
+	URL        string   `yaml:"url"`
+	Addrs      []string `yaml:"addrs"`
+	MasterName string   `yaml:"master_name"`
 }
 
 // FHIR holds the limits of calls to the EHR's FHIR server.
@@ -223,7 +239,9 @@ func Default() Config {
 		},
 		Feedback: Feedback{MaxEvents: 10000},
 		Results: Results{StudiesPerCall: 3, ReviewBelow: 0.6, SourceLabel: "orthotriage AI triage",
-			SourceURL: "https://github.com/orthotriage/orthotriage", HeatmapSide: 96, Kept: 1000, WriteBackRetries: 3},
+			SourceURL: "https://github.com/orthotriage/orthotriage", HeatmapSide: 96, Kept: 1000, WriteBackRetries: 3,
+			TTL: 24 * time.Hour, BudgetPatientView: 1500 * time.Millisecond, BudgetStudyAvailable: 5 * time.Second,
+			PendingCard: true, AnalysisTimeout: 2 * time.Minute},
 		ONNXRuntime: ONNXRuntime{Models: []string{"hip-000"}, GraphOptimization: "all", ExecutionProvider: "cpu",
 			BatchMax: 8, BatchWait: 5 * time.Millisecond},
 		Imaging: Imaging{
@@ -277,6 +295,8 @@ func (c *Config) settings() []setting {
 		dur("http.shutdown_timeout", "how long SIGTERM waits for in-flight requests", &c.HTTP.ShutdownTimeout),
 		list("cors.allowed_origins", "comma-separated browser origins allowed to call the CDS endpoints (* for any)", &c.CORS.AllowedOrigins),
 		str("redis.url", "Redis URL (redis://[:password@]host:port/db or rediss://); empty runs in memory", &c.Redis.URL),
+		list("redis.addrs", "comma-separated Sentinel or Cluster node addresses (host:port); redis.url then gives password and db", &c.Redis.Addrs),
+		str("redis.master_name", "Sentinel master name (with redis.addrs)", &c.Redis.MasterName),
 		dur("fhir.timeout", "deadline for one call to the EHR's FHIR server", &c.FHIR.Timeout),
 		integer("fhir.max_pages", "most search Bundle pages followed through next links", &c.FHIR.MaxPages),
 		integer("fhir.max_studies", "most ImagingStudy resources considered per hook call", &c.FHIR.MaxStudies),
@@ -317,6 +337,11 @@ func (c *Config) settings() []setting {
 		integer("results.heatmap_side", "side in pixels of the heat-map thumbnails in reports (0: none)", &c.Results.HeatmapSide),
 		integer("results.kept", "results kept in memory for report links and repeated calls", &c.Results.Kept),
 		boolean("results.write_back", "store each result's resources on the EHR's FHIR server (transaction Bundle)", &c.Results.WriteBack),
+		dur("results.ttl", "how long a study's result is kept (Redis or memory)", &c.Results.TTL),
+		dur("results.budget_patient_view", "how long patient-view waits for analyses; the rest finish in the background", &c.Results.BudgetPatientView),
+		dur("results.budget_study_available", "how long the imagingstudy-available hook waits for analyses", &c.Results.BudgetStudyAvailable),
+		boolean("results.pending_card", "answer an info card naming studies still in analysis at the budget", &c.Results.PendingCard),
+		dur("results.analysis_timeout", "deadline of one background analysis of a study", &c.Results.AnalysisTimeout),
 		integer("results.write_back_retries", "retries of a failed write-back (5xx, 429, connection), with doubling backoff", &c.Results.WriteBackRetries),
 		str("imaging.credentials_file", "YAML file of DICOMweb credentials: a list of {base_url, token} or {base_url, username, password}", &c.Imaging.CredentialsFile),
 	}
@@ -610,6 +635,20 @@ func (c Config) Validate() error {
 	}
 	if r.Kept < 1 {
 		bad("results.kept", "must be at least 1, got %d", r.Kept)
+	}
+	if r.TTL < time.Minute {
+		bad("results.ttl", "must be at least 1m, got %s", r.TTL)
+	}
+	for key, b := range map[string]time.Duration{"results.budget_patient_view": r.BudgetPatientView, "results.budget_study_available": r.BudgetStudyAvailable} {
+		if b <= 0 || b >= c.HTTP.RequestTimeout {
+			bad(key, "must be above 0 and below http.request_timeout (%s), got %s", c.HTTP.RequestTimeout, b)
+		}
+	}
+	if r.AnalysisTimeout < time.Second {
+		bad("results.analysis_timeout", "must be at least 1s, got %s", r.AnalysisTimeout)
+	}
+	if len(c.Redis.Addrs) > 0 && c.Redis.MasterName == "" && len(c.Redis.Addrs) == 1 {
+		bad("redis.addrs", "one address without redis.master_name: use redis.url for a single node")
 	}
 	if r.WriteBackRetries < 0 || r.WriteBackRetries > 10 {
 		bad("results.write_back_retries", "must be within 0..10, got %d", r.WriteBackRetries)

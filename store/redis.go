@@ -23,14 +23,36 @@ const (
 // NewRedisClient connects to the Redis named by url (redis://, rediss:// or
 // unix://). The connection is lazy: Ping to check it.
 func NewRedisClient(url string) (redis.UniversalClient, error) {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("parse redis url: %w", err)
+	return NewUniversalClient(url, nil, "")
+}
+
+// NewUniversalClient is NewRedisClient for any deployment: with addrs it is
+// a Sentinel client (masterName set) or a Cluster client (several addrs),
+// url then giving only the password, database and TLS; without, the single
+// node of url.
+func NewUniversalClient(url string, addrs []string, masterName string) (redis.UniversalClient, error) {
+	opts := &redis.Options{}
+	if url != "" {
+		var err error
+		if opts, err = redis.ParseURL(url); err != nil {
+			return nil, fmt.Errorf("parse redis url: %w", err)
+		}
 	}
-	opts.DialTimeout = 2 * time.Second
-	opts.ReadTimeout = time.Second
-	opts.WriteTimeout = time.Second
-	return redis.NewClient(opts), nil
+	if len(addrs) == 0 { // one node, as the URL says (also unix sockets)
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, time.Second, time.Second
+		return redis.NewClient(opts), nil
+	}
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:        addrs,
+		MasterName:   masterName,
+		Username:     opts.Username,
+		Password:     opts.Password,
+		DB:           opts.DB,
+		TLSConfig:    opts.TLSConfig,
+		DialTimeout:  2 * time.Second,
+		ReadTimeout:  time.Second,
+		WriteTimeout: time.Second,
+	}), nil
 }
 
 // RedisFeedback appends feedback events to a capped Redis stream, each once:

@@ -329,13 +329,14 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 }
 
 // TestReadinessFollowsRedis starts the service before its Redis exists:
-// readiness reports the failure, hooks keep answering, and readiness recovers
-// by itself once Redis is up.
+// readiness reports it degraded (still 200: hooks are answered without the
+// cache), hooks keep answering, and readiness recovers by itself once Redis
+// is up.
 func TestReadinessFollowsRedis(t *testing.T) {
 	port := testenv.FreePort(t)
 	s := startService(t, buildBinary(t), fmt.Sprintf("ORTHOTRIAGE_REDIS_URL=redis://127.0.0.1:%d/0", port), "ORTHOTRIAGE_AUTH_DISABLED=true")
-	if status, body := call(t, http.MethodGet, s.base+"/readyz", ""); status != 503 || !strings.Contains(body, "redis") {
-		t.Fatalf("readyz without redis = %d %s, want 503 naming redis", status, body)
+	if status, body := call(t, http.MethodGet, s.base+"/readyz", ""); status != 200 || !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, "redis") {
+		t.Fatalf("readyz without redis = %d %s, want 200 degraded naming redis", status, body)
 	}
 	if status, _ := call(t, http.MethodGet, s.base+"/cds-services", ""); status != 200 {
 		t.Errorf("discovery without redis = %d", status)
@@ -344,7 +345,7 @@ func TestReadinessFollowsRedis(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		status, body := call(t, http.MethodGet, s.base+"/readyz", "")
-		if status == 200 {
+		if status == 200 && strings.Contains(body, `"status":"ready"`) {
 			break
 		}
 		if time.Now().After(deadline) {

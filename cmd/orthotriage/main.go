@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/api"
 	"github.com/orthotriage/orthotriage/auth"
 	"github.com/orthotriage/orthotriage/cds"
@@ -320,22 +321,25 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 	}}}
 	var feedback cds.FeedbackLog = store.NewMemoryFeedback(cfg.Feedback.MaxEvents)
 	var replay auth.ReplayCache = auth.NewMemoryReplay(cfg.Auth.ReplayMax)
-	if cfg.Redis.URL != "" {
-		rdb, err := store.NewRedisClient(cfg.Redis.URL)
+	var results analysis.Store = analysis.NewMemoryStore(cfg.Results.Kept)
+	var locker analysis.Locker = analysis.LocalLocker{}
+	if cfg.Redis.URL != "" || len(cfg.Redis.Addrs) > 0 {
+		rdb, err := store.NewUniversalClient(cfg.Redis.URL, cfg.Redis.Addrs, cfg.Redis.MasterName)
 		if err != nil {
 			return fmt.Errorf("redis.url: %w", err)
 		}
+		results, locker = store.NewRedisResults(rdb), store.NewRedisLocker(rdb)
 		defer func() { err = errors.Join(err, rdb.Close()) }()
 		feedback = store.NewRedisFeedback(rdb, cfg.Feedback.MaxEvents)
 		replay = auth.Fallback{Primary: store.NewRedisReplay(rdb), Secondary: replay, OnError: func(err error) {
 			log.Warn("jti replay check fell back to memory", "err", err)
 		}}
-		ready = append(ready, api.Check{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
+		ready = append(ready, api.Check{Name: "redis", Degrades: true, Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
 		if err := rdb.Ping(ctx).Err(); err != nil {
-			log.Warn("redis not reachable at start; readiness reports it until it is", "err", err)
+			log.Warn("redis not reachable at start: hooks are answered without the cache, readiness reports degraded until it is", "err", err)
 		}
 	} else {
-		log.Info("no redis.url: feedback and (later) results are kept in memory")
+		log.Info("no redis.url: results, locks and feedback are kept in this process")
 	}
 
 	outbound, err := outboundTransport(cfg)
@@ -357,10 +361,23 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 	}
 	ro := retrieverOptions(cfg)
 	ro.Transport = outbound
-	cached := wireResults(engine, cfg, models, imaging.NewRetriever(ro), fhirClient, log)
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "orthotriage_analyses_total",
-		Help: "Studies analysed (results computed, not served from memory)."},
-		func() float64 { return float64(cached.Computed()) }))
+	cached := wireResults(engine, cfg, models, imaging.NewRetriever(ro), fhirClient, results, locker, log)
+	for _, m := range []struct {
+		name, help string
+		value      func(analysis.CacheStats) uint64
+	}{
+		{"orthotriage_analyses_total", "Studies analysed here (results computed, not read from the store).",
+			func(s analysis.CacheStats) uint64 { return s.Computed }},
+		{"orthotriage_result_cache_hits_total", "Analyses answered from the result store.",
+			func(s analysis.CacheStats) uint64 { return s.Hits }},
+		{"orthotriage_result_cache_misses_total", "Analyses not in the store when asked (computed, or waited for).",
+			func(s analysis.CacheStats) uint64 { return s.Misses }},
+		{"orthotriage_result_store_errors_total", "Result store or lock operations that failed (Redis down or slow); the analysis went on without.",
+			func(s analysis.CacheStats) uint64 { return s.StoreErrors }},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help},
+			func() float64 { return float64(m.value(cached.Stats())) }))
+	}
 	var clientKey *auth.ClientKey
 	if cfg.Auth.PrivateKeyFile != "" {
 		if clientKey, err = auth.LoadClientKey(cfg.Auth.PrivateKeyFile); err != nil {

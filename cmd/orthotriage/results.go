@@ -33,7 +33,8 @@ func (rp reporter) Report(r analysis.Result) (cds.Report, error) {
 func (rp reporter) HTML(r analysis.Result) ([]byte, error) { return fhir.ReportHTML(r) }
 
 // wireResults gives the engine its analysis, cards and write-back.
-func wireResults(e *cds.Engine, cfg config.Config, models []*inference.Batcher, retriever *imaging.Retriever, client *fhir.Client, log *slog.Logger) *analysis.Cached {
+func wireResults(e *cds.Engine, cfg config.Config, models []*inference.Batcher, retriever *imaging.Retriever, client *fhir.Client,
+	results analysis.Store, locker analysis.Locker, log *slog.Logger) *analysis.Cached {
 	rc := cfg.Results
 	a := &analysis.Analyzer{
 		Retriever: retriever,
@@ -45,12 +46,14 @@ func wireResults(e *cds.Engine, cfg config.Config, models []*inference.Batcher, 
 	for _, b := range models {
 		a.Models = append(a.Models, b)
 	}
-	cached := analysis.NewCached(a, rc.Kept)
+	cached := analysis.NewCached(a, results, locker, analysis.CacheOptions{TTL: rc.TTL, Timeout: rc.AnalysisTimeout}, log)
 	e.Analyzer = cached
 	e.Reporter = reporter{}
 	e.Cards = cds.CardOptions{NormalCard: rc.NormalCard, SystemActions: rc.SystemActions, ViewerURL: rc.ViewerURL,
 		Source: cds.Source{Label: rc.SourceLabel, URL: rc.SourceURL, Icon: rc.SourceIcon}}
 	e.StudiesPerCall = rc.StudiesPerCall
+	e.Budgets = map[string]time.Duration{cds.HookPatientView: rc.BudgetPatientView, cds.HookImagingStudyAvailable: rc.BudgetStudyAvailable}
+	e.PendingCard = rc.PendingCard
 	e.Issued = lru.New[cds.IssuedCard](rc.Kept * 4)
 	e.Reports = lru.New[analysis.Result](rc.Kept)
 	e.LinkKey = make([]byte, 32)

@@ -107,8 +107,8 @@ func (e *resultsEnv) hook(t *testing.T, s *service, phantomCase int) hookAnswer 
 type hookAnswer struct {
 	Cards []struct {
 		UUID, Summary, Detail, Indicator, SelectionBehavior string
-		Source                                               struct{ Label string }
-		Suggestions                                          []struct {
+		Source                                              struct{ Label string }
+		Suggestions                                         []struct {
 			Label, UUID string
 			Actions     []action
 		}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -58,17 +59,24 @@ func Redis(t testing.TB) string {
 // RedisOnPort is Redis on a given port, for tests that start Redis late.
 func RedisOnPort(t testing.TB, port int) string {
 	t.Helper()
+	url, _ := StoppableRedis(t, port)
+	return url
+}
+
+// StoppableRedis is RedisOnPort that can also be stopped mid-test.
+func StoppableRedis(t testing.TB, port int) (url string, stop func()) {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatal("testenv: redis-server not found; run `make setup` (installs Debian's redis-server)")
 	}
 	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	start(t, cmd)
+	stop = start(t, cmd)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if pingRedis(addr) {
-			return "redis://" + addr + "/0"
+			return "redis://" + addr + "/0", stop
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("testenv: redis-server on %s did not answer PING within 10s", addr)
@@ -134,24 +142,30 @@ func FHIRServer(t testing.TB, token string) string {
 	}
 }
 
-// start runs cmd with stderr passed through, and stops it when the test ends.
-func start(t testing.TB, cmd *exec.Cmd) {
+// start runs cmd with stderr passed through, and stops it when the test
+// ends; the returned function stops it earlier.
+func start(t testing.TB, cmd *exec.Cmd) (stop func()) {
 	t.Helper()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testenv: start %s: %v", cmd.Path, err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // Orthanc starts Debian's Orthanc with its DICOMweb plugin on a

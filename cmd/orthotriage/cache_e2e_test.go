@@ -1,0 +1,101 @@
+package main
+
+import (
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/orthotriage/orthotriage/internal/testenv"
+)
+
+// metricValue reads one unlabelled counter from a service's /metrics.
+func metricValue(t *testing.T, s *service, name string) float64 {
+	t.Helper()
+	_, body := call(t, http.MethodGet, s.base+"/metrics", "")
+	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("metric %s not exported", name)
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+// TestOneInferencePerStudyAcrossReplicas: two service processes share one
+// Redis; 50 concurrent hook calls on one uncached study, spread over both,
+// all get the card and the study is analysed exactly once.
+func TestOneInferencePerStudyAcrossReplicas(t *testing.T) {
+	e := newResultsEnv(t)
+	redisURL := testenv.Redis(t)
+	bin := buildBinary(t)
+	env := []string{"ORTHOTRIAGE_AUTH_ISSUERS_FILE=" + e.issuers, "ORTHOTRIAGE_EGRESS_ALLOWED_CIDRS=127.0.0.0/8", "ORTHOTRIAGE_REDIS_URL=" + redisURL}
+	replicas := []*service{startService(t, bin, env...), startService(t, bin, env...)}
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var bad []string
+	for i := range 50 {
+		wg.Go(func() {
+			a := e.hook(t, replicas[i%2], fnfCase)
+			if len(a.Cards) != 1 || a.Cards[0].Indicator != "critical" {
+				mu.Lock()
+				bad = append(bad, a.raw)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(bad) > 0 {
+		t.Errorf("%d of 50 answers lack the critical card, e.g. %.300s", len(bad), bad[0])
+	}
+	var analyses, hits float64
+	for _, s := range replicas {
+		analyses += metricValue(t, s, "orthotriage_analyses_total")
+		hits += metricValue(t, s, "orthotriage_result_cache_hits_total")
+	}
+	if analyses != 1 {
+		t.Errorf("the study was analysed %v times across both replicas, want 1", analyses)
+	}
+	t.Logf("50 calls: %v analysis, %v answered straight from Redis, the rest waited for the one analysis", analyses, hits)
+}
+
+// TestRedisOutage: with Redis stopped, hooks keep answering (computing
+// without the cache) and readiness says degraded; when Redis is back,
+// results are cached again.
+func TestRedisOutage(t *testing.T) {
+	e := newResultsEnv(t)
+	port := testenv.FreePort(t)
+	redisURL, stopRedis := testenv.StoppableRedis(t, port)
+	s := startService(t, buildBinary(t), "ORTHOTRIAGE_AUTH_ISSUERS_FILE="+e.issuers, "ORTHOTRIAGE_EGRESS_ALLOWED_CIDRS=127.0.0.0/8",
+		"ORTHOTRIAGE_REDIS_URL="+redisURL)
+	if a := e.hook(t, s, fnfCase); len(a.Cards) != 1 {
+		t.Fatalf("with Redis: %s", a.raw)
+	}
+	stopRedis()
+	for range 3 {
+		if a := e.hook(t, s, fnfCase); len(a.Cards) != 1 || a.Cards[0].Indicator != "critical" {
+			t.Fatalf("with Redis stopped: %s\n%s", a.raw, s.logText())
+		}
+	}
+	if status, body := call(t, http.MethodGet, s.base+"/readyz", ""); status != 200 || !strings.Contains(body, `"status":"degraded"`) {
+		t.Errorf("readyz with Redis stopped = %d %s, want 200 degraded", status, body)
+	}
+	if metricValue(t, s, "orthotriage_result_store_errors_total") < 1 {
+		t.Error("store errors not counted")
+	}
+	testenv.RedisOnPort(t, port) // back, empty
+	time.Sleep(1100 * time.Millisecond) // the store's back-off after the last failure
+	before := metricValue(t, s, "orthotriage_analyses_total")
+	e.hook(t, s, fnfCase) // computed and stored again
+	e.hook(t, s, fnfCase) // from Redis
+	after := metricValue(t, s, "orthotriage_analyses_total")
+	if after-before != 1 {
+		t.Errorf("after Redis returned, two calls ran %v analyses, want 1 (the second from the cache)", after-before)
+	}
+	if status, body := call(t, http.MethodGet, s.base+"/readyz", ""); status != 200 || !strings.Contains(body, `"status":"ready"`) {
+		t.Errorf("readyz after Redis returned = %d %s", status, body)
+	}
+}
