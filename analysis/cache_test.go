@@ -3,6 +3,8 @@ package analysis_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,3 +102,43 @@ func TestBrokenStoreIsBypassed(t *testing.T) {
 		t.Errorf("store calls %d, stats %+v; want 1 store call, 1 error, 3 computed", bs.calls.Load(), st)
 	}
 }
+
+func TestMemoryQueueRetriesAndDeadLetters(t *testing.T) {
+	q := analysis.NewMemoryQueue(10, analysis.QueuePolicy{MaxAttempts: 2, Backoff: 5 * time.Millisecond}, slogDiscard())
+	var mu sync.Mutex
+	seen := map[string]int{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go q.Work(ctx, 2, func(_ context.Context, j analysis.Job) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[j.Study]++
+		if j.Study == "ImagingStudy/bad" {
+			return errors.New("no endpoint")
+		}
+		return nil
+	})
+	q.Enqueue(ctx, analysis.Job{Study: "ImagingStudy/good"})
+	q.Enqueue(ctx, analysis.Job{Study: "ImagingStudy/bad"})
+	deadline := time.Now().Add(5 * time.Second)
+	for q.Stats.DeadLettered.Load() == 0 || q.Stats.Done.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("jobs not settled")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	dead := q.DeadLetters()
+	if len(dead) != 1 || dead[0].Attempt != 2 || dead[0].LastError != "no endpoint" {
+		t.Errorf("dead letters %+v", dead)
+	}
+	full := analysis.NewMemoryQueue(1, analysis.QueuePolicy{}, slogDiscard())
+	full.Enqueue(ctx, analysis.Job{})
+	if err := full.Enqueue(ctx, analysis.Job{}); !errors.Is(err, analysis.ErrQueueFull) {
+		t.Errorf("full queue: %v", err)
+	}
+	if d := (analysis.QueuePolicy{Backoff: time.Second, MaxBackoff: 5 * time.Second}).Delay(4); d != 5*time.Second {
+		t.Errorf("fourth retry waits %s, want the 5 s cap", d)
+	}
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

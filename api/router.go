@@ -51,6 +51,8 @@ type Options struct {
 	// JWKS is this service's public JWK Set (SMART Backend Services), served
 	// at /.well-known/jwks.json when set.
 	JWKS []byte
+	// Precompute serves the notification and analyze endpoints; nil: off.
+	Precompute *Precompute
 }
 
 type metrics struct {
@@ -87,7 +89,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // NewRouter returns the service's HTTP handler.
 func NewRouter(o Options) http.Handler {
 	m := newMetrics(o.Registry)
-	h := &handlers{log: o.Log, cds: o.CDS, ready: o.Ready, metrics: m, publicBase: o.PublicBaseURL}
+	h := &handlers{log: o.Log, cds: o.CDS, ready: o.Ready, metrics: m, publicBase: o.PublicBaseURL, precompute: o.Precompute}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
@@ -114,6 +116,10 @@ func NewRouter(o Options) http.Handler {
 	// The HTML report cards link to, opened in the clinician's browser
 	// (no JWT): the link carries the service's signature of the report id.
 	r.GET("/reports/:id", h.report)
+	// Precompute producers; each checks its own bearer token.
+	limited := limitBy(newLimiters(o.PerIP), clientIP, "client address")
+	r.POST("/fhir/subscription", limited, h.subscription)
+	r.POST("/api/v1/studies/analyze", limited, h.analyze)
 	return r
 }
 
@@ -124,6 +130,7 @@ type handlers struct {
 	metrics *metrics
 	// publicBase is the configured public base URL ("" : from requests).
 	publicBase string
+	precompute *Precompute
 }
 
 func (h *handlers) health(c *gin.Context) {

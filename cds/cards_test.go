@@ -240,3 +240,32 @@ func TestFeedbackIsMatchedToIssuedCards(t *testing.T) {
 		t.Errorf("report = %q %v", html, err)
 	}
 }
+
+// blockingAnalyzer never finishes before the caller's context ends.
+type blockingAnalyzer struct{}
+
+func (blockingAnalyzer) Analyze(ctx context.Context, _ analysis.Input) (analysis.Result, error) {
+	<-ctx.Done()
+	return analysis.Result{}, ctx.Err()
+}
+
+func (blockingAnalyzer) Reads(string) bool { return true }
+
+func TestBudgetAnswersWithAPendingCard(t *testing.T) {
+	e, _ := engineFor(nil, cds.CardOptions{Source: cds.Source{Label: "x"}})
+	e.Analyzer = blockingAnalyzer{}
+	e.Budgets = map[string]time.Duration{cds.HookPatientView: 20 * time.Millisecond}
+	start := time.Now()
+	resp := callHips(t, e, "a", "b")
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("the hook waited past its budget")
+	}
+	if len(resp.Cards) != 0 {
+		t.Errorf("pending card without PendingCard: %+v", resp.Cards)
+	}
+	e.PendingCard = true
+	resp = callHips(t, e, "a", "b")
+	if len(resp.Cards) != 1 || resp.Cards[0].Indicator != "info" || !strings.Contains(resp.Cards[0].Summary, "in progress for 2 radiograph studies") {
+		t.Errorf("cards %+v", resp.Cards)
+	}
+}

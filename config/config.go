@@ -37,6 +37,27 @@ type Config struct {
 	Auth        Auth        `yaml:"auth"`
 	Egress      Egress      `yaml:"egress"`
 	Results     Results     `yaml:"results"`
+	Precompute  Precompute  `yaml:"precompute"`
+}
+
+// Precompute is the work queue that analyses studies before any hook asks:
+// fed by FHIR Subscription notifications and an admin call, drained by
+// workers (Redis Streams with redis configured, else in memory).
+type Precompute struct {
+	Workers     int           `yaml:"workers"`
+	QueueSize   int           `yaml:"queue_size"` // in-memory queue only
+	MaxAttempts int           `yaml:"max_attempts"`
+	Backoff     time.Duration `yaml:"backoff"`
+	// Visibility is how long a Redis job may stay unacknowledged before
+	// another replica's worker takes it over.
+	Visibility time.Duration `yaml:"visibility"`
+	// FHIRServer is the FHIR server whose Subscriptions post to
+	// /fhir/subscription; NotificationToken the bearer token they send
+	// (Subscription.channel.header). Both empty: notifications are off.
+	FHIRServer        string `yaml:"fhir_server"`
+	NotificationToken string `yaml:"notification_token"`
+	// AdminToken guards POST /api/v1/studies/analyze; empty: off.
+	AdminToken string `yaml:"admin_token"`
 }
 
 // Results holds what the service answers with: cards, FHIR resources and
@@ -238,6 +259,7 @@ func Default() Config {
 			MaxResponseSize: 16 << 20,
 		},
 		Feedback: Feedback{MaxEvents: 10000},
+		Precompute: Precompute{Workers: 2, QueueSize: 1000, MaxAttempts: 5, Backoff: time.Second, Visibility: 5 * time.Minute},
 		Results: Results{StudiesPerCall: 3, ReviewBelow: 0.6, SourceLabel: "orthotriage AI triage",
 			SourceURL: "https://github.com/orthotriage/orthotriage", HeatmapSide: 96, Kept: 1000, WriteBackRetries: 3,
 			TTL: 24 * time.Hour, BudgetPatientView: 1500 * time.Millisecond, BudgetStudyAvailable: 5 * time.Second,
@@ -343,6 +365,14 @@ func (c *Config) settings() []setting {
 		boolean("results.pending_card", "answer an info card naming studies still in analysis at the budget", &c.Results.PendingCard),
 		dur("results.analysis_timeout", "deadline of one background analysis of a study", &c.Results.AnalysisTimeout),
 		integer("results.write_back_retries", "retries of a failed write-back (5xx, 429, connection), with doubling backoff", &c.Results.WriteBackRetries),
+		integer("precompute.workers", "workers analysing queued studies in this process", &c.Precompute.Workers),
+		integer("precompute.queue_size", "most studies waiting in the in-memory queue (without redis)", &c.Precompute.QueueSize),
+		integer("precompute.max_attempts", "tries of a queued study before it goes to the dead-letter list", &c.Precompute.MaxAttempts),
+		dur("precompute.backoff", "wait before a failed study is retried, doubled each time", &c.Precompute.Backoff),
+		dur("precompute.visibility", "how long a queued study may stay unacknowledged before another replica takes it over", &c.Precompute.Visibility),
+		str("precompute.fhir_server", "FHIR server whose Subscription notifications arrive at /fhir/subscription", &c.Precompute.FHIRServer),
+		str("precompute.notification_token", "bearer token Subscription notifications must carry (Subscription.channel.header)", &c.Precompute.NotificationToken),
+		str("precompute.admin_token", "bearer token for POST /api/v1/studies/analyze; empty: that call is off", &c.Precompute.AdminToken),
 		str("imaging.credentials_file", "YAML file of DICOMweb credentials: a list of {base_url, token} or {base_url, username, password}", &c.Imaging.CredentialsFile),
 	}
 }
@@ -653,6 +683,30 @@ func (c Config) Validate() error {
 	if r.WriteBackRetries < 0 || r.WriteBackRetries > 10 {
 		bad("results.write_back_retries", "must be within 0..10, got %d", r.WriteBackRetries)
 	}
+	pc := c.Precompute
+	if pc.Workers < 1 || pc.Workers > 64 {
+		bad("precompute.workers", "must be within 1..64, got %d", pc.Workers)
+	}
+	if pc.QueueSize < 1 {
+		bad("precompute.queue_size", "must be at least 1, got %d", pc.QueueSize)
+	}
+	if pc.MaxAttempts < 1 {
+		bad("precompute.max_attempts", "must be at least 1, got %d", pc.MaxAttempts)
+	}
+	if pc.Backoff <= 0 {
+		bad("precompute.backoff", "must be above 0, got %s", pc.Backoff)
+	}
+	if pc.Visibility <= r.AnalysisTimeout {
+		bad("precompute.visibility", "must exceed results.analysis_timeout (%s), or a working replica's study is taken over; got %s", r.AnalysisTimeout, pc.Visibility)
+	}
+	if (pc.FHIRServer == "") != (pc.NotificationToken == "") {
+		bad("precompute.notification_token", "set precompute.fhir_server and precompute.notification_token together")
+	}
+	for key, tok := range map[string]string{"precompute.notification_token": pc.NotificationToken, "precompute.admin_token": pc.AdminToken} {
+		if tok != "" && len(tok) < 16 {
+			bad(key, "must be at least 16 characters")
+		}
+	}
 	if c.Feedback.MaxEvents < 1 {
 		bad("feedback.max_events", "must be at least 1, got %d", c.Feedback.MaxEvents)
 	}
@@ -757,6 +811,11 @@ func (c Config) Redacted() map[string]string {
 		m[s.key] = s.get()
 	}
 	m["redis.url"] = RedactURL(c.Redis.URL)
+	for _, k := range []string{"precompute.notification_token", "precompute.admin_token"} {
+		if m[k] != "" {
+			m[k] = "xxxxx"
+		}
+	}
 	m["imaging.credentials"] = fmt.Sprintf("%d entries", len(c.Imaging.Credentials))
 	m["auth.issuers"] = fmt.Sprintf("%d trusted", len(c.Auth.Issuers))
 	return m

@@ -86,7 +86,7 @@ func TestRedisOutage(t *testing.T) {
 	if metricValue(t, s, "orthotriage_result_store_errors_total") < 1 {
 		t.Error("store errors not counted")
 	}
-	testenv.RedisOnPort(t, port) // back, empty
+	testenv.RedisOnPort(t, port)        // back, empty
 	time.Sleep(1100 * time.Millisecond) // the store's back-off after the last failure
 	before := metricValue(t, s, "orthotriage_analyses_total")
 	e.hook(t, s, fnfCase) // computed and stored again
@@ -97,5 +97,82 @@ func TestRedisOutage(t *testing.T) {
 	}
 	if status, body := call(t, http.MethodGet, s.base+"/readyz", ""); status != 200 || !strings.Contains(body, `"status":"ready"`) {
 		t.Errorf("readyz after Redis returned = %d %s", status, body)
+	}
+}
+
+// labelled reads one labelled counter line, e.g.
+// orthotriage_precompute_jobs_total{event="done"}.
+func labelled(t *testing.T, s *service, series string) float64 {
+	t.Helper()
+	_, body := call(t, http.MethodGet, s.base+"/metrics", "")
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
+
+func waitMetric(t *testing.T, s *service, series string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for labelled(t, s, series) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s stayed below %v:\n%s", series, want, s.logText())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestPrecomputeFromNotificationsAndAdmin: a FHIR Subscription notification
+// and the admin call queue studies; workers analyse them through Redis
+// Streams, and the hook then answers from the cache without analysing. A
+// study that cannot be read is retried and dead-lettered.
+func TestPrecomputeFromNotificationsAndAdmin(t *testing.T) {
+	e := newResultsEnvWith(t, "") // jobs have no EHR token to lend: an open FHIR server
+	const notify, admin = "notification-secret-0123456789", "admin-secret-0123456789abcdef"
+	s := startService(t, buildBinary(t), "ORTHOTRIAGE_AUTH_ISSUERS_FILE="+e.issuers, "ORTHOTRIAGE_EGRESS_ALLOWED_CIDRS=127.0.0.0/8",
+		"ORTHOTRIAGE_REDIS_URL="+testenv.Redis(t), "ORTHOTRIAGE_PRECOMPUTE_FHIR_SERVER="+e.fhirBase,
+		"ORTHOTRIAGE_PRECOMPUTE_NOTIFICATION_TOKEN="+notify, "ORTHOTRIAGE_PRECOMPUTE_ADMIN_TOKEN="+admin,
+		"ORTHOTRIAGE_PRECOMPUTE_MAX_ATTEMPTS=2", "ORTHOTRIAGE_PRECOMPUTE_BACKOFF=100ms")
+
+	url := s.base + "/fhir/subscription"
+	notification := `{"resourceType":"ImagingStudy","id":"` + e.studies[fnfCase] + `"}`
+	if status, _ := call(t, http.MethodPost, url, notification, "wrong"); status != 401 {
+		t.Errorf("notification with a wrong token = %d, want 401", status)
+	}
+	if status, body := call(t, http.MethodPost, url, notification, notify); status != 200 {
+		t.Fatalf("notification = %d %s", status, body)
+	}
+	waitMetric(t, s, `orthotriage_precompute_jobs_total{event="done"}`, 1)
+	if got := metricValue(t, s, "orthotriage_analyses_total"); got != 1 {
+		t.Errorf("%v analyses after the notification, want 1", got)
+	}
+	if a := e.hook(t, s, fnfCase); len(a.Cards) != 1 || a.Cards[0].Indicator != "critical" {
+		t.Errorf("hook after precompute: %s", a.raw)
+	}
+	if got := metricValue(t, s, "orthotriage_analyses_total"); got != 1 {
+		t.Errorf("the hook analysed again (%v analyses): the precomputed result was not used", got)
+	}
+
+	an := s.base + "/api/v1/studies/analyze"
+	body := `{"fhirServer":"` + e.fhirBase + `","studies":["ImagingStudy/` + e.studies[normalCase] + `","ImagingStudy/no-such-study"]}`
+	if status, _ := call(t, http.MethodPost, an, body); status != 401 {
+		t.Errorf("analyze without a token = %d, want 401", status)
+	}
+	if status, out := call(t, http.MethodPost, an, `{"fhirServer":"https://elsewhere.example.org/fhir","studies":["ImagingStudy/1"]}`, admin); status != 403 {
+		t.Errorf("analyze on an unregistered server = %d %s, want 403", status, out)
+	}
+	if status, out := call(t, http.MethodPost, an, `{"fhirServer":"`+e.fhirBase+`","studies":["Patient/1"]}`, admin); status != 400 || !strings.Contains(out, "studies[0]") {
+		t.Errorf("analyze of a Patient = %d %s, want 400 naming studies[0]", status, out)
+	}
+	if status, out := call(t, http.MethodPost, an, body, admin); status != 202 || out != `{"queued":2}` {
+		t.Fatalf("analyze = %d %s", status, out)
+	}
+	waitMetric(t, s, `orthotriage_precompute_jobs_total{event="done"}`, 2)
+	waitMetric(t, s, `orthotriage_precompute_jobs_total{event="dead_lettered"}`, 1) // the missing study, after 2 tries
+	if got := labelled(t, s, `orthotriage_precompute_jobs_total{event="retried"}`); got != 1 {
+		t.Errorf("retried %v times, want 1 (max_attempts 2)", got)
 	}
 }

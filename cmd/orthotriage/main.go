@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/api"
 	"github.com/orthotriage/orthotriage/auth"
@@ -323,12 +324,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 	var replay auth.ReplayCache = auth.NewMemoryReplay(cfg.Auth.ReplayMax)
 	var results analysis.Store = analysis.NewMemoryStore(cfg.Results.Kept)
 	var locker analysis.Locker = analysis.LocalLocker{}
+	queuePolicy := analysis.QueuePolicy{MaxAttempts: cfg.Precompute.MaxAttempts, Backoff: cfg.Precompute.Backoff}
+	memQueue := analysis.NewMemoryQueue(cfg.Precompute.QueueSize, queuePolicy, log)
+	var queue analysis.Queue = memQueue
+	queueStats := &memQueue.Stats
 	if cfg.Redis.URL != "" || len(cfg.Redis.Addrs) > 0 {
 		rdb, err := store.NewUniversalClient(cfg.Redis.URL, cfg.Redis.Addrs, cfg.Redis.MasterName)
 		if err != nil {
 			return fmt.Errorf("redis.url: %w", err)
 		}
 		results, locker = store.NewRedisResults(rdb), store.NewRedisLocker(rdb)
+		rq := store.NewRedisQueue(rdb, queuePolicy, "", log)
+		rq.Visibility = cfg.Precompute.Visibility
+		queue, queueStats = rq, &rq.Stats
 		defer func() { err = errors.Join(err, rdb.Close()) }()
 		feedback = store.NewRedisFeedback(rdb, cfg.Feedback.MaxEvents)
 		replay = auth.Fallback{Primary: store.NewRedisReplay(rdb), Secondary: replay, OnError: func(err error) {
@@ -388,6 +396,43 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 	if err != nil {
 		return err
 	}
+	tenants := tenantsFrom(cfg, clientKey, outbound)
+	workers, stopWorkers := context.WithCancel(ctx)
+	defer stopWorkers()
+	go queue.Work(workers, cfg.Precompute.Workers, func(ctx context.Context, j analysis.Job) error {
+		t, ok := tenants(j.FHIRServer)
+		if !ok { // refused at enqueue; the registration changed since
+			return fmt.Errorf("fhir server %s is no longer registered", j.FHIRServer)
+		}
+		return engine.Precompute(ctx, j, t)
+	})
+	log.Info("precompute workers started", "workers", cfg.Precompute.Workers, "queue", fmt.Sprintf("%T", queue))
+	for _, m := range []struct {
+		event string
+		value func() uint64
+	}{
+		{"enqueued", queueStats.Enqueued.Load}, {"done", queueStats.Done.Load},
+		{"retried", queueStats.Retried.Load}, {"dead_lettered", queueStats.DeadLettered.Load},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "orthotriage_precompute_jobs_total",
+			Help:        "Precompute jobs by event: enqueued here, done, retried, dead-lettered (after precompute.max_attempts).",
+			ConstLabels: prometheus.Labels{"event": m.event}}, func() float64 { return float64(m.value()) }))
+	}
+	precompute := &api.Precompute{
+		Enqueue: func(ctx context.Context, fhirServer, study string) error {
+			if _, ok := tenants(fhirServer); !ok {
+				return orthotriage.Errorf(orthotriage.EForbidden, "fhirServer %s is not registered for any issuer (auth.issuers_file fhir_servers)", fhirServer)
+			}
+			if err := queue.Enqueue(ctx, analysis.Job{FHIRServer: fhirServer, Study: study}); err != nil {
+				return &orthotriage.Error{Code: orthotriage.EUnavailable, Message: "the study could not be queued", Err: err}
+			}
+			return nil
+		},
+		NotifiedStudies:   fhir.NotifiedStudies,
+		FHIRServer:        cfg.Precompute.FHIRServer,
+		NotificationToken: cfg.Precompute.NotificationToken,
+		AdminToken:        cfg.Precompute.AdminToken,
+	}
 	gin.SetMode(gin.ReleaseMode)
 	handler := api.NewRouter(api.Options{
 		Log:            log,
@@ -402,6 +447,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 		PerIP:          api.RateLimit{Rate: cfg.HTTP.RatePerIP, Burst: cfg.HTTP.BurstPerIP},
 		JWKS:           jwksOf(clientKey),
 		PerIssuer:      api.RateLimit{Rate: cfg.HTTP.RatePerIssuer, Burst: cfg.HTTP.BurstPerIssuer},
+		Precompute:     precompute,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)

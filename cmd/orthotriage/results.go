@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/auth"
 	"github.com/orthotriage/orthotriage/cds"
 	"github.com/orthotriage/orthotriage/config"
 	"github.com/orthotriage/orthotriage/fhir"
@@ -91,4 +93,32 @@ func writeBack(client *fhir.Client, server cds.FHIRServer, r analysis.Result, re
 	}
 	log.Info("write-back stored", "study", r.Study.Key(), "report", reportID, "fhirServer", server.BaseURL,
 		"ms", time.Since(start).Milliseconds())
+}
+
+// tenantsFrom says, for a FHIR server named by a precompute job, whether an
+// issuer registered it, and gives that issuer's DICOMweb bases and its SMART
+// Backend Services token (when configured). With authentication off every
+// server is accepted, without a token or DICOMweb binding (demo only).
+func tenantsFrom(cfg config.Config, key *auth.ClientKey, outbound http.RoundTripper) func(string) (cds.Tenant, bool) {
+	if cfg.Auth.Disabled {
+		return func(string) (cds.Tenant, bool) { return cds.Tenant{}, true }
+	}
+	var tokens *auth.TokenSource
+	if key != nil {
+		tokens = auth.NewTokenSource(key, &http.Client{Transport: outbound})
+	}
+	return func(server string) (cds.Tenant, bool) {
+		for _, is := range cfg.Auth.Issuers {
+			if !(cds.Caller{FHIRServers: is.FHIRServers}).MayUse(server) {
+				continue
+			}
+			t := cds.Tenant{DICOMwebBases: append([]string{}, is.DICOMwebBases...)}
+			if bs := is.BackendServices; bs != nil && tokens != nil {
+				reg := auth.BackendService{TokenURL: bs.TokenURL, ClientID: bs.ClientID, Scope: bs.Scope}
+				t.Token = func(ctx context.Context) (string, error) { return tokens.Token(ctx, reg) }
+			}
+			return t, true
+		}
+		return cds.Tenant{}, false
+	}
 }

@@ -38,7 +38,14 @@ const resultsToken = "results-e2e-token"
 
 func newResultsEnv(t *testing.T) *resultsEnv {
 	t.Helper()
-	e := &resultsEnv{fhirBase: testenv.FHIRServer(t, resultsToken), studies: map[int]string{}}
+	return newResultsEnvWith(t, resultsToken)
+}
+
+// newResultsEnvWith is newResultsEnv with the token the FHIR server demands
+// ("" for none: precompute jobs, which have no EHR token to lend).
+func newResultsEnvWith(t *testing.T, serverToken string) *resultsEnv {
+	t.Helper()
+	e := &resultsEnv{fhirBase: testenv.FHIRServer(t, serverToken), studies: map[int]string{}}
 	orthanc := testenv.Orthanc(t, "", "")
 	e.dicomweb = orthanc + "/dicom-web"
 	e.patient = fhirCreate(t, e.fhirBase, resultsToken, `{"resourceType":"Patient","gender":"female","birthDate":"1941-03-02"}`)

@@ -1,0 +1,85 @@
+package cds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/orthotriage/orthotriage"
+	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/imaging"
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+)
+
+// Tenant is what a precompute job may use on one FHIR server: a bearer
+// token source (nil: none) and the DICOMweb bases registered with it.
+type Tenant struct {
+	Token         func(ctx context.Context) (string, error)
+	DICOMwebBases []string
+}
+
+// Study reads one ImagingStudy ("ImagingStudy/{id}") and its Endpoints
+// from server.
+func (r *Resolver) Study(ctx context.Context, server FHIRServer, ref string) (Data, error) {
+	id, ok := strings.CutPrefix(ref, "ImagingStudy/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return Data{}, orthotriage.Errorf(orthotriage.EInvalid, "study %q is not an ImagingStudy/{id} reference", ref)
+	}
+	f := &fetcher{r: r, server: server}
+	raw, err := f.get(ctx, ref, ref)
+	if err != nil {
+		return Data{}, err
+	}
+	s, err := models.UnmarshalImagingStudy(raw)
+	if err != nil || resourceType(raw) != "ImagingStudy" {
+		return Data{}, orthotriage.Errorf(orthotriage.EInvalid, "%s is not a readable ImagingStudy", ref)
+	}
+	d := Data{Studies: []models.ImagingStudy{s}, Endpoints: map[string]models.Endpoint{}, Server: f.server}
+	f.endpoints(ctx, s, raw, d.Endpoints)
+	return d, nil
+}
+
+// Precompute analyses one study ahead of any hook, for every service whose
+// model is loaded, so that the hook finds the results cached; with
+// write-back on, the results worth a card are stored on the FHIR server.
+// A study with no radiograph for any model is done, not failed.
+func (e *Engine) Precompute(ctx context.Context, j analysis.Job, t Tenant) error {
+	server := FHIRServer{BaseURL: j.FHIRServer}
+	if t.Token != nil {
+		tok, err := t.Token(ctx)
+		if err != nil {
+			return fmt.Errorf("token for %s: %w", j.FHIRServer, err)
+		}
+		server.Token = tok
+	}
+	data, err := e.Resolver.Study(ctx, server, j.Study)
+	if err != nil {
+		return err
+	}
+	access := imaging.Access{FHIRBase: server.BaseURL, Token: server.Token, AllowedBases: t.DICOMwebBases}
+	analysed := 0
+	for _, svc := range e.Catalog.services {
+		if e.Analyzer == nil || !e.Analyzer.Reads(svc.Task) {
+			continue
+		}
+		r, err := e.Analyzer.Analyze(ctx, analysis.Input{Task: svc.Task, FHIRServer: j.FHIRServer, Study: data.Studies[0],
+			Endpoints: data.Endpoints, Access: access})
+		if errors.Is(err, analysis.ErrNoRadiograph) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", svc.ID, err)
+		}
+		analysed++
+		if _, notable := r.Top(); e.WriteBack != nil && (notable || r.Review || e.Cards.NormalCard) {
+			rep, err := e.Reporter.Report(r)
+			if err != nil {
+				return err
+			}
+			e.WriteBack(data.Server, r, rep)
+		}
+	}
+	e.Log.InfoContext(ctx, "study precomputed", "study", j.Study, "fhirServer", j.FHIRServer, "results", analysed, "attempt", j.Attempt)
+	return nil
+}

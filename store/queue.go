@@ -1,0 +1,217 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/redis/go-redis/v9"
+)
+
+var _ analysis.Queue = (*RedisQueue)(nil)
+
+// Redis names of the precompute queue.
+const (
+	QueueStream     = "orthotriage:precompute"
+	QueueGroup      = "workers"
+	QueueDeadLetter = "orthotriage:precompute:dead"
+)
+
+// RedisQueue is the precompute queue on a Redis stream with one consumer
+// group shared by every replica. A job is acknowledged only after it was
+// handled (or handed to its retry or the dead-letter list), so a worker
+// that dies holding one leaves it pending, and another worker claims it
+// once it has been idle for Visibility.
+type RedisQueue struct {
+	rdb      redis.UniversalClient
+	policy   analysis.QueuePolicy
+	log      *slog.Logger
+	consumer string
+	// Visibility is how long a job may stay unacknowledged before another
+	// worker takes it over; it must exceed the longest analysis.
+	Visibility time.Duration
+	// Block is how long one read waits for new jobs.
+	Block time.Duration
+	Stats analysis.QueueStats
+	// MaxLen bounds the stream (approximately).
+	MaxLen int64
+}
+
+// NewRedisQueue returns the queue on rdb; consumer names this replica
+// (host and process id when empty).
+func NewRedisQueue(rdb redis.UniversalClient, p analysis.QueuePolicy, consumer string, log *slog.Logger) *RedisQueue {
+	if consumer == "" {
+		host, _ := os.Hostname()
+		consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	return &RedisQueue{rdb: rdb, policy: p.WithDefaults(), log: log, consumer: consumer, Visibility: 5 * time.Minute, Block: 2 * time.Second, MaxLen: 100000}
+}
+
+// Enqueue appends j to the stream.
+func (q *RedisQueue) Enqueue(ctx context.Context, j analysis.Job) error {
+	if err := q.add(ctx, j); err != nil {
+		return err
+	}
+	q.Stats.Enqueued.Add(1)
+	return nil
+}
+
+func (q *RedisQueue) add(ctx context.Context, j analysis.Job) error {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	if err := q.rdb.XAdd(ctx, &redis.XAddArgs{Stream: QueueStream, MaxLen: q.MaxLen, Approx: true, Values: map[string]any{"job": b}}).Err(); err != nil {
+		return fmt.Errorf("redis enqueue: %w", err)
+	}
+	return nil
+}
+
+// group makes the consumer group once (BUSYGROUP: it exists).
+func (q *RedisQueue) group(ctx context.Context) error {
+	err := q.rdb.XGroupCreateMkStream(ctx, QueueStream, QueueGroup, "0").Err()
+	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		return err
+	}
+	return nil
+}
+
+// Work runs workers until ctx ends. Redis errors are logged and retried
+// after a pause; jobs are never lost to them (they stay pending).
+func (q *RedisQueue) Work(ctx context.Context, workers int, h analysis.Handler) {
+	var wg sync.WaitGroup
+	for i := range max(1, workers) {
+		wg.Go(func() { q.worker(ctx, fmt.Sprintf("%s-%d", q.consumer, i), h) })
+	}
+	wg.Wait()
+}
+
+func (q *RedisQueue) worker(ctx context.Context, name string, h analysis.Handler) {
+	pause := func(err error) {
+		q.log.WarnContext(ctx, "precompute queue: redis error, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	ready := false
+	for ctx.Err() == nil {
+		if !ready {
+			if err := q.group(ctx); err != nil {
+				pause(err)
+				continue
+			}
+			ready = true
+		}
+		msgs, err := q.next(ctx, name)
+		if err != nil {
+			if ctx.Err() == nil {
+				pause(err)
+				ready = false
+			}
+			continue
+		}
+		for _, m := range msgs {
+			q.handle(ctx, m, h)
+		}
+	}
+}
+
+// next takes over one job idle past Visibility (a dead worker's), else
+// waits for a new one.
+func (q *RedisQueue) next(ctx context.Context, name string) ([]redis.XMessage, error) {
+	claimed, _, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: QueueStream, Group: QueueGroup, Consumer: name,
+		MinIdle: q.Visibility, Start: "0-0", Count: 1}).Result()
+	if err != nil {
+		return nil, err
+	}
+	if len(claimed) > 0 {
+		q.log.InfoContext(ctx, "precompute job taken over from an idle worker", "id", claimed[0].ID)
+		return claimed, nil
+	}
+	streams, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: QueueGroup, Consumer: name, Streams: []string{QueueStream, ">"},
+		Count: 1, Block: q.Block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []redis.XMessage
+	for _, s := range streams {
+		out = append(out, s.Messages...)
+	}
+	return out, nil
+}
+
+// handle runs one job and settles it: acknowledged when done, re-added
+// after the back-off for a retry, moved to the dead-letter list after the
+// last attempt.
+func (q *RedisQueue) handle(ctx context.Context, m redis.XMessage, h analysis.Handler) {
+	var j analysis.Job
+	raw, _ := m.Values["job"].(string)
+	if err := json.Unmarshal([]byte(raw), &j); err != nil {
+		q.log.ErrorContext(ctx, "precompute queue: unreadable job dropped", "id", m.ID, "err", err)
+		q.ack(ctx, m.ID)
+		return
+	}
+	j.Attempt++
+	err := h(ctx, j)
+	switch {
+	case err == nil:
+		q.Stats.Done.Add(1)
+	case j.Attempt >= q.policy.MaxAttempts:
+		j.LastError = err.Error()
+		b, _ := json.Marshal(j)
+		if perr := q.rdb.LPush(ctx, QueueDeadLetter, b).Err(); perr != nil {
+			q.log.ErrorContext(ctx, "precompute job not dead-lettered (stays pending)", "study", j.Study, "err", perr)
+			return
+		}
+		q.Stats.DeadLettered.Add(1)
+		q.log.ErrorContext(ctx, "precompute job dead-lettered", "study", j.Study, "attempts", j.Attempt, "err", err)
+	default:
+		j.LastError = err.Error()
+		delay := q.policy.Delay(j.Attempt)
+		q.log.WarnContext(ctx, "precompute job failed: retrying", "study", j.Study, "attempt", j.Attempt, "in", delay.String(), "err", err)
+		select { // the job stays pending meanwhile: a crash here loses nothing
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		if err := q.add(ctx, j); err != nil {
+			q.log.ErrorContext(ctx, "precompute retry not queued (stays pending)", "study", j.Study, "err", err)
+			return
+		}
+		q.Stats.Retried.Add(1)
+	}
+	q.ack(ctx, m.ID)
+}
+
+func (q *RedisQueue) ack(ctx context.Context, id string) {
+	if err := q.rdb.XAck(ctx, QueueStream, QueueGroup, id).Err(); err != nil {
+		q.log.WarnContext(ctx, "precompute job not acknowledged (it will run again)", "id", id, "err", err)
+	}
+}
+
+// DeadLetters returns up to n dead-lettered jobs, newest first.
+func (q *RedisQueue) DeadLetters(ctx context.Context, n int64) ([]analysis.Job, error) {
+	raw, err := q.rdb.LRange(ctx, QueueDeadLetter, 0, n-1).Result()
+	if err != nil {
+		return nil, err
+	}
+	var out []analysis.Job
+	for _, r := range raw {
+		var j analysis.Job
+		if json.Unmarshal([]byte(r), &j) == nil {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
