@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 BIN := bin/orthotriage
 
-.PHONY: all build setup demo test lint fmt clean fuzz train-hip bench
+.PHONY: all build setup demo test lint fmt clean fuzz train-hip bench bench-hook
 
 all: build
 
@@ -61,3 +61,10 @@ train-hip: build
 # breakdown) and prints a table; BENCHTIME=5s per benchmark.
 bench:
 	scripts/bench.sh
+
+# Load-tests cached patient-view calls over loopback against the real
+# binary (embedded store, then Redis) and prints p50/p90/p99 latency and
+# throughput. BENCH_RATE (calls/s, default 200) and BENCH_SECONDS (default
+# 10) set the load. Not part of `make test`.
+bench-hook: setup
+	$(GO) test ./cmd/orthotriage -run '^$$' -bench '^BenchmarkHookLoad$$' -benchtime 1x -timeout 10m

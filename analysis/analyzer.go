@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image/png"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -42,6 +43,10 @@ type Input struct {
 	// Endpoints are the Endpoint resources the study's endpoint references
 	// point at, keyed by the reference as written ("Endpoint/1", "#ep").
 	Endpoints map[string]models.Endpoint
+	// ResolveEndpoints, when set, gives the Endpoints not in Endpoints;
+	// it is called only when the study is analysed (not for a cached
+	// result).
+	ResolveEndpoints func(ctx context.Context) map[string]models.Endpoint
 	// Access is the call's FHIR base and token and the caller's
 	// registered DICOMweb bases.
 	Access imaging.Access
@@ -101,6 +106,14 @@ func (a *Analyzer) Analyze(ctx context.Context, in Input) (Result, error) {
 		a.Log.DebugContext(ctx, "instance skipped", "study", study.UID, "series", s.Series, "reason", s.Reason)
 	}
 	t0 := time.Now()
+	if in.ResolveEndpoints != nil {
+		all := maps.Clone(in.Endpoints)
+		if all == nil {
+			all = map[string]models.Endpoint{}
+		}
+		maps.Copy(all, in.ResolveEndpoints(ctx))
+		in.Endpoints = all
+	}
 	var lastErr error
 	for _, ref := range refs {
 		model, ok := a.modelFor(in.Task, ref.BodySite)

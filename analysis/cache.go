@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -20,10 +21,15 @@ import (
 type Cached struct {
 	analyzer *Analyzer
 	store    Store
-	locker   Locker
-	opt      CacheOptions
-	group    singleflight.Group
-	log      *slog.Logger
+	// near keeps results read from a shared store for a short while, so
+	// that a hot study costs no Redis round trip and decoding per hook.
+	// Results never change under a key (it names the model version), so
+	// a near copy cannot be stale, only expire later than in Redis.
+	near   *MemoryStore
+	locker Locker
+	opt    CacheOptions
+	group  singleflight.Group
+	log    *slog.Logger
 
 	hits, misses, computed, storeErrors atomic.Uint64
 	// downUntil (unix ns): after a store failure the store is left alone
@@ -43,6 +49,11 @@ type CacheOptions struct {
 	// StoreTimeout bounds each store or lock operation (200 ms when 0);
 	// after a failure the store is skipped for StoreBackoff (1 s when 0).
 	StoreTimeout, StoreBackoff time.Duration
+	// NearTTL is how long a result read from a shared store is kept in
+	// this process (1 min when 0; never past TTL); NearSize how many
+	// (1000 when 0).
+	NearTTL  time.Duration
+	NearSize int
 }
 
 // NewCached returns the cached analysis over store and locker (nil: an
@@ -72,7 +83,18 @@ func NewCached(a *Analyzer, store Store, locker Locker, opt CacheOptions, log *s
 	if opt.StoreBackoff <= 0 {
 		opt.StoreBackoff = time.Second
 	}
-	return &Cached{analyzer: a, store: store, locker: locker, opt: opt, log: log}
+	if opt.NearTTL <= 0 {
+		opt.NearTTL = time.Minute
+	}
+	opt.NearTTL = min(opt.NearTTL, opt.TTL)
+	if opt.NearSize <= 0 {
+		opt.NearSize = 1000
+	}
+	c := &Cached{analyzer: a, store: store, locker: locker, opt: opt, log: log}
+	if _, local := store.(*MemoryStore); !local {
+		c.near = NewMemoryStore(opt.NearSize)
+	}
+	return c
 }
 
 // Key is the store key of in's study.
@@ -89,7 +111,15 @@ func (c *Cached) Analyze(ctx context.Context, in Input) (Result, error) {
 		return r, nil
 	}
 	c.misses.Add(1)
-	ch := c.group.DoChan(key, func() (any, error) {
+	ch := c.group.DoChan(key, func() (r any, err error) {
+		// A panic here would end the process (singleflight re-raises it
+		// in its own goroutine): make it this study's error instead.
+		defer func() {
+			if p := recover(); p != nil {
+				c.log.ErrorContext(ctx, "analysis panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				err = fmt.Errorf("analysis: internal error (%v)", p)
+			}
+		}()
 		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opt.Timeout)
 		defer cancel()
 		return c.compute(bg, key, in)
@@ -123,8 +153,22 @@ func (c *Cached) storeFailed(ctx context.Context, what string, err error) {
 	c.log.WarnContext(ctx, "result store failed: going on without it", "op", what, "retryIn", c.opt.StoreBackoff.String(), "err", err)
 }
 
-// lookup reads the store; a store error counts as a miss.
+// lookup reads the near copy, then the store; a store error counts as a
+// miss.
 func (c *Cached) lookup(ctx context.Context, key string) (Result, bool) {
+	if c.near != nil {
+		if r, ok, _ := c.near.Get(ctx, key); ok {
+			return r, true
+		}
+	}
+	r, ok := c.lookupStore(ctx, key)
+	if ok && c.near != nil {
+		c.near.Put(ctx, key, r, c.opt.NearTTL)
+	}
+	return r, ok
+}
+
+func (c *Cached) lookupStore(ctx context.Context, key string) (Result, bool) {
 	sctx, cancel, up := c.storeUp(ctx)
 	defer cancel()
 	if !up {
@@ -198,6 +242,9 @@ func (c *Cached) run(ctx context.Context, key string, in Input, lease Lease) (Re
 		return Result{}, err
 	}
 	c.computed.Add(1)
+	if c.near != nil {
+		c.near.Put(ctx, key, r, c.opt.NearTTL)
+	}
 	if sctx, cancel, up := c.storeUp(ctx); up {
 		if err := c.store.Put(sctx, key, r, c.opt.TTL); err != nil {
 			c.storeFailed(ctx, "put", err)

@@ -125,14 +125,14 @@ func (q *MemoryQueue) handle(ctx context.Context, j Job, h Handler) {
 	}
 	j.LastError = err.Error()
 	if j.Attempt >= q.policy.MaxAttempts {
-		q.Stats.DeadLettered.Add(1)
-		q.log.ErrorContext(ctx, "precompute job dead-lettered", "study", j.Study, "attempts", j.Attempt, "err", err)
 		q.mu.Lock()
 		q.dead = append(q.dead, j)
 		if len(q.dead) > q.kept {
 			q.dead = q.dead[len(q.dead)-q.kept:]
 		}
 		q.mu.Unlock()
+		q.Stats.DeadLettered.Add(1) // after the list: who sees the count sees the job
+		q.log.ErrorContext(ctx, "precompute job dead-lettered", "study", j.Study, "attempts", j.Attempt, "err", err)
 		return
 	}
 	q.Stats.Retried.Add(1)

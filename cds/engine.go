@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,9 +44,14 @@ type Engine struct {
 	// report id for the HTML report link; nil: not kept.
 	Issued  *lru.Map[IssuedCard]
 	Reports *lru.Map[analysis.Result]
-	// WriteBack, when set, is called (in the background) with every
-	// result that got a card.
-	WriteBack func(server FHIRServer, r analysis.Result, rep Report)
+	// Built keeps the resources built for recent results: a cached study
+	// is answered without building them again.
+	Built *lru.Map[Report]
+	// WriteBack, when set, is called (it should return at once and work
+	// in the background) with each result that got a card, once per
+	// result and process as long as WrittenBack remembers it.
+	WriteBack   func(server FHIRServer, r analysis.Result, rep Report)
+	WrittenBack *lru.Map[bool]
 	// LinkKey signs report links (HMAC-SHA256), so that a report id, which
 	// anyone knowing the study could compute, is not enough to read it.
 	LinkKey []byte
@@ -103,7 +109,7 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 	for i, s := range studies {
 		wg.Go(func() {
 			results[i], errs[i] = e.Analyzer.Analyze(wait, analysis.Input{Task: svc.Task, FHIRServer: req.FHIRServer,
-				Study: s, Endpoints: data.Endpoints, Access: access})
+				Study: s, Endpoints: data.Endpoints, ResolveEndpoints: data.ResolveEndpoints, Access: access})
 		})
 	}
 	wg.Wait()
@@ -124,7 +130,7 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 			e.Log.WarnContext(ctx, "study analysis failed", "service", id, "study", deref(studies[i].Id), "err", errs[i])
 			continue
 		}
-		rep, err := e.Reporter.Report(r)
+		rep, err := e.report(r)
 		if err != nil {
 			e.Log.ErrorContext(ctx, "result could not be turned into FHIR resources", "service", id, "study", deref(studies[i].Id), "err", err)
 			continue
@@ -141,14 +147,50 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 		if e.Issued != nil {
 			e.Issued.Put(card.UUID, IssuedCard{Service: id, Indicator: card.Indicator, Priority: r.Priority, ReportID: rep.ID})
 		}
-		if e.WriteBack != nil && data.Server.BaseURL != "" {
-			e.WriteBack(data.Server, r, rep)
+		if data.Server.BaseURL != "" {
+			e.writeBack(data.Server, r, rep)
 		}
 	}
 	if pending > 0 && e.PendingCard {
 		resp.Cards = append(resp.Cards, e.pendingCard(svc, req.HookInstance, pending))
 	}
 	return resp, nil
+}
+
+// writeBack hands r's resources to WriteBack unless they were handed over
+// before: a cached study opened in many charts is written once.
+func (e *Engine) writeBack(server FHIRServer, r analysis.Result, rep Report) {
+	if e.WriteBack == nil {
+		return
+	}
+	if e.WrittenBack != nil {
+		key := resultKey(r)
+		if _, done := e.WrittenBack.Get(key); done {
+			return
+		}
+		e.WrittenBack.Put(key, true)
+	}
+	e.WriteBack(server, r, rep)
+}
+
+// resultKey names one computed result (a recomputation is another).
+func resultKey(r analysis.Result) string {
+	return strings.Join([]string{r.FHIRServer, r.Study.Key(), r.Model.ID, r.Model.Version, r.Analyzed.Format(time.RFC3339Nano)}, "\x00")
+}
+
+// report builds (or recalls) the resources of r.
+func (e *Engine) report(r analysis.Result) (Report, error) {
+	key := resultKey(r)
+	if e.Built != nil {
+		if rep, ok := e.Built.Get(key); ok {
+			return rep, nil
+		}
+	}
+	rep, err := e.Reporter.Report(r)
+	if err == nil && e.Built != nil {
+		e.Built.Put(key, rep)
+	}
+	return rep, err
 }
 
 // linkSignature signs a report id for its link.

@@ -2,6 +2,7 @@ package cds
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -35,8 +36,8 @@ func (r *Resolver) Study(ctx context.Context, server FHIRServer, ref string) (Da
 	if err != nil || resourceType(raw) != "ImagingStudy" {
 		return Data{}, orthotriage.Errorf(orthotriage.EInvalid, "%s is not a readable ImagingStudy", ref)
 	}
-	d := Data{Studies: []models.ImagingStudy{s}, Endpoints: map[string]models.Endpoint{}, Server: f.server}
-	f.endpoints(ctx, s, raw, d.Endpoints)
+	d := Data{Studies: []models.ImagingStudy{s}, Server: f.server}
+	d.ResolveEndpoints = lazyEndpoints(f, d.Studies, []json.RawMessage{raw}, nil)
 	return d, nil
 }
 
@@ -64,7 +65,7 @@ func (e *Engine) Precompute(ctx context.Context, j analysis.Job, t Tenant) error
 			continue
 		}
 		r, err := e.Analyzer.Analyze(ctx, analysis.Input{Task: svc.Task, FHIRServer: j.FHIRServer, Study: data.Studies[0],
-			Endpoints: data.Endpoints, Access: access})
+			ResolveEndpoints: data.ResolveEndpoints, Access: access})
 		if errors.Is(err, analysis.ErrNoRadiograph) {
 			continue
 		}
@@ -73,11 +74,11 @@ func (e *Engine) Precompute(ctx context.Context, j analysis.Job, t Tenant) error
 		}
 		analysed++
 		if _, notable := r.Top(); e.WriteBack != nil && (notable || r.Review || e.Cards.NormalCard) {
-			rep, err := e.Reporter.Report(r)
+			rep, err := e.report(r)
 			if err != nil {
 				return err
 			}
-			e.WriteBack(data.Server, r, rep)
+			e.writeBack(data.Server, r, rep)
 		}
 	}
 	e.Log.InfoContext(ctx, "study precomputed", "study", j.Study, "fhirServer", j.FHIRServer, "results", analysed, "attempt", j.Attempt)

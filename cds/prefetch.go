@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/orthotriage/orthotriage"
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
@@ -43,8 +45,12 @@ type Data struct {
 	Patient *models.Patient // nil when the EHR said there is none
 	Studies []models.ImagingStudy
 	// Endpoints are the Endpoint resources the studies point at, keyed by
-	// the reference as the study writes it ("Endpoint/1", "#wado").
-	Endpoints map[string]models.Endpoint
+	// the reference as the study writes it ("Endpoint/1", "#wado"): those a
+	// search Bundle included. ResolveEndpoints adds the others (contained,
+	// or read from the FHIR server) when first called: only a study not
+	// in the cache needs them, so a cached answer costs no FHIR read.
+	Endpoints        map[string]models.Endpoint
+	ResolveEndpoints func(ctx context.Context) map[string]models.Endpoint
 	// Server is the FHIR server and the token used for it (the call's
 	// fhirAuthorization, or a Backend Services token); never log Token.
 	Server FHIRServer
@@ -118,11 +124,27 @@ func (r *Resolver) Resolve(ctx context.Context, svc Service, req Request, hc Hoo
 		d.Studies = append(d.Studies, s)
 		contained = append(contained, raw)
 	}
-	for i, s := range d.Studies {
-		f.endpoints(ctx, s, contained[i], d.Endpoints)
-	}
+	d.ResolveEndpoints = lazyEndpoints(f, d.Studies, contained, d.Endpoints)
 	d.Server = f.server
 	return d, nil
+}
+
+// lazyEndpoints resolves the studies' endpoints once, on first call; later
+// calls (other studies of the same hook) get the same map.
+func lazyEndpoints(f *fetcher, studies []models.ImagingStudy, raws []json.RawMessage, known map[string]models.Endpoint) func(context.Context) map[string]models.Endpoint {
+	var once sync.Once
+	all := maps.Clone(known)
+	if all == nil {
+		all = map[string]models.Endpoint{}
+	}
+	return func(ctx context.Context) map[string]models.Endpoint {
+		once.Do(func() {
+			for i, s := range studies {
+				f.endpoints(ctx, s, raws[i], all)
+			}
+		})
+		return all
+	}
 }
 
 // endpoints adds the Endpoints study points at (its own and its series')

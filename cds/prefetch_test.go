@@ -243,8 +243,11 @@ func TestResolveEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(d.Endpoints) != 1 || len(fake.Calls) != 0 {
+		t.Errorf("before analysis: %d endpoints known (want the included one), %d FHIR reads (want none)", len(d.Endpoints), len(fake.Calls))
+	}
 	got := map[string]string{}
-	for ref, e := range d.Endpoints {
+	for ref, e := range d.ResolveEndpoints(t.Context()) {
 		got[ref] = e.Address
 	}
 	want := map[string]string{
@@ -263,5 +266,27 @@ func TestResolveEndpoints(t *testing.T) {
 		if strings.Contains(c.Path, "elsewhere") {
 			t.Errorf("followed a reference to another server: %s", c.Path)
 		}
+	}
+}
+
+func TestStudyResolvesItsEndpointsLazily(t *testing.T) {
+	s := `{"resourceType":"ImagingStudy","id":"s1","status":"available","subject":{"reference":"Patient/p1"},"endpoint":[{"reference":"Endpoint/e"}]}`
+	fake := &cdstest.FHIR{Responses: map[string]string{
+		"ImagingStudy/s1": s,
+		"Endpoint/e":      `{"resourceType":"Endpoint","id":"e","status":"active","connectionType":{"code":"dicom-wado-rs"},"payloadType":[{"text":"DICOM"}],"address":"https://pacs.example.org/wado"}`,
+	}}
+	r := &cds.Resolver{FHIR: fake, MaxPages: 2, MaxStudies: 10, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	d, err := r.Study(t.Context(), cds.FHIRServer{BaseURL: server}, "ImagingStudy/s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fake.Calls) != 1 {
+		t.Errorf("%d reads before the endpoints are wanted, want 1 (the study)", len(fake.Calls))
+	}
+	if eps := d.ResolveEndpoints(t.Context()); eps["Endpoint/e"].Address != "https://pacs.example.org/wado" {
+		t.Errorf("endpoints %v", eps)
+	}
+	if _, err := r.Study(t.Context(), cds.FHIRServer{BaseURL: server}, "Patient/p1"); err == nil {
+		t.Error("a Patient reference was read as a study")
 	}
 }

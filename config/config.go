@@ -258,7 +258,7 @@ func Default() Config {
 			MaxStudies:      50,
 			MaxResponseSize: 16 << 20,
 		},
-		Feedback: Feedback{MaxEvents: 10000},
+		Feedback:   Feedback{MaxEvents: 10000},
 		Precompute: Precompute{Workers: 2, QueueSize: 1000, MaxAttempts: 5, Backoff: time.Second, Visibility: 5 * time.Minute},
 		Results: Results{StudiesPerCall: 3, ReviewBelow: 0.6, SourceLabel: "orthotriage AI triage",
 			SourceURL: "https://github.com/orthotriage/orthotriage", HeatmapSide: 96, Kept: 1000, WriteBackRetries: 3,

@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/orthotriage/orthotriage/internal/testenv"
+	"github.com/orthotriage/orthotriage/store"
 )
 
 // metricValue reads one unlabelled counter from a service's /metrics.
-func metricValue(t *testing.T, s *service, name string) float64 {
+func metricValue(t testing.TB, s *service, name string) float64 {
 	t.Helper()
 	_, body := call(t, http.MethodGet, s.base+"/metrics", "")
 	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(body)
@@ -63,8 +64,8 @@ func TestOneInferencePerStudyAcrossReplicas(t *testing.T) {
 }
 
 // TestRedisOutage: with Redis stopped, hooks keep answering (computing
-// without the cache) and readiness says degraded; when Redis is back,
-// results are cached again.
+// without the cache, or from this process's near copy) and readiness says
+// degraded; when Redis is back, results are stored in it again.
 func TestRedisOutage(t *testing.T) {
 	e := newResultsEnv(t)
 	port := testenv.FreePort(t)
@@ -75,9 +76,12 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("with Redis: %s", a.raw)
 	}
 	stopRedis()
-	for range 3 {
+	for range 2 {
 		if a := e.hook(t, s, fnfCase); len(a.Cards) != 1 || a.Cards[0].Indicator != "critical" {
-			t.Fatalf("with Redis stopped: %s\n%s", a.raw, s.logText())
+			t.Fatalf("with Redis stopped, a study analysed before: %s\n%s", a.raw, s.logText())
+		}
+		if a := e.hook(t, s, normalCase); len(a.Cards) != 0 {
+			t.Fatalf("with Redis stopped, a new study: %s\n%s", a.raw, s.logText())
 		}
 	}
 	if status, body := call(t, http.MethodGet, s.base+"/readyz", ""); status != 200 || !strings.Contains(body, `"status":"degraded"`) {
@@ -89,11 +93,18 @@ func TestRedisOutage(t *testing.T) {
 	testenv.RedisOnPort(t, port)        // back, empty
 	time.Sleep(1100 * time.Millisecond) // the store's back-off after the last failure
 	before := metricValue(t, s, "orthotriage_analyses_total")
-	e.hook(t, s, fnfCase) // computed and stored again
-	e.hook(t, s, fnfCase) // from Redis
-	after := metricValue(t, s, "orthotriage_analyses_total")
-	if after-before != 1 {
+	e.hook(t, s, oaCase) // computed and stored in Redis
+	e.hook(t, s, oaCase) // from the cache
+	if after := metricValue(t, s, "orthotriage_analyses_total"); after-before != 1 {
 		t.Errorf("after Redis returned, two calls ran %v analyses, want 1 (the second from the cache)", after-before)
+	}
+	rdb, err := store.NewRedisClient(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if keys := rdb.Keys(t.Context(), "orthotriage:result:*").Val(); len(keys) != 1 {
+		t.Errorf("Redis holds %d results after it returned, want the one computed since", len(keys))
 	}
 	if status, body := call(t, http.MethodGet, s.base+"/readyz", ""); status != 200 || !strings.Contains(body, `"status":"ready"`) {
 		t.Errorf("readyz after Redis returned = %d %s", status, body)

@@ -45,7 +45,7 @@ type service struct {
 	done chan error
 }
 
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "orthotriage")
 	build := exec.Command("go", "build", "-o", bin, ".")
@@ -55,7 +55,7 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func startService(t *testing.T, bin string, env ...string) *service {
+func startService(t testing.TB, bin string, env ...string) *service {
 	t.Helper()
 	s := &service{cmd: exec.Command(bin, "serve", "--listen", "127.0.0.1:0"), done: make(chan error, 1)}
 	lib := filepath.Join(testenv.RepoRoot(t), ".cache", "onnxruntime", "libonnxruntime.so")
@@ -113,7 +113,7 @@ func (s *service) logged(want string) bool {
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (s *service) stop(t *testing.T) {
+func (s *service) stop(t testing.TB) {
 	t.Helper()
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -132,7 +132,7 @@ func (s *service) stop(t *testing.T) {
 }
 
 // call makes a request, with a bearer JWT when bearer is set.
-func call(t *testing.T, method, url, body string, bearer ...string) (int, string) {
+func call(t testing.TB, method, url, body string, bearer ...string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
 	if err != nil {
@@ -154,7 +154,7 @@ func call(t *testing.T, method, url, body string, bearer ...string) (int, string
 }
 
 // fhirCreate posts a resource to the FHIR test server and returns its id.
-func fhirCreate(t *testing.T, base, token, resource string) string {
+func fhirCreate(t testing.TB, base, token, resource string) string {
 	t.Helper()
 	var r struct{ ResourceType string }
 	if err := json.Unmarshal([]byte(resource), &r); err != nil {

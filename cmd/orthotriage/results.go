@@ -58,6 +58,8 @@ func wireResults(e *cds.Engine, cfg config.Config, models []*inference.Batcher, 
 	e.PendingCard = rc.PendingCard
 	e.Issued = lru.New[cds.IssuedCard](rc.Kept * 4)
 	e.Reports = lru.New[analysis.Result](rc.Kept)
+	e.Built = lru.New[cds.Report](min(rc.Kept, 200))
+	e.WrittenBack = lru.New[bool](rc.Kept)
 	e.LinkKey = make([]byte, 32)
 	rand.Read(e.LinkKey)
 	if rc.WriteBack {
