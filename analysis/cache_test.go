@@ -145,7 +145,7 @@ func TestMemoryQueueRetriesAndDeadLetters(t *testing.T) {
 func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // panickyRetriever stands for a bug deep in retrieval or decoding.
-type panickyRetriever struct{ fakeRetriever }
+type panickyRetriever struct{}
 
 func (panickyRetriever) Retrieve(context.Context, fhirmodels.Endpoint, imaging.InstanceRef, imaging.Access, int) ([]*imaging.Image, error) {
 	panic("index out of range")
