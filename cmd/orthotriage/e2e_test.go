@@ -160,18 +160,10 @@ func fhirCreate(t testing.TB, base, token, resource string) string {
 	if err := json.Unmarshal([]byte(resource), &r); err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/"+r.ResourceType, strings.NewReader(resource))
-	req.Header.Set("Content-Type", "application/fhir+json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	status, b := testenv.FHIRDo(t, base, token, http.MethodPost, r.ResourceType, []byte(resource))
 	var created struct{ ID string }
-	if resp.StatusCode != http.StatusCreated || json.Unmarshal(b, &created) != nil || created.ID == "" {
-		t.Fatalf("create %s: %d %s", r.ResourceType, resp.StatusCode, b)
+	if status != http.StatusCreated || json.Unmarshal(b, &created) != nil || created.ID == "" {
+		t.Fatalf("create %s: %d %s", r.ResourceType, status, b)
 	}
 	return created.ID
 }
