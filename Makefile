@@ -22,7 +22,7 @@ setup:
 # Runs the service on its embedded defaults and shows it working: discovery
 # and a sample hook call. DEMO_EXIT=1 stops it after that.
 demo: build
-	scripts/setup.sh ort curl
+	scripts/setup.sh ort curl orthanc
 	scripts/demo.sh
 
 lint:
