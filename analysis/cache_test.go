@@ -159,3 +159,20 @@ func TestAPanicBecomesTheStudysError(t *testing.T) {
 		t.Errorf("err = %v, want an internal error", err)
 	}
 }
+
+func TestMemoryStoreExpires(t *testing.T) {
+	s := analysis.NewMemoryStore(10)
+	r := analysis.Result{Schema: analysis.SchemaVersion, Priority: "stat"}
+	s.Put(context.Background(), "k", r, 30*time.Millisecond)
+	if got, ok, _ := s.Get(context.Background(), "k"); !ok || got.Priority != "stat" {
+		t.Fatal("fresh result not found")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if _, ok, _ := s.Get(context.Background(), "k"); ok {
+		t.Error("result outlived its TTL")
+	}
+	s.Put(context.Background(), "old", analysis.Result{Schema: analysis.SchemaVersion + 1}, time.Hour)
+	if _, ok, _ := s.Get(context.Background(), "old"); ok {
+		t.Error("a result of another schema version was served")
+	}
+}
