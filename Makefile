@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test ./cds -run '^$$' -fuzz '^FuzzParseFeedback$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging -run '^$$' -fuzz '^FuzzParseMultipart$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./inference/radiomics -run '^$$' -fuzz '^FuzzFeatures$$' -fuzztime $(FUZZTIME)
 
 # Reproduces the reference hip model (inference/models/hip-000): phantom
 # crops, training with Debian's PyTorch, ONNX export, golden probabilities,
