@@ -37,15 +37,18 @@ type Classifier interface {
 // Input is one study to analyse, as the hook call resolved it.
 type Input struct {
 	// Task is the model task wanted: "hip" or "vertebral-fracture-acuity".
-	Task       string
+	Task string
+	// Tenant is the authenticated issuer the study belongs to ("" with
+	// authentication off): results are never shared across tenants.
+	Tenant     string
 	FHIRServer string
 	Study      models.ImagingStudy
 	// Endpoints are the Endpoint resources the study's endpoint references
 	// point at, keyed by the reference as written ("Endpoint/1", "#ep").
 	Endpoints map[string]models.Endpoint
-	// ResolveEndpoints, when set, gives the Endpoints not in Endpoints;
-	// it is called only when the study is analysed (not for a cached
-	// result).
+	// ResolveEndpoints, when set, gives the study's Endpoints beyond
+	// Endpoints; it is called only when an image is about to be retrieved
+	// (not for a cached result, nor for a study no model reads).
 	ResolveEndpoints func(ctx context.Context) map[string]models.Endpoint
 	// Access is the call's FHIR base and token and the caller's
 	// registered DICOMweb bases.
@@ -80,7 +83,7 @@ type Analyzer struct {
 	// goes to the first.
 	Models []Classifier
 	Policy Policy
-	// PerStudy is how many images of a study are tried; 4 by default.
+	// PerStudy is how many images of a study are tried; 1 when 0.
 	PerStudy int
 	Now      func() time.Time
 	Log      *slog.Logger
@@ -106,20 +109,20 @@ func (a *Analyzer) Analyze(ctx context.Context, in Input) (Result, error) {
 		a.Log.DebugContext(ctx, "instance skipped", "study", study.UID, "series", s.Series, "reason", s.Reason)
 	}
 	t0 := time.Now()
-	if in.ResolveEndpoints != nil {
-		all := maps.Clone(in.Endpoints)
-		if all == nil {
-			all = map[string]models.Endpoint{}
-		}
-		maps.Copy(all, in.ResolveEndpoints(ctx))
-		in.Endpoints = all
-	}
 	var lastErr error
 	for _, ref := range refs {
 		model, ok := a.modelFor(in.Task, ref.BodySite)
 		if !ok {
 			a.Log.DebugContext(ctx, "no model for series", "study", study.UID, "series", ref.SeriesInstanceUID, "bodySite", ref.BodySite)
 			continue
+		}
+		if in.ResolveEndpoints != nil {
+			all := maps.Clone(in.Endpoints)
+			if all == nil {
+				all = map[string]models.Endpoint{}
+			}
+			maps.Copy(all, in.ResolveEndpoints(ctx))
+			in.Endpoints, in.ResolveEndpoints = all, nil
 		}
 		img, err := a.retrieve(ctx, in, ref)
 		if err != nil {
@@ -139,11 +142,13 @@ func (a *Analyzer) Analyze(ctx context.Context, in Input) (Result, error) {
 			return Result{}, err
 		}
 		r.Timings.Retrieve = ms(time.Since(t0)) - r.Timings.Preprocess - r.Timings.Inference - r.Timings.Postprocess
-		r.FHIRServer, r.Study = in.FHIRServer, study
+		r.Tenant, r.FHIRServer, r.Study = in.Tenant, in.FHIRServer, study
 		return r, nil
 	}
 	if lastErr != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrNoRadiograph, lastErr)
+		// Images were there but could not be had (PACS down, refused,
+		// timed out): an error worth retrying, not "no radiograph".
+		return Result{}, fmt.Errorf("analysis: no image of the study could be retrieved: %w", lastErr)
 	}
 	return Result{}, ErrNoRadiograph
 }

@@ -138,8 +138,10 @@ func TestAnalyzeSkipsWhatNoModelReads(t *testing.T) {
 	if _, err := analyzer(fr, c).Analyze(context.Background(), studyWith("")); !errors.Is(err, analysis.ErrNoRadiograph) || fr.calls != 1 {
 		t.Errorf("chest image: err %v after %d retrievals", err, fr.calls)
 	}
+	// Images that cannot be had are an error worth retrying, not "no
+	// radiograph".
 	fr = &fakeRetriever{err: errors.New("pacs down")}
-	if _, err := analyzer(fr, c).Analyze(context.Background(), studyWith("Pelvis")); !errors.Is(err, analysis.ErrNoRadiograph) || !strings.Contains(err.Error(), "pacs down") {
+	if _, err := analyzer(fr, c).Analyze(context.Background(), studyWith("Pelvis")); err == nil || errors.Is(err, analysis.ErrNoRadiograph) || !strings.Contains(err.Error(), "pacs down") {
 		t.Errorf("retrieval failure: %v", err)
 	}
 	in := studyWith("Pelvis")
@@ -165,10 +167,15 @@ func TestCachedComputesOncePerModelVersion(t *testing.T) {
 	other := studyWith("Pelvis")
 	other.FHIRServer = "https://other-ehr.example.org/fhir"
 	c.Analyze(context.Background(), other)
+	tenant := studyWith("Pelvis")
+	tenant.Tenant = "https://another-issuer.example.org"
+	if r, _ := c.Analyze(context.Background(), tenant); r.Tenant != tenant.Tenant {
+		t.Errorf("result of tenant %q", r.Tenant)
+	}
 	a.Models = []analysis.Classifier{hipClassifier(t, "0.2.0", probs, probs)}
 	r, _ := c.Analyze(context.Background(), studyWith("Pelvis"))
-	if c.Computed() != 3 || r.Model.Version != "0.2.0" {
-		t.Errorf("computed %d (want 3: another server, another model version), version %s", c.Computed(), r.Model.Version)
+	if c.Computed() != 4 || r.Model.Version != "0.2.0" {
+		t.Errorf("computed %d (want 4: another server, another tenant, another model version), version %s", c.Computed(), r.Model.Version)
 	}
 }
 

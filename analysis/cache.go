@@ -97,15 +97,28 @@ func NewCached(a *Analyzer, store Store, locker Locker, opt CacheOptions, log *s
 	return c
 }
 
-// Key is the store key of in's study.
+// Key is the store key of in's study; "" when the study cannot be named
+// safely (no Study Instance UID and no FHIR server: its id alone could be
+// another server's).
 func (c *Cached) Key(in Input) string {
-	return StoreKey(in.FHIRServer, studyKey(in), in.Task, c.analyzer.modelKey(in.Task))
+	if imaging.StudyInstanceUID(in.Study) == "" && in.FHIRServer == "" {
+		return ""
+	}
+	return StoreKey(in.Tenant, in.FHIRServer, studyKey(in), in.Task, c.analyzer.modelKey(in.Task))
 }
 
 // Analyze returns the stored result of in's study, or computes it. When ctx
 // ends first it returns ctx's error and the computation goes on.
 func (c *Cached) Analyze(ctx context.Context, in Input) (Result, error) {
 	key := c.Key(in)
+	if key == "" {
+		c.misses.Add(1)
+		r, err := c.analyzer.Analyze(ctx, in)
+		if err == nil {
+			c.computed.Add(1)
+		}
+		return r, err
+	}
 	if r, ok := c.lookup(ctx, key); ok {
 		c.hits.Add(1)
 		return r, nil
@@ -176,7 +189,9 @@ func (c *Cached) lookupStore(ctx context.Context, key string) (Result, bool) {
 	}
 	r, ok, err := c.store.Get(sctx, key)
 	if err != nil {
-		c.storeFailed(ctx, "get", err)
+		if ctx.Err() == nil { // the caller giving up is not the store failing
+			c.storeFailed(ctx, "get", err)
+		}
 		return Result{}, false
 	}
 	return r, ok && r.Schema == SchemaVersion

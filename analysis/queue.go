@@ -118,7 +118,14 @@ func (q *MemoryQueue) Work(ctx context.Context, workers int, h Handler) {
 
 func (q *MemoryQueue) handle(ctx context.Context, j Job, h Handler) {
 	j.Attempt++
-	err := h(ctx, j)
+	err := func() (err error) {
+		defer func() { // a job's panic is its error, not the process's end
+			if p := recover(); p != nil {
+				err = fmt.Errorf("precompute job panicked: %v", p)
+			}
+		}()
+		return h(ctx, j)
+	}()
 	if err == nil {
 		q.Stats.Done.Add(1)
 		return
@@ -135,12 +142,12 @@ func (q *MemoryQueue) handle(ctx context.Context, j Job, h Handler) {
 		q.log.ErrorContext(ctx, "precompute job dead-lettered", "study", j.Study, "attempts", j.Attempt, "err", err)
 		return
 	}
-	q.Stats.Retried.Add(1)
 	delay := q.policy.Delay(j.Attempt)
 	q.log.WarnContext(ctx, "precompute job failed: retrying", "study", j.Study, "attempt", j.Attempt, "in", delay.String(), "err", err)
 	time.AfterFunc(delay, func() {
 		select {
 		case q.jobs <- j:
+			q.Stats.Retried.Add(1)
 		default:
 			q.log.Error("precompute retry dropped: queue full", "study", j.Study)
 		}

@@ -24,6 +24,8 @@ func PriorityRank(p string) int { return slices.Index(Priorities, p) + 1 }
 // Result is the analysis of one imaging study by one model.
 type Result struct {
 	Schema int `json:"schema"`
+	// Tenant is the issuer whose call or job produced the result.
+	Tenant string `json:"tenant,omitempty"`
 	// FHIRServer is the identity of the EHR's FHIR server the study came from.
 	FHIRServer string `json:"fhirServer,omitempty"`
 	Study      Study  `json:"study"`

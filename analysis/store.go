@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/orthotriage/orthotriage/internal/lru"
@@ -35,12 +36,13 @@ type Lease interface {
 // took the lock (it had expired).
 var ErrLockLost = errors.New("analysis: lock lost")
 
-// StoreKey is the cache key of a study's result: a hash of the FHIR server
-// identity, the study, the task and the ids and versions of the task's
-// models. A new model version never reads an old result.
-func StoreKey(fhirServer, study, task, models string) string {
+// StoreKey is the cache key of a study's result: a hash of the tenant, the
+// FHIR server identity (scheme and host in lower case, no trailing slash),
+// the study, the task and the ids and versions of the task's models. A new
+// model version never reads an old result, and one tenant never another's.
+func StoreKey(tenant, fhirServer, study, task, models string) string {
 	h := sha256.New()
-	for _, p := range []string{fhirServer, study, task, models} {
+	for _, p := range []string{tenant, normalizeServer(fhirServer), study, task, models} {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}
@@ -91,3 +93,17 @@ type localLease struct{}
 
 func (localLease) Renew(context.Context, time.Duration) error { return nil }
 func (localLease) Release(context.Context) error              { return nil }
+
+// normalizeServer writes a FHIR base URL one way: scheme and host in lower
+// case, no trailing slash.
+func normalizeServer(u string) string {
+	u = strings.TrimRight(u, "/")
+	if i := strings.Index(u, "://"); i > 0 {
+		host, path, _ := strings.Cut(u[i+3:], "/")
+		u = strings.ToLower(u[:i]) + "://" + strings.ToLower(host)
+		if path != "" {
+			u += "/" + path
+		}
+	}
+	return u
+}

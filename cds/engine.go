@@ -109,7 +109,7 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 	for i, s := range studies {
 		wg.Go(func() {
 			results[i], errs[i] = e.Analyzer.Analyze(wait, analysis.Input{Task: svc.Task, FHIRServer: req.FHIRServer,
-				Study: s, Endpoints: data.Endpoints, ResolveEndpoints: data.ResolveEndpoints, Access: access})
+				Study: s, Endpoints: data.Endpoints, ResolveEndpoints: data.ResolveEndpoints[i], Access: access, Tenant: caller.Issuer})
 		})
 	}
 	wg.Wait()
@@ -173,9 +173,16 @@ func (e *Engine) writeBack(server FHIRServer, r analysis.Result, rep Report) {
 	e.WriteBack(server, r, rep)
 }
 
+// ForgetWriteBack lets r be written back again: its write-back failed.
+func (e *Engine) ForgetWriteBack(r analysis.Result) {
+	if e.WrittenBack != nil {
+		e.WrittenBack.Delete(resultKey(r))
+	}
+}
+
 // resultKey names one computed result (a recomputation is another).
 func resultKey(r analysis.Result) string {
-	return strings.Join([]string{r.FHIRServer, r.Study.Key(), r.Model.ID, r.Model.Version, r.Analyzed.Format(time.RFC3339Nano)}, "\x00")
+	return strings.Join([]string{r.Tenant, r.FHIRServer, r.Study.Key(), r.Model.ID, r.Model.Version, r.Analyzed.Format(time.RFC3339Nano)}, "\x00")
 }
 
 // report builds (or recalls) the resources of r.
@@ -264,7 +271,14 @@ func (e *Engine) RecordFeedback(ctx context.Context, id string, body []byte) ([]
 			}
 		}
 		if or := ev.Feedback.OverrideReason; or != nil && or.Reason != nil {
-			res.Reason = or.Reason.Code
+			// Only the reasons offered are counted by name: a free code
+			// would make a metric series per value.
+			res.Reason = "other"
+			for _, offered := range overrideReasons {
+				if or.Reason.Code == offered.Code {
+					res.Reason = offered.Code
+				}
+			}
 		}
 		results = append(results, res)
 	}

@@ -2,7 +2,6 @@ package cds
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,6 +15,9 @@ import (
 // Tenant is what a precompute job may use on one FHIR server: a bearer
 // token source (nil: none) and the DICOMweb bases registered with it.
 type Tenant struct {
+	// Issuer is the EHR that registered the FHIR server: results are its
+	// alone (the cache key holds it), as for its hook calls.
+	Issuer        string
 	Token         func(ctx context.Context) (string, error)
 	DICOMwebBases []string
 }
@@ -37,7 +39,7 @@ func (r *Resolver) Study(ctx context.Context, server FHIRServer, ref string) (Da
 		return Data{}, orthotriage.Errorf(orthotriage.EInvalid, "%s is not a readable ImagingStudy", ref)
 	}
 	d := Data{Studies: []models.ImagingStudy{s}, Server: f.server}
-	d.ResolveEndpoints = lazyEndpoints(f, d.Studies, []json.RawMessage{raw}, nil)
+	d.ResolveEndpoints = append(d.ResolveEndpoints, lazyEndpoints(f, s, raw, nil))
 	return d, nil
 }
 
@@ -65,7 +67,7 @@ func (e *Engine) Precompute(ctx context.Context, j analysis.Job, t Tenant) error
 			continue
 		}
 		r, err := e.Analyzer.Analyze(ctx, analysis.Input{Task: svc.Task, FHIRServer: j.FHIRServer, Study: data.Studies[0],
-			ResolveEndpoints: data.ResolveEndpoints, Access: access})
+			ResolveEndpoints: data.ResolveEndpoints[0], Access: access, Tenant: t.Issuer})
 		if errors.Is(err, analysis.ErrNoRadiograph) {
 			continue
 		}

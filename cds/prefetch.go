@@ -44,13 +44,13 @@ type Resolver struct {
 type Data struct {
 	Patient *models.Patient // nil when the EHR said there is none
 	Studies []models.ImagingStudy
-	// Endpoints are the Endpoint resources the studies point at, keyed by
-	// the reference as the study writes it ("Endpoint/1", "#wado"): those a
-	// search Bundle included. ResolveEndpoints adds the others (contained,
-	// or read from the FHIR server) when first called: only a study not
-	// in the cache needs them, so a cached answer costs no FHIR read.
+	// Endpoints are the Endpoint resources a search Bundle included, keyed
+	// "Endpoint/{id}". ResolveEndpoints[i] gives study i's own (contained,
+	// keyed as written, "#wado"; or read from the FHIR server) when first
+	// called: only a study not in the cache needs them, so a cached answer
+	// costs no FHIR read, and contained ids of two studies never mix.
 	Endpoints        map[string]models.Endpoint
-	ResolveEndpoints func(ctx context.Context) map[string]models.Endpoint
+	ResolveEndpoints []func(ctx context.Context) map[string]models.Endpoint
 	// Server is the FHIR server and the token used for it (the call's
 	// fhirAuthorization, or a Backend Services token); never log Token.
 	Server FHIRServer
@@ -124,25 +124,34 @@ func (r *Resolver) Resolve(ctx context.Context, svc Service, req Request, hc Hoo
 		d.Studies = append(d.Studies, s)
 		contained = append(contained, raw)
 	}
-	d.ResolveEndpoints = lazyEndpoints(f, d.Studies, contained, d.Endpoints)
+	for i, s := range d.Studies {
+		d.ResolveEndpoints = append(d.ResolveEndpoints, lazyEndpoints(f, s, contained[i], d.Endpoints))
+	}
+	// A Backend Services token is taken now, not at the first FHIR read:
+	// with everything prefetched there may be none, and retrieval
+	// (same-origin DICOMweb) and write-back need it too.
+	if f.backendToken != nil && f.server.BaseURL != "" {
+		if tok, err := f.backendToken(ctx); err != nil {
+			r.Log.WarnContext(ctx, "no SMART Backend Services token: retrieval and write-back go without", "hookInstance", req.HookInstance, "err", err)
+		} else {
+			f.server.Token, f.backendToken = tok, nil
+		}
+	}
 	d.Server = f.server
 	return d, nil
 }
 
-// lazyEndpoints resolves the studies' endpoints once, on first call; later
-// calls (other studies of the same hook) get the same map.
-func lazyEndpoints(f *fetcher, studies []models.ImagingStudy, raws []json.RawMessage, known map[string]models.Endpoint) func(context.Context) map[string]models.Endpoint {
+// lazyEndpoints resolves one study's endpoints once, on first call: the
+// ones known already (a search Bundle's) plus its contained and referenced
+// ones.
+func lazyEndpoints(f *fetcher, study models.ImagingStudy, raw json.RawMessage, known map[string]models.Endpoint) func(context.Context) map[string]models.Endpoint {
 	var once sync.Once
 	all := maps.Clone(known)
 	if all == nil {
 		all = map[string]models.Endpoint{}
 	}
 	return func(ctx context.Context) map[string]models.Endpoint {
-		once.Do(func() {
-			for i, s := range studies {
-				f.endpoints(ctx, s, raws[i], all)
-			}
-		})
+		once.Do(func() { f.endpoints(ctx, study, raw, all) })
 		return all
 	}
 }

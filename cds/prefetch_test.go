@@ -1,6 +1,7 @@
 package cds_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -247,8 +248,10 @@ func TestResolveEndpoints(t *testing.T) {
 		t.Errorf("before analysis: %d endpoints known (want the included one), %d FHIR reads (want none)", len(d.Endpoints), len(fake.Calls))
 	}
 	got := map[string]string{}
-	for ref, e := range d.ResolveEndpoints(t.Context()) {
-		got[ref] = e.Address
+	for _, resolve := range d.ResolveEndpoints {
+		for ref, e := range resolve(t.Context()) {
+			got[ref] = e.Address
+		}
 	}
 	want := map[string]string{
 		"#wado":                       "https://pacs.example.org/contained",
@@ -283,10 +286,56 @@ func TestStudyResolvesItsEndpointsLazily(t *testing.T) {
 	if len(fake.Calls) != 1 {
 		t.Errorf("%d reads before the endpoints are wanted, want 1 (the study)", len(fake.Calls))
 	}
-	if eps := d.ResolveEndpoints(t.Context()); eps["Endpoint/e"].Address != "https://pacs.example.org/wado" {
+	if eps := d.ResolveEndpoints[0](t.Context()); eps["Endpoint/e"].Address != "https://pacs.example.org/wado" {
 		t.Errorf("endpoints %v", eps)
 	}
 	if _, err := r.Study(t.Context(), cds.FHIRServer{BaseURL: server}, "Patient/p1"); err == nil {
 		t.Error("a Patient reference was read as a study")
+	}
+}
+
+// TestContainedEndpointsStayWithTheirStudy: two studies may each contain an
+// Endpoint "#wado"; each study gets its own.
+func TestContainedEndpointsStayWithTheirStudy(t *testing.T) {
+	study := func(id, addr string) string {
+		return `{"resourceType":"ImagingStudy","id":"` + id + `","status":"available","subject":{"reference":"Patient/p1"},` +
+			`"contained":[{"resourceType":"Endpoint","id":"wado","status":"active","connectionType":{"code":"dicom-wado-rs"},"payloadType":[{"text":"DICOM"}],"address":"` + addr + `"}],` +
+			`"endpoint":[{"reference":"#wado"}]}`
+	}
+	r := &cds.Resolver{FHIR: &cdstest.FHIR{}, MaxPages: 2, MaxStudies: 10, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	req := request(cds.HookPatientView, "", `{"patient":`+patientRes+`,"studies":`+bundle("", study("a", "https://pacs-a.example.org"), study("b", "https://pacs-b.example.org"))+`}`,
+		`{"userId":"Practitioner/u","patientId":"p1"}`)
+	svc, _ := cds.DefaultCatalog().Lookup("hip-radiograph-screening")
+	hc, _ := cds.Validate(svc, req)
+	d, err := r.Resolve(t.Context(), svc, req, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := d.ResolveEndpoints[0](t.Context())["#wado"].Address, d.ResolveEndpoints[1](t.Context())["#wado"].Address; a != "https://pacs-a.example.org" || b != "https://pacs-b.example.org" {
+		t.Errorf("study a's endpoint %q, study b's %q", a, b)
+	}
+}
+
+// TestBackendTokenWithCompletePrefetch: with everything prefetched no FHIR
+// read happens, yet retrieval and write-back need the Backend Services
+// token, so it is taken anyway.
+func TestBackendTokenWithCompletePrefetch(t *testing.T) {
+	r := &cds.Resolver{FHIR: &cdstest.FHIR{}, MaxPages: 2, MaxStudies: 10, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	body := `{"hook":"patient-view","hookInstance":"h1","fhirServer":"` + server + `","context":{"userId":"Practitioner/u","patientId":"p1"},` +
+		`"prefetch":{"patient":` + patientRes + `,"studies":` + bundle("", study("s1", "p1")) + `}}`
+	req, err := cds.ParseRequest([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := cds.DefaultCatalog().Lookup("hip-radiograph-screening")
+	hc, _ := cds.Validate(svc, req)
+	ctx := cds.WithCaller(t.Context(), cds.Caller{Issuer: "i", FHIRServers: []string{server},
+		BackendToken: func(context.Context) (string, error) { return "backend-token", nil }})
+	d, err := r.Resolve(ctx, svc, req, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Server.Token != "backend-token" {
+		t.Errorf("server token %q, want the Backend Services token", d.Server.Token)
 	}
 }

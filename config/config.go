@@ -259,7 +259,7 @@ func Default() Config {
 			MaxResponseSize: 16 << 20,
 		},
 		Feedback:   Feedback{MaxEvents: 10000},
-		Precompute: Precompute{Workers: 2, QueueSize: 1000, MaxAttempts: 5, Backoff: time.Second, Visibility: 5 * time.Minute},
+		Precompute: Precompute{Workers: 2, QueueSize: 1000, MaxAttempts: 5, Backoff: time.Second, Visibility: 10 * time.Minute},
 		Results: Results{StudiesPerCall: 3, ReviewBelow: 0.6, SourceLabel: "orthotriage AI triage",
 			SourceURL: "https://github.com/orthotriage/orthotriage", HeatmapSide: 96, Kept: 1000, WriteBackRetries: 3,
 			TTL: 24 * time.Hour, BudgetPatientView: 1500 * time.Millisecond, BudgetStudyAvailable: 5 * time.Second,
@@ -696,8 +696,10 @@ func (c Config) Validate() error {
 	if pc.Backoff <= 0 {
 		bad("precompute.backoff", "must be above 0, got %s", pc.Backoff)
 	}
-	if pc.Visibility <= r.AnalysisTimeout {
-		bad("precompute.visibility", "must exceed results.analysis_timeout (%s), or a working replica's study is taken over; got %s", r.AnalysisTimeout, pc.Visibility)
+	// One job analyses a study for each service (2) and may wait out a
+	// retry's back-off (at most 1 min) before it is acknowledged.
+	if minVis := 2*r.AnalysisTimeout + time.Minute; pc.Visibility <= minVis {
+		bad("precompute.visibility", "must exceed 2 x results.analysis_timeout + 1m (%s), or a working replica's study is taken over; got %s", minVis, pc.Visibility)
 	}
 	if (pc.FHIRServer == "") != (pc.NotificationToken == "") {
 		bad("precompute.notification_token", "set precompute.fhir_server and precompute.notification_token together")

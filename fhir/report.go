@@ -95,7 +95,8 @@ func BuildReport(r analysis.Result, o ReportOptions) (*Report, error) {
 }
 
 // ReportID returns the id of r's DiagnosticReport, the one cards link to.
-// It depends on the FHIR server, the study, the model id and version only.
+// It depends on the tenant, the FHIR server, the study, the model id and
+// version only.
 func ReportID(r analysis.Result) string {
 	return resourceID(r, "DiagnosticReport")
 }
@@ -103,7 +104,7 @@ func ReportID(r analysis.Result) string {
 // resourceID derives a FHIR id (40 hex characters, a valid id) from the
 // result's identity and the resource kind.
 func resourceID(r analysis.Result, kind string, extra ...string) string {
-	parts := append([]string{kind, r.FHIRServer, r.Study.Key(), r.Model.ID, r.Model.Version}, extra...)
+	parts := append([]string{kind, r.Tenant, r.FHIRServer, r.Study.Key(), r.Model.ID, r.Model.Version}, extra...)
 	return hashID(parts...)
 }
 

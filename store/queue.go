@@ -22,6 +22,8 @@ const (
 	QueueStream     = "orthotriage:precompute"
 	QueueGroup      = "workers"
 	QueueDeadLetter = "orthotriage:precompute:dead"
+	// DeadLetterMax bounds the dead-letter list (newest kept).
+	DeadLetterMax = 10000
 )
 
 // RedisQueue is the precompute queue on a Redis stream with one consumer
@@ -159,18 +161,25 @@ func (q *RedisQueue) handle(ctx context.Context, m redis.XMessage, h analysis.Ha
 	raw, _ := m.Values["job"].(string)
 	if err := json.Unmarshal([]byte(raw), &j); err != nil {
 		q.log.ErrorContext(ctx, "precompute queue: unreadable job dropped", "id", m.ID, "err", err)
-		q.ack(ctx, m.ID)
+		q.ack(context.WithoutCancel(ctx), m.ID)
 		return
 	}
 	j.Attempt++
-	err := h(ctx, j)
+	err := safely(ctx, h, j)
+	// The job is settled (acknowledged, re-added, dead-lettered) even
+	// when the worker is stopping, so that finished work is not redone.
+	settle, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	switch {
 	case err == nil:
 		q.Stats.Done.Add(1)
 	case j.Attempt >= q.policy.MaxAttempts:
 		j.LastError = err.Error()
 		b, _ := json.Marshal(j)
-		if perr := q.rdb.LPush(ctx, QueueDeadLetter, b).Err(); perr != nil {
+		pipe := q.rdb.TxPipeline()
+		pipe.LPush(settle, QueueDeadLetter, b)
+		pipe.LTrim(settle, QueueDeadLetter, 0, DeadLetterMax-1)
+		if _, perr := pipe.Exec(settle); perr != nil {
 			q.log.ErrorContext(ctx, "precompute job not dead-lettered (stays pending)", "study", j.Study, "err", perr)
 			return
 		}
@@ -182,16 +191,27 @@ func (q *RedisQueue) handle(ctx context.Context, m redis.XMessage, h analysis.Ha
 		q.log.WarnContext(ctx, "precompute job failed: retrying", "study", j.Study, "attempt", j.Attempt, "in", delay.String(), "err", err)
 		select { // the job stays pending meanwhile: a crash here loses nothing
 		case <-ctx.Done():
-			return
+			return // taken over by another worker after Visibility
 		case <-time.After(delay):
 		}
-		if err := q.add(ctx, j); err != nil {
+		if err := q.add(settle, j); err != nil {
 			q.log.ErrorContext(ctx, "precompute retry not queued (stays pending)", "study", j.Study, "err", err)
 			return
 		}
 		q.Stats.Retried.Add(1)
 	}
-	q.ack(ctx, m.ID)
+	q.ack(settle, m.ID)
+}
+
+// safely runs h, turning a panic into the job's error: a job that crashes
+// its worker would otherwise be taken over, and crash the next one.
+func safely(ctx context.Context, h analysis.Handler, j analysis.Job) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("precompute job panicked: %v", p)
+		}
+	}()
+	return h(ctx, j)
 }
 
 func (q *RedisQueue) ack(ctx context.Context, id string) {

@@ -16,7 +16,7 @@ func TestRedisResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := store.NewRedisResults(rdb)
-	key := analysis.StoreKey("https://ehr.example.org/fhir", "1.2.3", "hip", "hip-000@0.1.0")
+	key := analysis.StoreKey("https://ehr.example.org", "https://ehr.example.org/fhir", "1.2.3", "hip", "hip-000@0.1.0")
 	if _, ok, err := s.Get(t.Context(), key); ok || err != nil {
 		t.Fatalf("empty store: ok=%v err=%v", ok, err)
 	}
@@ -39,8 +39,14 @@ func TestRedisResults(t *testing.T) {
 	if _, ok, err := s.Get(t.Context(), key); ok || err != nil {
 		t.Errorf("other schema: ok=%v err=%v, want a miss", ok, err)
 	}
-	if other := analysis.StoreKey("https://ehr.example.org/fhir", "1.2.3", "hip", "hip-000@0.2.0"); other == key {
+	if other := analysis.StoreKey("https://ehr.example.org", "https://ehr.example.org/fhir", "1.2.3", "hip", "hip-000@0.2.0"); other == key {
 		t.Error("a new model version shares the old version's key")
+	}
+	if other := analysis.StoreKey("https://other-ehr.example.org", "https://ehr.example.org/fhir", "1.2.3", "hip", "hip-000@0.1.0"); other == key {
+		t.Error("another tenant shares the key")
+	}
+	if same := analysis.StoreKey("https://ehr.example.org", "HTTPS://EHR.example.org/fhir/", "1.2.3", "hip", "hip-000@0.1.0"); same != key {
+		t.Error("the FHIR server's URL is not normalised in the key")
 	}
 }
 

@@ -398,14 +398,21 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 	}
 	tenants := tenantsFrom(cfg, clientKey, outbound)
 	workers, stopWorkers := context.WithCancel(ctx)
-	defer stopWorkers()
-	go queue.Work(workers, cfg.Precompute.Workers, func(ctx context.Context, j analysis.Job) error {
-		t, ok := tenants(j.FHIRServer)
-		if !ok { // refused at enqueue; the registration changed since
-			return fmt.Errorf("fhir server %s is no longer registered", j.FHIRServer)
-		}
-		return engine.Precompute(ctx, j, t)
-	})
+	workersDone := make(chan struct{})
+	defer func() { // before Redis is closed (deferred earlier, run later)
+		stopWorkers()
+		<-workersDone
+	}()
+	go func() {
+		defer close(workersDone)
+		queue.Work(workers, cfg.Precompute.Workers, func(ctx context.Context, j analysis.Job) error {
+			t, ok := tenants(j.FHIRServer)
+			if !ok { // refused at enqueue; the registration changed since
+				return fmt.Errorf("fhir server %s is no longer registered", j.FHIRServer)
+			}
+			return engine.Precompute(ctx, j, t)
+		})
+	}()
 	log.Info("precompute workers started", "workers", cfg.Precompute.Workers, "queue", fmt.Sprintf("%T", queue))
 	for _, m := range []struct {
 		event string

@@ -65,7 +65,11 @@ func wireResults(e *cds.Engine, cfg config.Config, models []*inference.Batcher, 
 	if rc.WriteBack {
 		log.Info("write-back on: results are stored on the EHR's FHIR server", "retries", rc.WriteBackRetries)
 		e.WriteBack = func(server cds.FHIRServer, r analysis.Result, rep cds.Report) {
-			go writeBack(client, server, r, rep.ID, rc.WriteBackRetries, log)
+			go func() {
+				if !writeBack(client, server, r, rep.ID, rc.WriteBackRetries, log) {
+					e.ForgetWriteBack(r) // the next answer tries again
+				}
+			}()
 		}
 	}
 	return cached
@@ -73,28 +77,29 @@ func wireResults(e *cds.Engine, cfg config.Config, models []*inference.Batcher, 
 
 // writeBack stores a result's resources on the FHIR server as one
 // transaction; the deterministic ids make a repeat an update, not a copy.
-func writeBack(client *fhir.Client, server cds.FHIRServer, r analysis.Result, reportID string, retries int, log *slog.Logger) {
+func writeBack(client *fhir.Client, server cds.FHIRServer, r analysis.Result, reportID string, retries int, log *slog.Logger) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := fhir.BuildReport(r, fhir.ReportOptions{})
 	if err != nil {
 		log.Error("write-back: resources not built", "study", r.Study.Key(), "err", err)
-		return
+		return false
 	}
 	bundle, err := rep.Transaction(server.BaseURL)
 	if err != nil {
 		log.Error("write-back: transaction not built", "study", r.Study.Key(), "err", err)
-		return
+		return false
 	}
 	start := time.Now()
 	policy := fhir.DefaultRetry
 	policy.Attempts = retries + 1
 	if _, err := client.TransactionRetry(ctx, server, bundle, policy); err != nil {
 		log.Error("write-back failed", "study", r.Study.Key(), "report", reportID, "fhirServer", server.BaseURL, "err", err)
-		return
+		return false
 	}
 	log.Info("write-back stored", "study", r.Study.Key(), "report", reportID, "fhirServer", server.BaseURL,
 		"ms", time.Since(start).Milliseconds())
+	return true
 }
 
 // tenantsFrom says, for a FHIR server named by a precompute job, whether an
@@ -114,7 +119,7 @@ func tenantsFrom(cfg config.Config, key *auth.ClientKey, outbound http.RoundTrip
 			if !(cds.Caller{FHIRServers: is.FHIRServers}).MayUse(server) {
 				continue
 			}
-			t := cds.Tenant{DICOMwebBases: append([]string{}, is.DICOMwebBases...)}
+			t := cds.Tenant{Issuer: is.Iss, DICOMwebBases: append([]string{}, is.DICOMwebBases...)}
 			if bs := is.BackendServices; bs != nil && tokens != nil {
 				reg := auth.BackendService{TokenURL: bs.TokenURL, ClientID: bs.ClientID, Scope: bs.Scope}
 				t.Token = func(ctx context.Context) (string, error) { return tokens.Token(ctx, reg) }

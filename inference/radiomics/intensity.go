@@ -126,6 +126,9 @@ func Histogram(ds ...Discrete) (Features, error) {
 	var v []float64
 	ng := 0
 	for _, d := range ds {
+		if err := d.check(); err != nil {
+			return nil, err
+		}
 		ng = max(ng, d.Levels)
 		for _, g := range d.Grey {
 			if g > 0 {
@@ -142,13 +145,16 @@ func Histogram(ds ...Discrete) (Features, error) {
 		h[int(x)]++
 	}
 	n := float64(len(v))
+	mu := f[histogramNames[0]]
 	var entropy, uniformity float64
 	mode := 1
 	for i := 1; i <= ng; i++ {
 		p := h[i] / n
 		entropy -= plog2p(p)
 		uniformity += p * p
-		if h[i] > h[mode] {
+		// IBSI: among equally high bins, the one nearest the mean; of two
+		// equally near, the lower.
+		if h[i] > h[mode] || (h[i] == h[mode] && math.Abs(float64(i)-mu) < math.Abs(float64(mode)-mu)) {
 			mode = i
 		}
 	}

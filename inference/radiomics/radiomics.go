@@ -124,8 +124,8 @@ func AsDiscrete(s Slice, levels int) (Discrete, error) {
 // FixedBinNumber discretises the ROI into n bins between its minimum and
 // maximum (IBSI FBN). A flat ROI gets level 1 everywhere.
 func FixedBinNumber(s Slice, n int) (Discrete, error) {
-	if n < 1 || n > 1<<16 {
-		return Discrete{}, fmt.Errorf("radiomics: %d bins, want 1..65536", n)
+	if n < 1 || n > MaxLevels {
+		return Discrete{}, fmt.Errorf("radiomics: %d bins, want 1..%d", n, MaxLevels)
 	}
 	v, err := roiValues([]Slice{s})
 	if err != nil {
@@ -142,7 +142,14 @@ func FixedBinNumber(s Slice, n int) (Discrete, error) {
 		}
 		g := 1
 		if hi > lo {
-			g = min(n, int(math.Floor(float64(n)*(s.Values[i]-lo)/(hi-lo)))+1)
+			// (x-lo)/(hi-lo) first: hi-lo may overflow where the ratio
+			// does not.
+			t := (s.Values[i]/2 - lo/2) / (hi/2 - lo/2)
+			var err error
+			if g, err = level(math.Floor(float64(n)*t), n+1); err != nil {
+				return Discrete{}, err
+			}
+			g = min(n, g)
 		}
 		d.Grey[i] = g
 	}
@@ -166,14 +173,43 @@ func FixedBinSize(s Slice, width, low float64) (Discrete, error) {
 		if s.Values[i] < low {
 			return Discrete{}, fmt.Errorf("radiomics: value %v below the bins' lower bound %v", s.Values[i], low)
 		}
-		g := int(math.Floor((s.Values[i]-low)/width)) + 1
-		if g > 1<<16 {
-			return Discrete{}, fmt.Errorf("radiomics: more than 65536 bins of width %v", width)
+		g, err := level(math.Floor((s.Values[i]-low)/width), MaxLevels)
+		if err != nil {
+			return Discrete{}, err
 		}
 		d.Grey[i] = g
 		d.Levels = max(d.Levels, g)
 	}
 	return d, nil
+}
+
+// MaxLevels bounds the grey levels of any discretisation.
+const MaxLevels = 1 << 16
+
+// check validates a discretised slice: its size, and every grey level
+// within 0 (outside the ROI) .. Levels.
+func (d Discrete) check() error {
+	if d.W <= 0 || d.H <= 0 || len(d.Grey) != d.W*d.H {
+		return ErrShape
+	}
+	if d.Levels < 1 || d.Levels > MaxLevels {
+		return fmt.Errorf("radiomics: %d grey levels, want 1..%d", d.Levels, MaxLevels)
+	}
+	for _, g := range d.Grey {
+		if g < 0 || g > d.Levels {
+			return fmt.Errorf("radiomics: grey level %d outside 1..%d", g, d.Levels)
+		}
+	}
+	return nil
+}
+
+// level converts a bin position to a grey level, refusing what is not a
+// finite number of bins (huge ranges or tiny widths overflow).
+func level(bin float64, limit int) (int, error) {
+	if math.IsNaN(bin) || bin < 0 || bin >= float64(limit) {
+		return 0, fmt.Errorf("radiomics: more than %d bins (range too large for the bin width)", limit)
+	}
+	return int(bin) + 1, nil
 }
 
 // Features are named by the IBSI manual's feature names.

@@ -150,3 +150,55 @@ func TestTooManyLevelsForTheGLCM(t *testing.T) {
 		t.Error("a 5001-level GLCM was attempted")
 	}
 }
+
+func TestHistogramModeTieGoesToTheBinNearestTheMean(t *testing.T) {
+	// Levels 1,1,4,4,3: bins 1 and 4 tie; the mean is 2.6, nearer to 4.
+	d := radiomics.Discrete{W: 5, H: 1, Grey: []int{1, 1, 4, 4, 3}, Levels: 4}
+	f, err := radiomics.Histogram(d)
+	if err != nil || f["Intensity histogram mode"] != 4 {
+		t.Errorf("mode %v (%v), want 4", f["Intensity histogram mode"], err)
+	}
+}
+
+func TestHugeRangesAndBadLevelsAreRefused(t *testing.T) {
+	wide := radiomics.Slice{W: 2, H: 1, Values: []float64{-1e308, 1e308}, Mask: []bool{true, true}}
+	if d, err := radiomics.FixedBinNumber(wide, 8); err != nil || d.Grey[0] != 1 || d.Grey[1] != 8 {
+		t.Errorf("FBN over the whole float range: %v %v", d.Grey, err)
+	}
+	if _, err := radiomics.FixedBinSize(wide, 1e-300, -1e308); err == nil {
+		t.Error("FBS with 1e608 bins accepted")
+	}
+	bad := radiomics.Discrete{W: 2, H: 1, Grey: []int{9, 1}, Levels: 2}
+	for name, err := range map[string]error{
+		"histogram": second(radiomics.Histogram(bad)),
+		"GLCM":      second(radiomics.GLCM(radiomics.Averaged, bad)),
+		"GLRLM":     second(radiomics.GLRLM(radiomics.Averaged, bad)),
+		"GLSZM":     second(radiomics.GLSZM(bad)),
+	} {
+		if err == nil {
+			t.Errorf("%s accepted grey level 9 of 2", name)
+		}
+	}
+}
+
+func TestTextureIsReproducible(t *testing.T) {
+	s := shape(40, 40, func(x, y int) bool { return (x*7+y*3)%5 != 0 })
+	for i := range s.Values {
+		s.Values[i] = float64((i * 37) % 11)
+	}
+	d, err := radiomics.FixedBinNumber(s, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := radiomics.GLRLM(radiomics.SliceMerged, d)
+	for range 20 {
+		again, _ := radiomics.GLRLM(radiomics.SliceMerged, d)
+		for k, v := range first {
+			if again[k] != v {
+				t.Fatalf("%s: %v then %v", k, v, again[k])
+			}
+		}
+	}
+}
+
+func second(_ radiomics.Features, err error) error { return err }

@@ -2,7 +2,9 @@ package radiomics
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 )
 
 // directions are the four 2D directions at distance 1 as (dx, dy):
@@ -59,11 +61,11 @@ const MaxTextureLevels = 1024
 func GLCM(agg Aggregation, ds ...Discrete) (Features, error) {
 	var per []Features
 	for _, d := range ds {
-		if d.Levels < 1 || d.Levels > MaxTextureLevels {
+		if d.Levels > MaxTextureLevels {
 			return nil, fmt.Errorf("radiomics: %d grey levels for the GLCM, want 1..%d (discretise to fewer bins)", d.Levels, MaxTextureLevels)
 		}
-		if len(d.Grey) != d.W*d.H {
-			return nil, ErrShape
+		if err := d.check(); err != nil {
+			return nil, err
 		}
 		ms := make([][]float64, 0, 4)
 		for _, dir := range directions {
@@ -276,16 +278,25 @@ func zones(d Discrete) *lengthMatrix {
 // lengthFeatures are the features GLRLM and GLSZM share, named with the
 // family's words (run or zone).
 func (m *lengthMatrix) features(names lengthNames) (Features, bool) {
+	// Sum in a fixed order (map order is random; float sums are not
+	// associative), so identical input gives identical features.
+	keys := slices.SortedFunc(maps.Keys(m.counts), func(a, b [2]int) int {
+		if a[0] != b[0] {
+			return a[0] - b[0]
+		}
+		return a[1] - b[1]
+	})
 	var ns float64
-	for _, v := range m.counts {
-		ns += v
+	for _, k := range keys {
+		ns += m.counts[k]
 	}
 	if ns == 0 {
 		return nil, false
 	}
 	byGrey, byLen := map[int]float64{}, map[int]float64{}
 	var se, le, lge, hge, slge, shge, llge, lhge, muI, muJ float64
-	for k, v := range m.counts {
+	for _, k := range keys {
+		v := m.counts[k]
 		i, j := float64(k[0]), float64(k[1])
 		byGrey[k[0]] += v
 		byLen[k[1]] += v
@@ -301,14 +312,14 @@ func (m *lengthMatrix) features(names lengthNames) (Features, bool) {
 		muJ += j * v / ns
 	}
 	var gln, lnu, varI, varJ, ent float64
-	for _, v := range byGrey {
-		gln += v * v
+	for _, g := range slices.Sorted(maps.Keys(byGrey)) {
+		gln += byGrey[g] * byGrey[g]
 	}
-	for _, v := range byLen {
-		lnu += v * v
+	for _, l := range slices.Sorted(maps.Keys(byLen)) {
+		lnu += byLen[l] * byLen[l]
 	}
-	for k, v := range m.counts {
-		p := v / ns
+	for _, k := range keys {
+		p := m.counts[k] / ns
 		varI += (float64(k[0]) - muI) * (float64(k[0]) - muI) * p
 		varJ += (float64(k[1]) - muJ) * (float64(k[1]) - muJ) * p
 		ent -= plog2p(p)
@@ -345,8 +356,8 @@ var zoneNames = lengthNames{
 func GLRLM(agg Aggregation, ds ...Discrete) (Features, error) {
 	var per []Features
 	for _, d := range ds {
-		if len(d.Grey) != d.W*d.H {
-			return nil, ErrShape
+		if err := d.check(); err != nil {
+			return nil, err
 		}
 		var ms []*lengthMatrix
 		for _, dir := range directions {
@@ -377,8 +388,8 @@ func GLRLM(agg Aggregation, ds ...Discrete) (Features, error) {
 func GLSZM(ds ...Discrete) (Features, error) {
 	var per []Features
 	for _, d := range ds {
-		if len(d.Grey) != d.W*d.H {
-			return nil, ErrShape
+		if err := d.check(); err != nil {
+			return nil, err
 		}
 		if f, ok := zones(d).features(zoneNames); ok {
 			per = append(per, f)

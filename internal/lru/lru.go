@@ -55,6 +55,16 @@ func (m *Map[V]) Put(key string, val V) {
 	}
 }
 
+// Delete forgets key.
+func (m *Map[V]) Delete(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if el, ok := m.items[key]; ok {
+		m.order.Remove(el)
+		delete(m.items, key)
+	}
+}
+
 // Len is the number of entries.
 func (m *Map[V]) Len() int {
 	m.mu.Lock()

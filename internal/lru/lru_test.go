@@ -22,4 +22,8 @@ func TestForgetsLeastRecentlyUsed(t *testing.T) {
 	if v, _ := m.Get("a"); v != 10 || m.Len() != 2 {
 		t.Errorf("update: a=%d len=%d", v, m.Len())
 	}
+	m.Delete("a")
+	if _, ok := m.Get("a"); ok || m.Len() != 1 {
+		t.Errorf("after Delete: len %d", m.Len())
+	}
 }
