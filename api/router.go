@@ -206,7 +206,7 @@ func (h *handlers) feedback(c *gin.Context) {
 }
 
 func (h *handlers) report(c *gin.Context) {
-	html, err := h.cds.ReportHTML(c.Param("id"), c.Query("sig"))
+	html, err := h.cds.ReportHTML(c.Request.Context(), c.Param("id"), c.Query("sig"))
 	if err != nil {
 		writeError(c, h.log, err)
 		return

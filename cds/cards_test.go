@@ -82,7 +82,7 @@ func engineFor(results map[string]analysis.Result, opts cds.CardOptions) (*cds.E
 		Catalog: cds.DefaultCatalog(), Resolver: &cds.Resolver{FHIR: &cdstest.FHIR{}, MaxPages: 2, MaxStudies: 10, Log: log},
 		Feedback: store.NewMemoryFeedback(100), Log: log, Now: time.Now,
 		Analyzer: fa, Reporter: fakeReporter{}, Cards: opts, StudiesPerCall: 3,
-		Issued: lru.New[cds.IssuedCard](10), Reports: lru.New[analysis.Result](10), LinkKey: []byte("k"),
+		Issued: lru.New[cds.IssuedCard](10), Reports: analysis.NewMemoryStore(10), ReportTTL: time.Hour, LinkKey: []byte("k"),
 	}
 	return e, fa
 }
@@ -232,11 +232,11 @@ func TestFeedbackIsMatchedToIssuedCards(t *testing.T) {
 	if len(res) != 2 || res[0].Card != "critical" || res[0].Reason != "poor-image-quality" || res[1].Card != "unknown" || res[1].Reason != "" {
 		t.Errorf("results %+v", res)
 	}
-	if html, err := e.ReportHTML("dr-s", "bad"); err == nil {
+	if html, err := e.ReportHTML(context.Background(), "dr-s", "bad"); err == nil {
 		t.Errorf("report served without a valid signature: %s", html)
 	}
 	sig := card.Links[0].URL[strings.Index(card.Links[0].URL, "sig=")+4:]
-	if html, err := e.ReportHTML("dr-s", sig); err != nil || string(html) != "<p>1.2.s</p>" {
+	if html, err := e.ReportHTML(context.Background(), "dr-s", sig); err != nil || string(html) != "<p>1.2.s</p>" {
 		t.Errorf("report = %q %v", html, err)
 	}
 }

@@ -40,10 +40,16 @@ type Engine struct {
 	// PendingCard adds an info card naming the studies still in analysis
 	// when the budget ran out.
 	PendingCard bool
-	// Issued remembers cards by uuid for feedback, Reports results by
-	// report id for the HTML report link; nil: not kept.
-	Issued  *lru.Map[IssuedCard]
-	Reports *lru.Map[analysis.Result]
+	// Issued remembers cards by uuid for feedback; nil: not kept.
+	Issued *lru.Map[IssuedCard]
+	// Reports keeps results by report id for the HTML report link, for
+	// ReportTTL: the result store, so that a link works on every replica
+	// sharing it. nil: links are not offered.
+	Reports   analysis.Store
+	ReportTTL time.Duration
+	// Stored remembers which reports this process stored already (nil:
+	// store on every answer).
+	Stored *lru.Map[bool]
 	// Built keeps the resources built for recent results: a cached study
 	// is answered without building them again.
 	Built *lru.Map[Report]
@@ -135,9 +141,7 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 			e.Log.ErrorContext(ctx, "result could not be turned into FHIR resources", "service", id, "study", deref(studies[i].Id), "err", err)
 			continue
 		}
-		if e.Reports != nil {
-			e.Reports.Put(rep.ID, r)
-		}
+		e.keepReport(ctx, rep.ID, r)
 		card, actions, ok := e.card(svc, req.HookInstance, r, rep, BaseURLFrom(ctx))
 		if !ok {
 			continue
@@ -209,19 +213,46 @@ func (e *Engine) linkSignature(id string) string {
 
 // ReportHTML returns the HTML report of a result this engine answered with;
 // sig is the signature from the card's link.
-func (e *Engine) ReportHTML(id, sig string) ([]byte, error) {
+func (e *Engine) ReportHTML(ctx context.Context, id, sig string) ([]byte, error) {
 	if len(e.LinkKey) == 0 || !hmac.Equal([]byte(sig), []byte(e.linkSignature(id))) {
 		return nil, orthotriage.Errorf(orthotriage.ENotFound, "no report %q here, or its link is not signed by this service", id)
 	}
 	var r analysis.Result
 	ok := false
 	if e.Reports != nil {
-		r, ok = e.Reports.Get(id)
+		var err error
+		if r, ok, err = e.Reports.Get(ctx, reportKey(id)); err != nil {
+			return nil, &orthotriage.Error{Code: orthotriage.EUnavailable, Message: "the report store is not reachable", Err: err}
+		}
 	}
 	if !ok {
-		return nil, orthotriage.Errorf(orthotriage.ENotFound, "no report %q is kept here (reports are kept in memory for results.kept results)", id)
+		return nil, orthotriage.Errorf(orthotriage.ENotFound, "no report %q is kept (reports are kept as long as results, results.ttl)", id)
 	}
 	return e.Reporter.HTML(r)
+}
+
+func reportKey(id string) string { return "orthotriage:report:" + id }
+
+// keepReport stores r under its report id, once per result and process.
+func (e *Engine) keepReport(ctx context.Context, id string, r analysis.Result) {
+	if e.Reports == nil {
+		return
+	}
+	key := resultKey(r)
+	if e.Stored != nil {
+		if _, done := e.Stored.Get(key); done {
+			return
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := e.Reports.Put(sctx, reportKey(id), r, e.ReportTTL); err != nil {
+		e.Log.WarnContext(ctx, "report not stored: its link will not open", "report", id, "err", err)
+		return
+	}
+	if e.Stored != nil {
+		e.Stored.Put(key, true)
+	}
 }
 
 type baseURLKey struct{}

@@ -98,6 +98,9 @@ type Results struct {
 	PendingCard bool `yaml:"pending_card"`
 	// AnalysisTimeout bounds one background analysis.
 	AnalysisTimeout time.Duration `yaml:"analysis_timeout"`
+	// LinkSecret signs report links; the same on every replica. Empty: a
+	// random key per process.
+	LinkSecret string `yaml:"link_secret"`
 }
 
 // Egress holds which addresses outbound calls to request-named URLs may
@@ -364,6 +367,7 @@ func (c *Config) settings() []setting {
 		dur("results.budget_study_available", "how long the imagingstudy-available hook waits for analyses", &c.Results.BudgetStudyAvailable),
 		boolean("results.pending_card", "answer an info card naming studies still in analysis at the budget", &c.Results.PendingCard),
 		dur("results.analysis_timeout", "deadline of one background analysis of a study", &c.Results.AnalysisTimeout),
+		str("results.link_secret", "secret signing report links (at least 32 characters, the same on every replica); empty: a random key per process", &c.Results.LinkSecret),
 		integer("results.write_back_retries", "retries of a failed write-back (5xx, 429, connection), with doubling backoff", &c.Results.WriteBackRetries),
 		integer("precompute.workers", "workers analysing queued studies in this process", &c.Precompute.Workers),
 		integer("precompute.queue_size", "most studies waiting in the in-memory queue (without redis)", &c.Precompute.QueueSize),
@@ -674,6 +678,9 @@ func (c Config) Validate() error {
 			bad(key, "must be above 0 and below http.request_timeout (%s), got %s", c.HTTP.RequestTimeout, b)
 		}
 	}
+	if r.LinkSecret != "" && len(r.LinkSecret) < 32 {
+		bad("results.link_secret", "must be at least 32 characters")
+	}
 	if r.AnalysisTimeout < time.Second {
 		bad("results.analysis_timeout", "must be at least 1s, got %s", r.AnalysisTimeout)
 	}
@@ -813,7 +820,7 @@ func (c Config) Redacted() map[string]string {
 		m[s.key] = s.get()
 	}
 	m["redis.url"] = RedactURL(c.Redis.URL)
-	for _, k := range []string{"precompute.notification_token", "precompute.admin_token"} {
+	for _, k := range []string{"precompute.notification_token", "precompute.admin_token", "results.link_secret"} {
 		if m[k] != "" {
 			m[k] = "xxxxx"
 		}

@@ -32,7 +32,8 @@ func TestOneInferencePerStudyAcrossReplicas(t *testing.T) {
 	e := newResultsEnv(t)
 	redisURL := testenv.Redis(t)
 	bin := buildBinary(t)
-	env := []string{"ORTHOTRIAGE_AUTH_ISSUERS_FILE=" + e.issuers, "ORTHOTRIAGE_EGRESS_ALLOWED_CIDRS=127.0.0.0/8", "ORTHOTRIAGE_REDIS_URL=" + redisURL}
+	env := []string{"ORTHOTRIAGE_AUTH_ISSUERS_FILE=" + e.issuers, "ORTHOTRIAGE_EGRESS_ALLOWED_CIDRS=127.0.0.0/8", "ORTHOTRIAGE_REDIS_URL=" + redisURL,
+		"ORTHOTRIAGE_RESULTS_LINK_SECRET=replicas-share-this-link-secret-0123456789"}
 	replicas := []*service{startService(t, bin, env...), startService(t, bin, env...)}
 
 	var wg sync.WaitGroup
@@ -61,6 +62,18 @@ func TestOneInferencePerStudyAcrossReplicas(t *testing.T) {
 		t.Errorf("the study was analysed %v times across both replicas, want 1", analyses)
 	}
 	t.Logf("50 calls: %v analysis, %v answered straight from Redis, the rest waited for the one analysis", analyses, hits)
+
+	// A card's report link opens on the other replica too.
+	a := e.hook(t, replicas[0], fnfCase)
+	var link string
+	for _, l := range a.Cards[0].Links {
+		if l.Type == "absolute" {
+			link = strings.Replace(l.URL, replicas[0].base, replicas[1].base, 1)
+		}
+	}
+	if status, html := call(t, http.MethodGet, link, ""); status != 200 || !strings.Contains(html, "<html") {
+		t.Errorf("report link on the other replica = %d (%d bytes)", status, len(html))
+	}
 }
 
 // TestRedisOutage: with Redis stopped, hooks keep answering (computing

@@ -57,11 +57,16 @@ func wireResults(e *cds.Engine, cfg config.Config, models []*inference.Batcher, 
 	e.Budgets = map[string]time.Duration{cds.HookPatientView: rc.BudgetPatientView, cds.HookImagingStudyAvailable: rc.BudgetStudyAvailable}
 	e.PendingCard = rc.PendingCard
 	e.Issued = lru.New[cds.IssuedCard](rc.Kept * 4)
-	e.Reports = lru.New[analysis.Result](rc.Kept)
+	e.Reports, e.ReportTTL, e.Stored = results, rc.TTL, lru.New[bool](rc.Kept)
 	e.Built = lru.New[cds.Report](min(rc.Kept, 200))
 	e.WrittenBack = lru.New[bool](rc.Kept)
-	e.LinkKey = make([]byte, 32)
-	rand.Read(e.LinkKey)
+	if rc.LinkSecret != "" {
+		e.LinkKey = []byte(rc.LinkSecret)
+	} else {
+		e.LinkKey = make([]byte, 32)
+		rand.Read(e.LinkKey)
+		log.Info("report links are signed with a key of this process: set results.link_secret (the same on every replica) for links that survive restarts and work on any replica")
+	}
 	if rc.WriteBack {
 		log.Info("write-back on: results are stored on the EHR's FHIR server", "retries", rc.WriteBackRetries)
 		e.WriteBack = func(server cds.FHIRServer, r analysis.Result, rep cds.Report) {
