@@ -47,6 +47,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./cds -run '^$$' -fuzz '^FuzzParseAndValidate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./cds -run '^$$' -fuzz '^FuzzParseFeedback$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./cds -run '^$$' -fuzz '^FuzzClean$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging -run '^$$' -fuzz '^FuzzParseMultipart$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./inference/radiomics -run '^$$' -fuzz '^FuzzFeatures$$' -fuzztime $(FUZZTIME)

@@ -29,6 +29,10 @@ func Marshal(v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if clean(b) {
+		return b, nil
+	}
+	// Something is empty or null: walk the decoded tree to say where.
 	var tree any
 	if err := json.Unmarshal(b, &tree); err != nil {
 		return nil, err
@@ -37,6 +41,41 @@ func Marshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// clean scans compact JSON (as json.Marshal writes it, RawMessage values
+// compacted too) in one pass for what CDS Hooks forbids: null, "", [] and
+// {}, except the top-level object's "cards":[] and the top level itself.
+// A card with a large FHIR resource is checked without decoding it.
+func clean(b []byte) bool {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"':
+			if i+1 < len(b) && b[i+1] == '"' && (i+2 >= len(b) || b[i+2] != ':') {
+				return false // an empty string value (an empty key is followed by ':')
+			}
+			for i++; i < len(b) && b[i] != '"'; i++ { // skip the string
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case 'n':
+			return false // the only bare n outside strings starts null
+		case '{', '[':
+			depth++
+			if i+1 < len(b) && (b[i+1] == '}' || b[i+1] == ']') {
+				topObject := c == '{' && depth == 1
+				cards := c == '[' && depth == 2 && i >= 8 && string(b[i-8:i]) == `"cards":`
+				if !topObject && !cards {
+					return false
+				}
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return true
 }
 
 // checkEmpty walks a decoded JSON value and reports the first element that
