@@ -14,11 +14,11 @@ import (
 	"github.com/orthotriage/orthotriage/internal/testenv"
 )
 
-// ibsiDir is the IBSI digital phantom and its reference values, beside the
-// project (../shared/ibsi from the repository root).
+// ibsiDir is the IBSI digital phantom and its reference values
+// (testdata/ibsi: a copy of IBSI's published data, CC BY 4.0).
 func ibsiDir(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(testenv.RepoRoot(t), "..", "shared", "ibsi")
+	dir := filepath.Join(testenv.RepoRoot(t), "testdata", "ibsi")
 	if _, err := os.Stat(filepath.Join(dir, "digital_phantom.json")); err != nil {
 		t.Fatalf("IBSI phantom not found at %s: %v", dir, err)
 	}
