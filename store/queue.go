@@ -22,6 +22,9 @@ const (
 	QueueStream     = "orthotriage:precompute"
 	QueueGroup      = "workers"
 	QueueDeadLetter = "orthotriage:precompute:dead"
+	// QueueDelayed holds retries until they are due (a sorted set by due
+	// time in ms).
+	QueueDelayed = "orthotriage:precompute:delayed"
 	// DeadLetterMax bounds the dead-letter list (newest kept).
 	DeadLetterMax = 10000
 )
@@ -126,9 +129,13 @@ func (q *RedisQueue) worker(ctx context.Context, name string, h analysis.Handler
 	}
 }
 
-// next takes over one job idle past Visibility (a dead worker's), else
-// waits for a new one.
+// next queues the retries that are due, takes over one job idle past
+// Visibility (a dead worker's), else waits for a new one. With Block at 2 s
+// a retry starts at most about 2 s after it is due.
 func (q *RedisQueue) next(ctx context.Context, name string) ([]redis.XMessage, error) {
+	if err := q.promote(ctx); err != nil {
+		return nil, err
+	}
 	claimed, _, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: QueueStream, Group: QueueGroup, Consumer: name,
 		MinIdle: q.Visibility, Start: "0-0", Count: 1}).Result()
 	if err != nil {
@@ -166,6 +173,12 @@ func (q *RedisQueue) handle(ctx context.Context, m redis.XMessage, h analysis.Ha
 	}
 	j.Attempt++
 	err := safely(ctx, h, j)
+	if err != nil && ctx.Err() != nil {
+		// The worker is stopping and the job did not finish: it stays
+		// pending and another worker takes it over after Visibility.
+		q.log.InfoContext(ctx, "precompute job left pending: worker stopping", "study", j.Study)
+		return
+	}
 	// The job is settled (acknowledged, re-added, dead-lettered) even
 	// when the worker is stopping, so that finished work is not redone.
 	settle, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -189,18 +202,36 @@ func (q *RedisQueue) handle(ctx context.Context, m redis.XMessage, h analysis.Ha
 		j.LastError = err.Error()
 		delay := q.policy.Delay(j.Attempt)
 		q.log.WarnContext(ctx, "precompute job failed: retrying", "study", j.Study, "attempt", j.Attempt, "in", delay.String(), "err", err)
-		select { // the job stays pending meanwhile: a crash here loses nothing
-		case <-ctx.Done():
-			return // taken over by another worker after Visibility
-		case <-time.After(delay):
-		}
-		if err := q.add(settle, j); err != nil {
-			q.log.ErrorContext(ctx, "precompute retry not queued (stays pending)", "study", j.Study, "err", err)
+		// The retry waits in a sorted set, due at now + delay, and is
+		// acknowledged here in the same transaction: the worker goes on
+		// with other jobs, and a crash between the two loses nothing.
+		b, _ := json.Marshal(j)
+		pipe := q.rdb.TxPipeline()
+		pipe.ZAdd(settle, QueueDelayed, redis.Z{Score: float64(time.Now().Add(delay).UnixMilli()), Member: b})
+		pipe.XAck(settle, QueueStream, QueueGroup, m.ID)
+		if _, err := pipe.Exec(settle); err != nil {
+			q.log.ErrorContext(ctx, "precompute retry not scheduled (stays pending)", "study", j.Study, "err", err)
 			return
 		}
 		q.Stats.Retried.Add(1)
+		return
 	}
 	q.ack(settle, m.ID)
+}
+
+// promoteScript moves due retries from the delayed set to the stream, at
+// most ARGV[2] at a time, atomically (no retry is moved twice or lost).
+var promoteScript = redis.NewScript(`
+local due = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "LIMIT", 0, tonumber(ARGV[2]))
+for _, job in ipairs(due) do
+  redis.call("XADD", KEYS[2], "MAXLEN", "~", ARGV[3], "*", "job", job)
+  redis.call("ZREM", KEYS[1], job)
+end
+return #due`)
+
+// promote queues the retries that are due.
+func (q *RedisQueue) promote(ctx context.Context) error {
+	return promoteScript.Run(ctx, q.rdb, []string{QueueDelayed, QueueStream}, time.Now().UnixMilli(), 100, q.MaxLen).Err()
 }
 
 // safely runs h, turning a panic into the job's error: a job that crashes

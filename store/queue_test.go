@@ -123,3 +123,37 @@ func TestRedisQueueRedeliversAfterAWorkerDies(t *testing.T) {
 		return rdb.XPending(t.Context(), store.QueueStream, store.QueueGroup).Val().Count == 0
 	})
 }
+
+// TestRedisQueueRetryDoesNotBlockTheWorker: a job waiting out a long
+// back-off does not hold the only worker; the retry waits in Redis.
+func TestRedisQueueRetryDoesNotBlockTheWorker(t *testing.T) {
+	rdb, err := store.NewRedisClient(testenv.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := store.NewRedisQueue(rdb, analysis.QueuePolicy{MaxAttempts: 5, Backoff: time.Hour}, "one", quiet)
+	q.Block = 50 * time.Millisecond
+	done := make(chan string, 2)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go q.Work(ctx, 1, func(_ context.Context, j analysis.Job) error {
+		if j.Study == "ImagingStudy/failing" {
+			return errors.New("pacs down")
+		}
+		done <- j.Study
+		return nil
+	})
+	q.Enqueue(t.Context(), analysis.Job{Study: "ImagingStudy/failing"})
+	q.Enqueue(t.Context(), analysis.Job{Study: "ImagingStudy/next"})
+	select {
+	case s := <-done:
+		if s != "ImagingStudy/next" {
+			t.Errorf("done %s", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker was held by the failing job's back-off")
+	}
+	if n := rdb.ZCard(t.Context(), store.QueueDelayed).Val(); n != 1 {
+		t.Errorf("%d retries waiting, want 1", n)
+	}
+}
