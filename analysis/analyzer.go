@@ -92,7 +92,7 @@ type Analyzer struct {
 // Analyze analyses one study. It fails with ErrNoRadiograph when nothing in
 // the study suits a loaded model.
 func (a *Analyzer) Analyze(ctx context.Context, in Input) (Result, error) {
-	study := Study{UID: imaging.StudyInstanceUID(in.Study), ImagingStudyID: deref(in.Study.Id), Started: deref(in.Study.Started), Description: deref(in.Study.Description)}
+	study := Study{UID: imaging.StudyInstanceUID(in.Study), ImagingStudyID: deref(in.Study.Id), Started: deref(in.Study.Started)}
 	if in.Study.Subject.Reference != nil {
 		study.Patient = *in.Study.Subject.Reference
 	}

@@ -161,8 +161,8 @@ func TestCachedComputesOncePerModelVersion(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if c.Computed() != 1 || fr.calls != 1 {
-		t.Errorf("computed %d, retrieved %d, want 1 and 1", c.Computed(), fr.calls)
+	if c.Stats().Computed != 1 || fr.calls != 1 {
+		t.Errorf("computed %d, retrieved %d, want 1 and 1", c.Stats().Computed, fr.calls)
 	}
 	other := studyWith("Pelvis")
 	other.FHIRServer = "https://other-ehr.example.org/fhir"
@@ -174,8 +174,8 @@ func TestCachedComputesOncePerModelVersion(t *testing.T) {
 	}
 	a.Models = []analysis.Classifier{hipClassifier(t, "0.2.0", probs, probs)}
 	r, _ := c.Analyze(context.Background(), studyWith("Pelvis"))
-	if c.Computed() != 4 || r.Model.Version != "0.2.0" {
-		t.Errorf("computed %d (want 4: another server, another tenant, another model version), version %s", c.Computed(), r.Model.Version)
+	if c.Stats().Computed != 4 || r.Model.Version != "0.2.0" {
+		t.Errorf("computed %d (want 4: another server, another tenant, another model version), version %s", c.Stats().Computed, r.Model.Version)
 	}
 }
 

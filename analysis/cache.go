@@ -283,9 +283,6 @@ func (c *Cached) Stats() CacheStats {
 	return CacheStats{c.hits.Load(), c.misses.Load(), c.computed.Load(), c.storeErrors.Load()}
 }
 
-// Computed is how many analyses ran here.
-func (c *Cached) Computed() uint64 { return c.computed.Load() }
-
 func studyKey(in Input) string {
 	if uid := imaging.StudyInstanceUID(in.Study); uid != "" {
 		return uid

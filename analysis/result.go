@@ -50,7 +50,6 @@ type Study struct {
 	Patient        string   `json:"patient,omitempty"`        // "Patient/{id}"
 	Started        string   `json:"started,omitempty"`        // FHIR dateTime of the study
 	BasedOn        []string `json:"basedOn,omitempty"`        // ServiceRequest references of the order
-	Description    string   `json:"description,omitempty"`
 }
 
 // Key is the study's identity for ids and caching: its Study Instance UID,

@@ -42,7 +42,7 @@ var ErrLockLost = errors.New("analysis: lock lost")
 // model version never reads an old result, and one tenant never another's.
 func StoreKey(tenant, fhirServer, study, task, models string) string {
 	h := sha256.New()
-	for _, p := range []string{tenant, normalizeServer(fhirServer), study, task, models} {
+	for _, p := range []string{tenant, NormalizeServer(fhirServer), study, task, models} {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}
@@ -94,9 +94,9 @@ type localLease struct{}
 func (localLease) Renew(context.Context, time.Duration) error { return nil }
 func (localLease) Release(context.Context) error              { return nil }
 
-// normalizeServer writes a FHIR base URL one way: scheme and host in lower
-// case, no trailing slash.
-func normalizeServer(u string) string {
+// NormalizeServer writes a FHIR base URL one way: scheme and host in lower
+// case, no trailing slash. Cache keys and the tenant check compare URLs so.
+func NormalizeServer(u string) string {
 	u = strings.TrimRight(u, "/")
 	if i := strings.Index(u, "://"); i > 0 {
 		host, path, _ := strings.Cut(u[i+3:], "/")

@@ -433,3 +433,12 @@ func TestReadinessDegradesWithoutOptionalDependencies(t *testing.T) {
 		t.Errorf("/readyz with models down too = %d %s, want 503", r.status, r.body)
 	}
 }
+
+func TestPrecomputeEndpointsAreOffWithoutTokens(t *testing.T) {
+	s := newServer(t, func(*api.Options) {})
+	for _, path := range []string{"/fhir/subscription", "/api/v1/studies/analyze"} {
+		if r := s.do(t, http.MethodPost, path, jsonType, `{}`); r.status != 404 || !strings.Contains(r.body, "precompute.") {
+			t.Errorf("%s without configured tokens = %d %s, want 404 naming the setting", path, r.status, r.body)
+		}
+	}
+}

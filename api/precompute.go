@@ -41,16 +41,29 @@ func bearerIs(c *gin.Context, want string) bool {
 	return want != "" && subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
+// admit answers for an endpoint guarded by its own bearer token: 404
+// naming the settings when the token is not configured (the endpoint is
+// off), a bare 401 for a wrong token. It reports whether to go on.
+func (h *handlers) admit(c *gin.Context, token, off string) bool {
+	if token == "" {
+		writeError(c, h.log, orthotriage.Errorf(orthotriage.ENotFound, "%s", off))
+		return false
+	}
+	if !bearerIs(c, token) {
+		c.AbortWithStatus(http.StatusUnauthorized)
+		return false
+	}
+	return true
+}
+
 // subscription handles POST /fhir/subscription: a FHIR rest-hook
 // notification; its studies are queued. 200 tells the server it arrived.
 func (h *handlers) subscription(c *gin.Context) {
 	p := h.precompute
-	if p == nil || p.NotificationToken == "" {
-		writeError(c, h.log, orthotriage.Errorf(orthotriage.ENotFound, "subscription notifications are off (precompute.fhir_server, precompute.notification_token)"))
-		return
+	if p == nil {
+		p = &Precompute{}
 	}
-	if !bearerIs(c, p.NotificationToken) {
-		c.AbortWithStatus(http.StatusUnauthorized)
+	if !h.admit(c, p.NotificationToken, "subscription notifications are off (precompute.fhir_server, precompute.notification_token)") {
 		return
 	}
 	var body []byte
@@ -86,12 +99,10 @@ type analyzeRequest struct {
 // studies for analysis (202 with the count).
 func (h *handlers) analyze(c *gin.Context) {
 	p := h.precompute
-	if p == nil || p.AdminToken == "" {
-		writeError(c, h.log, orthotriage.Errorf(orthotriage.ENotFound, "the analyze call is off (precompute.admin_token)"))
-		return
+	if p == nil {
+		p = &Precompute{}
 	}
-	if !bearerIs(c, p.AdminToken) {
-		c.AbortWithStatus(http.StatusUnauthorized)
+	if !h.admit(c, p.AdminToken, "the analyze call is off (precompute.admin_token)") {
 		return
 	}
 	body, err := readJSON(c)

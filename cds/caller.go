@@ -2,7 +2,8 @@ package cds
 
 import (
 	"context"
-	"strings"
+
+	"github.com/orthotriage/orthotriage/analysis"
 )
 
 // Caller is the authenticated CDS client of a call: its issuer and the FHIR
@@ -34,24 +35,11 @@ func CallerFrom(ctx context.Context) (Caller, bool) {
 // MayUse reports whether the caller registered fhirServer. URLs compare
 // with a case-insensitive scheme and host and without a trailing slash.
 func (c Caller) MayUse(fhirServer string) bool {
-	want := normalizeURL(fhirServer)
+	want := analysis.NormalizeServer(fhirServer)
 	for _, s := range c.FHIRServers {
-		if normalizeURL(s) == want {
+		if analysis.NormalizeServer(s) == want {
 			return true
 		}
 	}
 	return false
-}
-
-func normalizeURL(u string) string {
-	u = strings.TrimRight(u, "/")
-	if i := strings.Index(u, "://"); i > 0 {
-		rest := u[i+3:]
-		host, path, _ := strings.Cut(rest, "/")
-		u = strings.ToLower(u[:i]) + "://" + strings.ToLower(host)
-		if path != "" {
-			u += "/" + path
-		}
-	}
-	return u
 }

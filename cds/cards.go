@@ -67,8 +67,6 @@ func indicatorOf(priority string) string {
 type IssuedCard struct {
 	Service   string
 	Indicator string
-	Priority  string
-	ReportID  string
 }
 
 // card builds the card for one result, or returns false when the result

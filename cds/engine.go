@@ -149,7 +149,7 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 		resp.Cards = append(resp.Cards, card)
 		resp.SystemActions = append(resp.SystemActions, actions...)
 		if e.Issued != nil {
-			e.Issued.Put(card.UUID, IssuedCard{Service: id, Indicator: card.Indicator, Priority: r.Priority, ReportID: rep.ID})
+			e.Issued.Put(card.UUID, IssuedCard{Service: id, Indicator: card.Indicator})
 		}
 		if data.Server.BaseURL != "" {
 			e.writeBack(data.Server, r, rep)

@@ -1,7 +1,6 @@
 package fhir_test
 
 import (
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,22 +19,7 @@ const token = "client-test-token"
 
 func create(t *testing.T, base, resource string) string {
 	t.Helper()
-	var r struct{ ResourceType string }
-	_ = json.Unmarshal([]byte(resource), &r)
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/"+r.ResourceType, strings.NewReader(resource))
-	req.Header.Set("Content-Type", "application/fhir+json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct{ ID string }
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 201 || json.Unmarshal(b, &out) != nil {
-		t.Fatalf("create: %d %s", resp.StatusCode, b)
-	}
-	return out.ID
+	return testenv.FHIRCreate(t, base, token, resource)
 }
 
 // seed creates a patient with n studies on the FHIR test server.

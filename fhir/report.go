@@ -150,13 +150,19 @@ func (rep *Report) Resources() ([]json.RawMessage, error) {
 // PUT Type/id (update as create), so sending it again replaces rather than
 // duplicates. base is the FHIR server's base URL, used for the fullUrls.
 func (rep *Report) Transaction(base string) ([]byte, error) {
-	base = strings.TrimRight(base, "/")
-	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
-		return nil, orthotriage.Errorf(orthotriage.EInvalid, "transaction base %q is not an absolute http(s) URL", base)
-	}
 	resources, err := rep.Resources()
 	if err != nil {
 		return nil, err
+	}
+	return TransactionOf(base, resources)
+}
+
+// TransactionOf is Transaction for resources already encoded (as
+// Resources returns them).
+func TransactionOf(base string, resources []json.RawMessage) ([]byte, error) {
+	base = strings.TrimRight(base, "/")
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		return nil, orthotriage.Errorf(orthotriage.EInvalid, "transaction base %q is not an absolute http(s) URL", base)
 	}
 	bundle := models.Bundle{Type: models.BundleTypeTransaction}
 	for _, raw := range resources {

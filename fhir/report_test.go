@@ -119,7 +119,7 @@ func hipResult(t *testing.T, m hipManifest, class, server, patient, study string
 		FHIRServer: server,
 		Study: analysis.Study{
 			UID: "1.2.826.0.1.3680043.8.498.1", ImagingStudyID: study, Patient: "Patient/" + patient,
-			Started: "2026-11-24T08:00:00Z", BasedOn: basedOn, Description: "XR PELVIS AP",
+			Started: "2026-11-24T08:00:00Z", BasedOn: basedOn,
 		},
 		Model: analysis.Model{
 			ID: m.ID, Version: m.Version, Task: m.Task, TrainingData: m.TrainingData,

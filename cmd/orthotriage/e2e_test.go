@@ -156,16 +156,7 @@ func call(t testing.TB, method, url, body string, bearer ...string) (int, string
 // fhirCreate posts a resource to the FHIR test server and returns its id.
 func fhirCreate(t testing.TB, base, token, resource string) string {
 	t.Helper()
-	var r struct{ ResourceType string }
-	if err := json.Unmarshal([]byte(resource), &r); err != nil {
-		t.Fatal(err)
-	}
-	status, b := testenv.FHIRDo(t, base, token, http.MethodPost, r.ResourceType, []byte(resource))
-	var created struct{ ID string }
-	if status != http.StatusCreated || json.Unmarshal(b, &created) != nil || created.ID == "" {
-		t.Fatalf("create %s: %d %s", r.ResourceType, status, b)
-	}
-	return created.ID
+	return testenv.FHIRCreate(t, base, token, resource)
 }
 
 func hookBody(hook, server, token, context string) string {

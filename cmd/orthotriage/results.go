@@ -71,7 +71,7 @@ func wireResults(e *cds.Engine, cfg config.Config, models []*inference.Batcher, 
 		log.Info("write-back on: results are stored on the EHR's FHIR server", "retries", rc.WriteBackRetries)
 		e.WriteBack = func(server cds.FHIRServer, r analysis.Result, rep cds.Report) {
 			go func() {
-				if !writeBack(client, server, r, rep.ID, rc.WriteBackRetries, log) {
+				if !writeBack(client, server, r, rep, rc.WriteBackRetries, log) {
 					e.ForgetWriteBack(r) // the next answer tries again
 				}
 			}()
@@ -80,17 +80,13 @@ func wireResults(e *cds.Engine, cfg config.Config, models []*inference.Batcher, 
 	return cached
 }
 
-// writeBack stores a result's resources on the FHIR server as one
-// transaction; the deterministic ids make a repeat an update, not a copy.
-func writeBack(client *fhir.Client, server cds.FHIRServer, r analysis.Result, reportID string, retries int, log *slog.Logger) bool {
+// writeBack stores a result's resources (as the card carries them) on the
+// FHIR server as one transaction; the deterministic ids make a repeat an
+// update, not a copy.
+func writeBack(client *fhir.Client, server cds.FHIRServer, r analysis.Result, rep cds.Report, retries int, log *slog.Logger) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep, err := fhir.BuildReport(r, fhir.ReportOptions{})
-	if err != nil {
-		log.Error("write-back: resources not built", "study", r.Study.Key(), "err", err)
-		return false
-	}
-	bundle, err := rep.Transaction(server.BaseURL)
+	bundle, err := fhir.TransactionOf(server.BaseURL, rep.Resources)
 	if err != nil {
 		log.Error("write-back: transaction not built", "study", r.Study.Key(), "err", err)
 		return false
@@ -99,10 +95,10 @@ func writeBack(client *fhir.Client, server cds.FHIRServer, r analysis.Result, re
 	policy := fhir.DefaultRetry
 	policy.Attempts = retries + 1
 	if _, err := client.TransactionRetry(ctx, server, bundle, policy); err != nil {
-		log.Error("write-back failed", "study", r.Study.Key(), "report", reportID, "fhirServer", server.BaseURL, "err", err)
+		log.Error("write-back failed", "study", r.Study.Key(), "report", rep.ID, "fhirServer", server.BaseURL, "err", err)
 		return false
 	}
-	log.Info("write-back stored", "study", r.Study.Key(), "report", reportID, "fhirServer", server.BaseURL,
+	log.Info("write-back stored", "study", r.Study.Key(), "report", rep.ID, "fhirServer", server.BaseURL,
 		"ms", time.Since(start).Milliseconds())
 	return true
 }

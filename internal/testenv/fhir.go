@@ -50,3 +50,19 @@ func FHIRValidate(t testing.TB, base, token string, resource json.RawMessage) []
 func NoIssues(issues []map[string]any) bool {
 	return len(issues) == 1 && issues[0]["severity"] == "information" && issues[0]["diagnostics"] == "No issues detected during validation"
 }
+
+// FHIRCreate posts a resource to the FHIR test server and returns the id
+// the server gave it.
+func FHIRCreate(t testing.TB, base, token, resource string) string {
+	t.Helper()
+	var r struct{ ResourceType string }
+	if err := json.Unmarshal([]byte(resource), &r); err != nil {
+		t.Fatal(err)
+	}
+	status, b := FHIRDo(t, base, token, http.MethodPost, r.ResourceType, []byte(resource))
+	var created struct{ ID string }
+	if status != http.StatusCreated || json.Unmarshal(b, &created) != nil || created.ID == "" {
+		t.Fatalf("create %s: %d %s", r.ResourceType, status, b)
+	}
+	return created.ID
+}
