@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 BIN := bin/orthotriage
 
-.PHONY: all build setup demo test lint fmt clean fuzz train-hip bench bench-hook
+.PHONY: all build setup demo test lint fmt clean fuzz train-hip train-spine bench bench-hook
 
 all: build
 
@@ -58,6 +58,13 @@ fuzz:
 # `make test`.
 train-hip: build
 	scripts/train-hip.sh
+
+# Reproduces the reference vertebral model (inference/models/spine-000):
+# localiser, per-vertebra network, fusion (LASSO, trees, nomogram), each on
+# data the service's own code writes, then the evaluation on a held-out
+# seed. About 40-60 minutes on 2 cores; not part of `make test`.
+train-spine: build
+	scripts/train-spine.sh
 
 # Benchmarks the hip model (pipeline against raw ONNX Runtime, stage
 # breakdown) and prints a table; BENCHTIME=5s per benchmark.

@@ -28,7 +28,10 @@ type Manifest struct {
 	Schema       string             `json:"schema"`
 	ID           string             `json:"id"`
 	Version      string             `json:"version"`
-	Task         string             `json:"task"` // "hip": per-hip classification of an AP pelvis
+	// Task is "hip" (per-hip classification of an AP pelvis) or
+	// "vertebral-fracture-acuity" (lateral spine: File is then the
+	// per-vertebra network, and Vertebral names the other stages).
+	Task         string             `json:"task"`
 	Architecture string             `json:"architecture"`
 	File         string             `json:"file"` // the ONNX file, relative to the manifest
 	Inputs       []Tensor           `json:"inputs"`
@@ -45,9 +48,59 @@ type Manifest struct {
 	FLOPs        int64  `json:"flopsPerInput,omitempty"`
 	TrainingData string `json:"trainingData"` // "synthetic" or a description of clinical data
 	Warning      string `json:"warning,omitempty"`
+	// Vertebral is the vertebral pipeline beyond File: the localiser, the
+	// region of interest around each body and the fusion model. Required
+	// for the vertebral task, refused for the hip task.
+	Vertebral *Vertebral `json:"vertebral,omitempty"`
 
 	fsys  fs.FS  // the model's folder
 	where string // that folder, for messages
+}
+
+// Tasks the service runs.
+const (
+	TaskHip       = "hip"
+	TaskVertebral = "vertebral-fracture-acuity"
+)
+
+// Vertebral is the vertebral fracture acuity pipeline: a localiser finds
+// the vertebral bodies and their levels on the whole lateral radiograph;
+// each body's region of interest goes through the manifest's network
+// (File: none, acute or chronic, plus its pooled deep features) and
+// radiomics; the fusion model turns the fractured bodies' features and the
+// clinical data into the probability of an acute fracture.
+type Vertebral struct {
+	Localiser Localiser `json:"localiser"`
+	ROI       ROI       `json:"roi"`
+	// RadiomicsBins is the number of fixed bins (IBSI FBN) texture and
+	// histogram features are computed with.
+	RadiomicsBins int `json:"radiomicsBins"`
+	// Fusion is the fusion model's file (selection, trees, nomogram),
+	// relative to the manifest.
+	Fusion string `json:"fusion"`
+}
+
+// Localiser is the whole-image localiser: input the radiograph resized to
+// Width x Height (no crop), output per level [presence, cx, cy, w, h], all
+// in [0,1], the box as fractions of the image.
+type Localiser struct {
+	File   string   `json:"file"`
+	Input  string   `json:"input"`
+	Output string   `json:"output"`
+	Width  int      `json:"width"`
+	Height int      `json:"height"`
+	Levels []string `json:"levels"`
+	// MinPresence is the presence at which a level counts as found.
+	MinPresence float64 `json:"minPresence"`
+}
+
+// ROI is how a body's region of interest is cut: a square of side
+// Scale x the box's longer side around the box centre goes to the network
+// (at preprocessing.resize); radiomics read the box itself, inset by Inset
+// of its width and height on each side.
+type ROI struct {
+	Scale float64 `json:"scale"`
+	Inset float64 `json:"inset"`
 }
 
 // Tensor describes one model input or output; -1 in Shape is a dynamic
@@ -56,7 +109,7 @@ type Tensor struct {
 	Name  string  `json:"name"`
 	Shape []int64 `json:"shape"`
 	DType string  `json:"dtype"`
-	Role  string  `json:"role,omitempty"` // outputs: "logits" or "cam"
+	Role  string  `json:"role,omitempty"` // outputs: "logits", "cam" or "features"
 }
 
 // Preprocess is the pixel preparation the model was trained with.
@@ -158,16 +211,7 @@ func ParseManifest(data []byte) (*Manifest, error) {
 func (m *Manifest) ModelPath() string { return filepath.Join(m.where, m.File) }
 
 // ModelBytes reads the ONNX file named by the manifest.
-func (m *Manifest) ModelBytes() ([]byte, error) {
-	if m.fsys == nil {
-		return nil, fmt.Errorf("model %s: manifest not loaded from a folder", m.ID)
-	}
-	b, err := fs.ReadFile(m.fsys, m.File)
-	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", m.ModelPath(), err)
-	}
-	return b, nil
-}
+func (m *Manifest) ModelBytes() ([]byte, error) { return m.ReadFile(m.File) }
 
 // LabelIndex returns the output index of a label key, or -1.
 func (m *Manifest) LabelIndex(key string) int {
@@ -199,8 +243,25 @@ func (m *Manifest) Validate() error {
 	if m.Version == "" {
 		bad("version", "required")
 	}
-	if m.Task != "hip" {
-		bad("task", "%q, this build runs \"hip\"", m.Task)
+	switch m.Task {
+	case TaskHip:
+		if m.Vertebral != nil {
+			bad("vertebral", "only for task %q", TaskVertebral)
+		}
+		if len(m.Preprocess.Regions) == 0 {
+			bad("preprocessing.regions", "at least one crop region required")
+		}
+	case TaskVertebral:
+		if m.Vertebral == nil {
+			bad("vertebral", "required for task %q", TaskVertebral)
+		} else {
+			m.Vertebral.validate(bad)
+		}
+		if len(m.Preprocess.Regions) != 0 {
+			bad("preprocessing.regions", "the vertebral regions come from the localiser, not the manifest")
+		}
+	default:
+		bad("task", "%q, this build runs %q and %q", m.Task, TaskHip, TaskVertebral)
 	}
 	if m.File == "" || filepath.IsAbs(m.File) || strings.Contains(m.File, "..") {
 		bad("file", "%q must be a file name beside the manifest", m.File)
@@ -229,10 +290,10 @@ func (m *Manifest) Validate() error {
 			bad(fmt.Sprintf("outputs[%d]", i), "want a named float32 tensor")
 		}
 	}
-	p := m.Preprocess
-	if len(p.Regions) == 0 {
-		bad("preprocessing.regions", "at least one crop region required")
+	if f := m.Output("features"); f != nil && len(f.Shape) != 2 {
+		bad("outputs.features.shape", "%v, want [batch,n]", f.Shape)
 	}
+	p := m.Preprocess
 	for i, r := range p.Regions {
 		f := fmt.Sprintf("preprocessing.regions[%d]", i)
 		if r.Name == "" || (r.Laterality != "right" && r.Laterality != "left") {
@@ -307,4 +368,53 @@ func (m *Manifest) Validate() error {
 		bad("intendedUse", "required")
 	}
 	return errors.Join(errs...)
+}
+
+// besideManifest checks a file name that must lie beside the manifest.
+func besideManifest(name string) bool {
+	return name != "" && !filepath.IsAbs(name) && !strings.Contains(name, "..") && !strings.ContainsAny(name, "/\\")
+}
+
+func (v *Vertebral) validate(bad func(field, format string, args ...any)) {
+	l := v.Localiser
+	if !besideManifest(l.File) {
+		bad("vertebral.localiser.file", "%q must be a file name beside the manifest", l.File)
+	}
+	if l.Input == "" || l.Output == "" {
+		bad("vertebral.localiser", "input and output tensor names required")
+	}
+	if l.Width < 8 || l.Height < 8 || l.Width > 1024 || l.Height > 1024 {
+		bad("vertebral.localiser", "input %dx%d outside 8-1024", l.Width, l.Height)
+	}
+	if len(l.Levels) == 0 {
+		bad("vertebral.localiser.levels", "at least one level required")
+	}
+	if !(l.MinPresence > 0 && l.MinPresence < 1) {
+		bad("vertebral.localiser.minPresence", "must be in (0,1)")
+	}
+	if !(v.ROI.Scale >= 1 && v.ROI.Scale <= 4) {
+		bad("vertebral.roi.scale", "must be in [1,4]")
+	}
+	if !(v.ROI.Inset >= 0 && v.ROI.Inset < 0.4) {
+		bad("vertebral.roi.inset", "must be in [0,0.4)")
+	}
+	if v.RadiomicsBins < 2 || v.RadiomicsBins > 256 {
+		bad("vertebral.radiomicsBins", "%d outside 2-256", v.RadiomicsBins)
+	}
+	if !besideManifest(v.Fusion) {
+		bad("vertebral.fusion", "%q must be a file name beside the manifest", v.Fusion)
+	}
+}
+
+// ReadFile reads a file beside the manifest (the localiser, the fusion
+// model).
+func (m *Manifest) ReadFile(name string) ([]byte, error) {
+	if m.fsys == nil {
+		return nil, fmt.Errorf("model %s: manifest not loaded from a folder", m.ID)
+	}
+	b, err := fs.ReadFile(m.fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", filepath.Join(m.where, name), err)
+	}
+	return b, nil
 }

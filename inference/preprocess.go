@@ -47,14 +47,7 @@ func (p Preprocess) Prepare(pixels []float32, rows, cols int, dst []float32) ([]
 	if len(dst) != len(p.Regions)*w*h {
 		return nil, fmt.Errorf("inference: destination holds %d values, want %d", len(dst), len(p.Regions)*w*h)
 	}
-	scaler, err := resampler(p.Resize.Filter)
-	if err != nil {
-		return nil, err
-	}
-	kernel, _ := scaler.(*draw.Kernel)
 	crops := make([]Crop, len(p.Regions))
-	var out *image.Gray16
-	resized := make([]uint16, w*h)
 	for i, r := range p.Regions {
 		side := max(1, int(math.Round(r.Size*float64(cols))))
 		if side > MaxCropSide {
@@ -64,51 +57,74 @@ func (p Preprocess) Prepare(pixels []float32, rows, cols int, dst []float32) ([]
 		y0 := int(math.Round(r.Cy*float64(rows))) - side/2
 		box := image.Rect(x0, y0, x0+side, y0+side)
 		crops[i] = Crop{Region: r, Box: box}
-		// The crop as 16-bit gray, as x/image/draw would read it.
-		src := make([]uint16, side*side)
-		for y := range side {
-			sy := y0 + y
-			if sy < 0 || sy >= rows {
-				continue
-			}
-			row := pixels[sy*cols : (sy+1)*cols]
-			for x := range side {
-				sx := x0 + x
-				if r.Mirror {
-					sx = x0 + side - 1 - x
-				}
-				if sx < 0 || sx >= cols {
-					continue
-				}
-				v := row[sx]
-				if !(v > 0) { // also NaN
-					v = 0
-				} else if v > 1 {
-					v = 1
-				}
-				src[y*side+x] = uint16(v*65535 + 0.5)
-			}
-		}
-		if kernel != nil {
-			newKernelResizer(kernel, w, h, side, side).resize(resized, src)
-		} else {
-			in := image.NewGray16(image.Rect(0, 0, side, side))
-			for j, q := range src {
-				in.Pix[2*j], in.Pix[2*j+1] = byte(q>>8), byte(q)
-			}
-			if out == nil {
-				out = image.NewGray16(image.Rect(0, 0, w, h))
-			}
-			scaler.Scale(out, out.Bounds(), in, in.Bounds(), draw.Src, nil)
-			for j := range resized {
-				resized[j] = uint16(out.Pix[2*j])<<8 | uint16(out.Pix[2*j+1])
-			}
-		}
-		plane := dst[i*w*h : (i+1)*w*h]
-		mean, inv := float32(p.Normalize.Mean), float32(1/p.Normalize.Std)
-		for j, q := range resized {
-			plane[j] = (float32(q)/65535 - mean) * inv
+		if err := p.CropResize(pixels, rows, cols, box, r.Mirror, w, h, dst[i*w*h:(i+1)*w*h]); err != nil {
+			return nil, err
 		}
 	}
 	return crops, nil
+}
+
+// CropResize writes one normalised plane of w x h values into dst: the box
+// of the display-ready pixels (rows x cols, values in [0,1]; the box may
+// overhang the image, which is black there), mirrored left-right when
+// mirror is set, resized with the manifest's filter and normalised.
+func (p Preprocess) CropResize(pixels []float32, rows, cols int, box image.Rectangle, mirror bool, w, h int, dst []float32) error {
+	if len(pixels) != rows*cols || rows <= 0 || cols <= 0 {
+		return fmt.Errorf("inference: %d pixels for %dx%d", len(pixels), cols, rows)
+	}
+	bw, bh := box.Dx(), box.Dy()
+	if bw < 1 || bh < 1 || bw > MaxCropSide || bh > MaxCropSide {
+		return fmt.Errorf("inference: a %dx%d crop is outside 1-%d pixels", bw, bh, MaxCropSide)
+	}
+	if w < 1 || h < 1 || len(dst) != w*h {
+		return fmt.Errorf("inference: destination holds %d values, want %dx%d", len(dst), w, h)
+	}
+	scaler, err := resampler(p.Resize.Filter)
+	if err != nil {
+		return err
+	}
+	// The crop as 16-bit gray, as x/image/draw would read it.
+	src := make([]uint16, bw*bh)
+	for y := range bh {
+		sy := box.Min.Y + y
+		if sy < 0 || sy >= rows {
+			continue
+		}
+		row := pixels[sy*cols : (sy+1)*cols]
+		for x := range bw {
+			sx := box.Min.X + x
+			if mirror {
+				sx = box.Max.X - 1 - x
+			}
+			if sx < 0 || sx >= cols {
+				continue
+			}
+			v := row[sx]
+			if !(v > 0) { // also NaN
+				v = 0
+			} else if v > 1 {
+				v = 1
+			}
+			src[y*bw+x] = uint16(v*65535 + 0.5)
+		}
+	}
+	resized := make([]uint16, w*h)
+	if kernel, ok := scaler.(*draw.Kernel); ok {
+		newKernelResizer(kernel, w, h, bw, bh).resize(resized, src)
+	} else {
+		in := image.NewGray16(image.Rect(0, 0, bw, bh))
+		for j, q := range src {
+			in.Pix[2*j], in.Pix[2*j+1] = byte(q>>8), byte(q)
+		}
+		out := image.NewGray16(image.Rect(0, 0, w, h))
+		scaler.Scale(out, out.Bounds(), in, in.Bounds(), draw.Src, nil)
+		for j := range resized {
+			resized[j] = uint16(out.Pix[2*j])<<8 | uint16(out.Pix[2*j+1])
+		}
+	}
+	mean, inv := float32(p.Normalize.Mean), float32(1/p.Normalize.Std)
+	for j, q := range resized {
+		dst[j] = (float32(q)/65535 - mean) * inv
+	}
+	return nil
 }

@@ -57,6 +57,7 @@ type Model struct {
 	session  *ort.DynamicAdvancedSession
 	logits   int // index of the logits output
 	cam      int // index of the cam output, -1 when absent
+	features int // index of the features output, -1 when absent
 }
 
 // Load creates the session of a model whose manifest was loaded with
@@ -81,6 +82,33 @@ func Load(m *Manifest, opt SessionOptions) (*Model, error) {
 	if err := checkTensors("output", m.Outputs, outs); err != nil {
 		return nil, fmt.Errorf("model %s does not match its manifest: %w", m.ModelPath(), err)
 	}
+	names := func(ts []Tensor) []string {
+		out := make([]string, len(ts))
+		for i, t := range ts {
+			out[i] = t.Name
+		}
+		return out
+	}
+	s, err := newSession(m, data, names(m.Inputs), names(m.Outputs), opt)
+	if err != nil {
+		return nil, err
+	}
+	md := &Model{Manifest: m, session: s, cam: -1, features: -1}
+	for i, o := range m.Outputs {
+		switch o.Role {
+		case "logits":
+			md.logits = i
+		case "cam":
+			md.cam = i
+		case "features":
+			md.features = i
+		}
+	}
+	return md, nil
+}
+
+// newSession creates an ONNX Runtime session of one of m's files.
+func newSession(m *Manifest, data []byte, inputs, outputs []string, opt SessionOptions) (*ort.DynamicAdvancedSession, error) {
 	so, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("model %s: session options: %w", m.ID, err)
@@ -112,27 +140,11 @@ func Load(m *Manifest, opt SessionOptions) (*Model, error) {
 	default:
 		return nil, fmt.Errorf("model %s: unknown execution provider %q (cpu or cuda)", m.ID, opt.ExecutionProvider)
 	}
-	names := func(ts []Tensor) []string {
-		out := make([]string, len(ts))
-		for i, t := range ts {
-			out[i] = t.Name
-		}
-		return out
-	}
-	s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, names(m.Inputs), names(m.Outputs), so)
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, inputs, outputs, so)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", m.ModelPath(), err)
+		return nil, fmt.Errorf("model %s: %w", m.ID, err)
 	}
-	md := &Model{Manifest: m, session: s, cam: -1}
-	for i, o := range m.Outputs {
-		switch o.Role {
-		case "logits":
-			md.logits = i
-		case "cam":
-			md.cam = i
-		}
-	}
-	return md, nil
+	return s, nil
 }
 
 // checkTensors compares the manifest's tensors with the file's, by name,
@@ -180,6 +192,7 @@ type Output struct {
 	Probabilities []float64 // softmax of logits / temperature, in label order
 	CAM           []float32 // labels x h x w activation maps, nil when the model has none
 	CAMSize       [2]int    // h, w
+	Features      []float32 // the pooled deep features, nil when the model has none
 }
 
 // Run classifies n prepared crops (n*height*width values, NCHW with one
@@ -232,6 +245,20 @@ func (md *Model) Run(crops []float32, n int) ([]Output, error) {
 				res[i].CAM = slices.Clone(cd[i*per : (i+1)*per])
 				res[i].CAMSize = [2]int{int(shape[2]), int(shape[3])}
 			}
+		}
+	}
+	if md.features >= 0 {
+		ft, ok := outs[md.features].(*ort.Tensor[float32])
+		if !ok {
+			return nil, fmt.Errorf("inference: model %s: features are not float32", md.Manifest.ID)
+		}
+		fd := ft.GetData()
+		if len(fd)%n != 0 {
+			return nil, fmt.Errorf("inference: model %s: %d feature values for %d crops", md.Manifest.ID, len(fd), n)
+		}
+		per := len(fd) / n
+		for i := range n {
+			res[i].Features = slices.Clone(fd[i*per : (i+1)*per])
 		}
 	}
 	return res, nil

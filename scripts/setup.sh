@@ -74,8 +74,12 @@ for part in "${parts[@]}"; do
     need_node
     ;;
   torch)
-    # Training only (make train-hip): Debian's PyTorch and onnx for /usr/bin/python3.
+    # Training only (make train-hip, train-spine): Debian's PyTorch and onnx for /usr/bin/python3.
     /usr/bin/python3 -c "import torch, onnx, numpy" 2>/dev/null || apt_install python3-torch python3-onnx python3-numpy
+    ;;
+  sklearn)
+    # Training only (make train-spine: LASSO, gradient-boosted trees, nomogram).
+    /usr/bin/python3 -c "import sklearn" 2>/dev/null || apt_install python3-sklearn
     ;;
   fhirserver)
     dir=testdata/fhirserver
@@ -87,7 +91,7 @@ for part in "${parts[@]}"; do
     fi
     ;;
   *)
-    say "unknown part $part (want ort, redis, node, fhirserver, curl, dcmtk, gdcm, orthanc or torch)"; exit 2
+    say "unknown part $part (want ort, redis, node, fhirserver, curl, dcmtk, gdcm, orthanc, torch or sklearn)"; exit 2
     ;;
   esac
 done

@@ -104,7 +104,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return inspect(ctx, args[1:], retrieverOptions(cfg).Limits, stdout, stderr)
 	case "phantom":
-		return phantomCmd(ctx, args[1:], stdout, stderr)
+		cfg, err := config.Load("phantom", nil, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return phantomCmd(ctx, args[1:], cfg.ONNXRuntime.Library, stdout, stderr)
 	case "analyze":
 		cfg, err := config.Load("analyze", nil, getenv, stderr)
 		if err != nil {

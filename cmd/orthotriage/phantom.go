@@ -22,7 +22,6 @@ import (
 
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
-	"github.com/orthotriage/orthotriage/inference/models"
 	"github.com/orthotriage/orthotriage/phantom"
 )
 
@@ -30,15 +29,15 @@ import (
 const maxPhantoms = 100000
 
 // phantomCmd runs `orthotriage phantom pelvis|spine`.
-func phantomCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func phantomCmd(ctx context.Context, args []string, library string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("phantom", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("n", 10, "number of radiographs")
 	seed := fs.Uint64("seed", 1, "generator seed; a case depends only on (seed, index)")
 	start := fs.Int("start", 0, "index of the first case")
 	out := fs.String("out", "", "output `DIR` (created)")
-	cropsOnly := fs.Bool("crops-only", false, "write the model-input crops (crops.npy, crops.csv) computed by the service's own preprocessing instead of DICOM files")
-	model := fs.String("model", "hip-000", "shipped model whose manifest defines the crops (with --crops-only)")
+	cropsOnly := fs.Bool("crops-only", false, "write the model inputs computed by the service's own code instead of DICOM files: pelvis crops.npy and crops.csv; spine localiser.npy and localiser.csv, then, for each stage of --model already trained, rois.npy, rois.csv, radiomics.csv and deep.npy")
+	model := fs.String("model", "", "shipped model `ID` or folder whose manifest defines the inputs (with --crops-only; default hip-000 or spine-000)")
 	pngs := fs.Bool("png", false, "also write an 8-bit PNG preview beside each DICOM file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: orthotriage phantom pelvis|spine --n N --seed S --out DIR [--crops-only] [--png]")
@@ -61,21 +60,25 @@ func phantomCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("phantom: --n %d outside 1-%d", *n, maxPhantoms)
 	case *start < 0:
 		return fmt.Errorf("phantom: --start %d is negative", *start)
-	case *cropsOnly && kind != "pelvis":
-		return errors.New("phantom: --crops-only is available for pelvis (the hip model's input)")
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("phantom: %w", err)
 	}
 	g := phantomRun{kind: kind, n: *n, seed: *seed, start: *start, out: *out, png: *pngs, stderr: stderr}
 	if *cropsOnly {
-		fsys, err := models.FS(*model)
+		if *model == "" {
+			*model = map[string]string{"pelvis": "hip-000", "spine": "spine-000"}[kind]
+		}
+		m, err := loadManifest(*model)
 		if err != nil {
 			return fmt.Errorf("phantom: --model: %w", err)
 		}
-		m, err := inference.LoadManifestFS(fsys, "models/"+*model)
-		if err != nil {
-			return err
+		want := map[string]string{"pelvis": inference.TaskHip, "spine": inference.TaskVertebral}[kind]
+		if m.Task != want {
+			return fmt.Errorf("phantom: --model %s is a %s model, %s phantoms need a %s model", *model, m.Task, kind, want)
+		}
+		if kind == "spine" {
+			return g.spineCrops(ctx, m, library, stdout)
 		}
 		g.pre = &m.Preprocess
 	}

@@ -18,7 +18,7 @@
 //   - FixedBinSize (FBS): bins of a fixed width from a fixed lower bound,
 //     level = floor((x-low)/width) + 1. Suits calibrated intensities.
 //
-// The vertebral pipeline uses FBN with 32 bins (see Defaults). Data that is
+// The vertebral pipeline uses FBN with the manifest's radiomicsBins (see All). Data that is
 // already discrete (the IBSI phantom) is used as is.
 //
 // # 2D aggregation
@@ -232,4 +232,53 @@ func mean(fs []Features) Features {
 		}
 	}
 	return out
+}
+
+// All computes every implemented feature family of one ROI, as the
+// vertebral pipeline uses them: intensity statistics and 2D morphology on
+// the values as given, and the histogram, GLCM, GLRLM (both "2D, averaged")
+// and GLSZM on FBN discretisation to bins levels. Names are prefixed with
+// their family ("intensity:", "histogram:", "morphology:", "glcm:",
+// "glrlm:", "glszm:"), since some IBSI names recur across families. sx and
+// sy are the pixel spacing in mm (morphology only).
+func All(s Slice, sx, sy float64, bins int) (Features, error) {
+	out := Features{}
+	add := func(family string, f Features, err error) error {
+		if err != nil {
+			return fmt.Errorf("radiomics: %s: %w", family, err)
+		}
+		for k, v := range f {
+			out[family+":"+k] = v
+		}
+		return nil
+	}
+	f, err := Intensity(s)
+	if err := add("intensity", f, err); err != nil {
+		return nil, err
+	}
+	f, err = Morphology(s, sx, sy)
+	if err := add("morphology", f, err); err != nil {
+		return nil, err
+	}
+	d, err := FixedBinNumber(s, bins)
+	if err != nil {
+		return nil, err
+	}
+	f, err = Histogram(d)
+	if err := add("histogram", f, err); err != nil {
+		return nil, err
+	}
+	f, err = GLCM(Averaged, d)
+	if err := add("glcm", f, err); err != nil {
+		return nil, err
+	}
+	f, err = GLRLM(Averaged, d)
+	if err := add("glrlm", f, err); err != nil {
+		return nil, err
+	}
+	f, err = GLSZM(d)
+	if err := add("glszm", f, err); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -44,9 +44,9 @@ class CBAM(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    def __init__(self, cin, width, stride):
+    def __init__(self, cin, width, stride, cout=None):
         super().__init__()
-        cout = width * 4
+        cout = cout or width * 4
         self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
@@ -114,8 +114,9 @@ def count_flops(model, size):
     hooks = [m.register_forward_hook(conv if isinstance(m, nn.Conv2d) else lin)
              for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     model.eval()
+    h, w = (size, size) if isinstance(size, int) else size
     with torch.no_grad():
-        model(torch.zeros(1, 1, size, size))
+        model(torch.zeros(1, 1, h, w))
     for h in hooks:
         h.remove()
     return total[0]
@@ -195,14 +196,18 @@ def fuse_batchnorm(model):
     return model
 
 
-def export(model, path, size):
-    """Exports ONNX (opset 13, dynamic batch) with float16 weight storage."""
+def export(model, path, size, outputs=("logits", "cam")):
+    """Exports ONNX (opset 13, dynamic batch) with float16 weight storage.
+
+    size is the input's side, or its (height, width).
+    """
     model.eval()
-    dummy = torch.zeros(1, 1, size, size)
+    h, w = (size, size) if isinstance(size, int) else size
+    dummy = torch.zeros(1, 1, h, w)
     tmp = path + ".fp32"
-    torch.onnx.export(model, dummy, tmp, input_names=["image"], output_names=["logits", "cam"],
-                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "cam": {0: "batch"}},
-                      opset_version=13, do_constant_folding=True)
+    axes = {name: {0: "batch"} for name in ("image",) + tuple(outputs)}
+    torch.onnx.export(model, dummy, tmp, input_names=["image"], output_names=list(outputs),
+                      dynamic_axes=axes, opset_version=13, do_constant_folding=True)
     m = onnx.load(tmp)
     os.remove(tmp)
     g = m.graph

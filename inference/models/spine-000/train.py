@@ -1,0 +1,450 @@
+#!/usr/bin/python3
+"""Trains the reference vertebral fracture acuity model spine-000, one stage
+at a time, on data the Go service computed itself (`orthotriage phantom
+spine --crops-only`, which runs the stages already trained):
+
+  localiser  whole-image CNN: per level T9-L5 presence and box
+             (localiser.npy, localiser.csv) -> localiser.onnx
+  net        per-vertebra ResNet-50 layout network, 3 classes none, acute,
+             chronic, and its 2048-d pooled features (rois.npy, rois.csv)
+             -> model.onnx
+  fusion     on another seed's fractured vertebrae: L1-penalised logistic
+             selection over deep + radiomics features, gradient-boosted
+             trees (the DLR score), and the nomogram, a logistic model on
+             the DLR score and the clinical data (deep.npy, radiomics.csv,
+             rois.csv) -> fusion.json
+
+Run through `make train-spine` (scripts/train-spine.sh); see MODEL_CARD.md.
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# The hip model's building blocks and ONNX export (float16 weights).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hip-000"))
+from train import Bottleneck, CBFocal, count_flops, export, fuse_batchnorm  # noqa: E402
+
+LEVELS = ["T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"]
+CLASSES = ["none", "acute", "chronic"]
+FEATURES = 2048
+
+
+# ---------------------------------------------------------------- localiser
+
+
+class Localiser(nn.Module):
+    """Six stride-2 conv stages, then a small fully connected head: per
+    level a presence probability and a box (cx, cy, w, h as fractions of
+    the image), all through a sigmoid."""
+
+    def __init__(self, h, w, levels=len(LEVELS)):
+        super().__init__()
+        chans, layers, cin = (16, 32, 48, 64, 96, 128), [], 1
+        for c in chans:
+            layers += [nn.Conv2d(cin, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                       nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+            cin = c
+        self.body = nn.Sequential(*layers)
+        fh, fw = math.ceil(h / 64), math.ceil(w / 64)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(cin * fh * fw, 256), nn.ReLU(inplace=True),
+                                  nn.Linear(256, levels * 5))
+        self.levels = levels
+
+    def forward(self, x):
+        return torch.sigmoid(self.head(self.body(x)).view(-1, self.levels, 5))
+
+
+def train_localiser(a):
+    x = np.load(os.path.join(a.train, "localiser.npy"))
+    rows = list(csv.DictReader(open(os.path.join(a.train, "localiser.csv"))))
+    n = x.shape[0]
+    t = np.zeros((n, len(LEVELS), 5), dtype=np.float32)
+    for r in rows:
+        k = LEVELS.index(r["level"])
+        t[int(r["index"]), k] = [float(r["present"]), float(r["cx"]), float(r["cy"]), float(r["w"]), float(r["h"])]
+    nval = max(1, n // 10)
+    xt, tt, xv, tv = x[nval:], t[nval:], x[:nval], t[:nval]
+    h, w = x.shape[2], x.shape[3]
+    model = Localiser(h, w)
+    print(f"localiser: {len(xt)} train, {len(xv)} validation images {w}x{h}; "
+          f"{sum(p.numel() for p in model.parameters())} parameters", flush=True)
+    g = torch.Generator().manual_seed(a.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
+    steps = a.epochs * math.ceil(len(xt) / a.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=steps, pct_start=0.2)
+
+    def loss_fn(p, y):
+        present = y[..., 0]
+        bce = F.binary_cross_entropy(p[..., 0].clamp(1e-6, 1 - 1e-6), present)
+        box = (F.smooth_l1_loss(p[..., 1:], y[..., 1:], reduction="none", beta=0.01).sum(-1) * present).sum() / present.sum().clamp(min=1)
+        return bce + 20 * box
+
+    def metrics(p, y):
+        present = y[..., 0] > 0.5
+        called = p[..., 0] > 0.5
+        err = (np.abs(p[..., 1:3] - y[..., 1:3])[present]).mean(0)
+        return float((called == present).mean()), err
+
+    began = time.time()
+    for ep in range(a.epochs):
+        model.train()
+        order = torch.randperm(len(xt), generator=g).numpy()
+        total = 0.0
+        for i in range(0, len(order), a.batch):
+            idx = np.sort(order[i : i + a.batch])
+            xb = torch.from_numpy(xt[idx])
+            b = xb.shape[0]
+            # Exposure and contrast jitter and noise (no geometry: the
+            # targets are boxes).
+            xb = xb * (1 + (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * 0.3) + (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * 0.4
+            xb = xb + torch.randn(xb.shape, generator=g) * 0.03
+            loss = loss_fn(model(xb), torch.from_numpy(tt[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        model.eval()
+        with torch.no_grad():
+            pv = model(torch.from_numpy(xv)).numpy()
+        acc, err = metrics(pv, tv)
+        print(f"epoch {ep + 1}/{a.epochs}: loss {total / len(xt):.4f}, val presence accuracy {acc:.4f}, "
+              f"centre error x {err[0]:.4f} y {err[1]:.4f} of the image ({time.time() - began:.0f}s)", flush=True)
+    fuse_localiser(model)
+    round_half(model)
+    with torch.no_grad():
+        pv = model(torch.from_numpy(xv)).numpy()
+    acc, err = metrics(pv, tv)
+    os.makedirs(a.out, exist_ok=True)
+    export(model, os.path.join(a.out, "localiser.onnx"), (h, w), outputs=("levels",))
+    report = {"stage": "localiser", "trainImages": int(len(xt)), "epochs": a.epochs, "valPresenceAccuracy": acc,
+              "valCentreError": [float(e) for e in err], "parameters": int(sum(p.numel() for p in model.parameters())),
+              "seconds": round(time.time() - began)}
+    write_report(a.out, report)
+
+
+def fuse_localiser(model):
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    model.eval()
+    layers = list(model.body)
+    out = []
+    i = 0
+    while i < len(layers):
+        if isinstance(layers[i], nn.Conv2d) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.BatchNorm2d):
+            out.append(fuse_conv_bn_eval(layers[i], layers[i + 1]))
+            i += 2
+        else:
+            out.append(layers[i])
+            i += 1
+    model.body = nn.Sequential(*out)
+
+
+def round_half(model):
+    """Rounds the weights the export stores as float16, so that PyTorch
+    computes what the ONNX file will."""
+    with torch.no_grad():
+        for p in model.state_dict().values():
+            if p.dtype == torch.float32 and p.numel() >= 64:
+                p.copy_(p.half().float())
+
+
+# ---------------------------------------------------------------- network
+
+
+class SpineNet(nn.Module):
+    """ResNet-50 layout (bottleneck blocks 3-4-6-3) at a quarter of the
+    usual width on a 64-px region of interest (stem without max pooling),
+    then a 1x1 convolution to ResNet-50's 2048 channels, global average
+    pooling (the 2048-d deep features) and a linear 3-class head."""
+
+    def __init__(self, classes=3, base=16, blocks=(3, 4, 6, 3)):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, base, 7, 2, 3, bias=False), nn.BatchNorm2d(base), nn.ReLU(inplace=True))
+        stages, cin = [], base
+        for i, n in enumerate(blocks):
+            width = base * 2**i
+            for j in range(n):
+                stages.append(Bottleneck(cin, width, 2 if (j == 0 and i > 0) else 1))
+                cin = width * 4
+        self.stages = nn.Sequential(*stages)
+        self.expand = nn.Sequential(nn.Conv2d(cin, FEATURES, 1, bias=False), nn.BatchNorm2d(FEATURES), nn.ReLU(inplace=True))
+        self.fc = nn.Linear(FEATURES, classes)
+
+    def forward(self, x):
+        f = self.expand(self.stages(self.stem(x))).mean((2, 3))
+        return self.fc(f), f
+
+
+def fuse_net(model):
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    model.eval()
+    model.stem[0] = fuse_conv_bn_eval(model.stem[0], model.stem[1])
+    model.stem[1] = nn.Identity()
+    model.expand[0] = fuse_conv_bn_eval(model.expand[0], model.expand[1])
+    model.expand[1] = nn.Identity()
+    for m in model.modules():
+        if isinstance(m, Bottleneck):
+            for c, b in (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")):
+                setattr(m, c, fuse_conv_bn_eval(getattr(m, c), getattr(m, b)))
+                setattr(m, b, nn.Identity())
+            if m.down is not None:
+                m.down[0] = fuse_conv_bn_eval(m.down[0], m.down[1])
+                m.down[1] = nn.Identity()
+
+
+def augment_roi(x, g):
+    """Small rotations, scale and shifts (the localiser's boxes wander),
+    exposure and contrast jitter, noise."""
+    b = x.shape[0]
+    ang = (torch.rand(b, generator=g) - 0.5) * 2 * math.radians(6)
+    sc = 1 + (torch.rand(b, generator=g) - 0.5) * 0.16
+    tx = (torch.rand(b, 2, generator=g) - 0.5) * 0.1
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    theta = torch.stack([torch.stack([cos, -sin, tx[:, 0]], 1), torch.stack([sin, cos, tx[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, x.shape, align_corners=False)
+    x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+    gain = 1 + (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * 0.3
+    bias = (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * 0.4
+    return x * gain + bias + torch.randn(x.shape, generator=g) * 0.03
+
+
+def predict(model, x, bs=512):
+    model.eval()
+    ps, fs = [], []
+    with torch.no_grad():
+        for i in range(0, len(x), bs):
+            logits, f = model(torch.from_numpy(np.ascontiguousarray(x[i : i + bs])))
+            ps.append(F.softmax(logits, 1).numpy())
+            fs.append(f.numpy())
+    return np.concatenate(ps), np.concatenate(fs)
+
+
+def train_net(a):
+    x = np.load(os.path.join(a.train, "rois.npy"))
+    rows = list(csv.DictReader(open(os.path.join(a.train, "rois.csv"))))
+    y = np.array([CLASSES.index(r["fracture"]) for r in rows], dtype=np.int64)
+    cases = np.array([r["file"] for r in rows])
+    # Validation: the last tenth of the cases (whole radiographs).
+    uniq = sorted(set(cases))
+    val_cases = set(uniq[-max(20, len(uniq) // 10):])
+    vmask = np.array([c in val_cases for c in cases])
+    xt, yt, xv, yv = x[~vmask], y[~vmask], x[vmask], y[vmask]
+    counts = np.bincount(yt, minlength=3).astype(np.float64)
+    print(f"net: {len(yt)} train, {len(yv)} validation regions; class counts {dict(zip(CLASSES, counts.astype(int)))}", flush=True)
+    torch.manual_seed(a.seed)
+    g = torch.Generator().manual_seed(a.seed)
+    model = SpineNet()
+    nparams = sum(p.numel() for p in model.parameters())
+    print(f"parameters: {nparams}", flush=True)
+    loss_fn = CBFocal(np.maximum(counts, 1))
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
+    # Each epoch: every fractured region and as many unfractured ones,
+    # drawn afresh.
+    frac, normal = np.where(yt > 0)[0], np.where(yt == 0)[0]
+    per_epoch = len(frac) + min(len(normal), len(frac))
+    steps = a.epochs * math.ceil(per_epoch / a.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=steps, pct_start=0.15)
+    began = time.time()
+    best, best_state = -1.0, None
+    for ep in range(a.epochs):
+        model.train()
+        pick = np.concatenate([frac, normal[torch.randperm(len(normal), generator=g).numpy()[: min(len(normal), len(frac))]]])
+        order = pick[torch.randperm(len(pick), generator=g).numpy()]
+        total = 0.0
+        for i in range(0, len(order), a.batch):
+            idx = np.sort(order[i : i + a.batch])
+            logits, _ = model(augment_roi(torch.from_numpy(xt[idx]), g))
+            loss = loss_fn(logits, torch.from_numpy(yt[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        pv, _ = predict(model, xv)
+        acc = float((pv.argmax(1) == yv).mean())
+        fr = yv > 0
+        acute_acc = float((pv[fr][:, 1] > pv[fr][:, 2]).astype(int).__eq__(yv[fr] == 1).mean()) if fr.any() else float("nan")
+        print(f"epoch {ep + 1}/{a.epochs}: loss {total / len(order):.4f}, val accuracy {acc:.4f}, "
+              f"acute-vs-chronic on fractures {acute_acc:.4f} ({time.time() - began:.0f}s)", flush=True)
+        if acc >= best:
+            best, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    fuse_net(model)
+    round_half(model)
+    pv, _ = predict(model, xv)
+    acc16 = float((pv.argmax(1) == yv).mean())
+    os.makedirs(a.out, exist_ok=True)
+    export(model, os.path.join(a.out, "model.onnx"), x.shape[-1], outputs=("logits", "features"))
+    report = {"stage": "net", "trainRegions": int(len(yt)), "epochs": a.epochs, "batch": a.batch, "lr": a.lr,
+              "valAccuracyFloat16": acc16, "parameters": int(nparams), "seconds": round(time.time() - began),
+              "flopsPerInput": count_flops(SpineNet(), x.shape[-1])}
+    write_report(a.out, report)
+
+
+# ---------------------------------------------------------------- fusion
+
+
+def clinical_of(r):
+    return {"age": float(r["age"]), "female": 1.0 if r["sex"] == "F" else 0.0, "symptom_days": float(r["symptom_days"]),
+            "trauma": 1.0 if r["trauma"] == "true" else 0.0, "tscore": float(r["tscore"])}
+
+
+NOMOGRAM_TERMS = [  # name, label, unit, transform
+    ("dlr", "DLR score (image)", "", "logit"),
+    ("age", "Age", "years", ""),
+    ("female", "Female sex", "", ""),
+    ("symptom_days", "Symptom duration", "days", "log"),
+    ("trauma", "Recent minor trauma", "", ""),
+    ("tscore", "BMD T-score", "", ""),
+]
+
+
+def transform(v, kind):
+    if kind == "logit":
+        p = np.clip(v, 1e-4, 1 - 1e-4)
+        return np.log(p / (1 - p))
+    if kind == "log":
+        return np.log(np.maximum(v, 1))
+    return v
+
+
+def train_fusion(a):
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    rows = list(csv.DictReader(open(os.path.join(a.train, "rois.csv"))))
+    deep = np.load(os.path.join(a.train, "deep.npy"))
+    radio_rows = list(csv.reader(open(os.path.join(a.train, "radiomics.csv"))))
+    radio_names = radio_rows[0][1:]
+    radio = np.array([[float(v) for v in r[1:]] for r in radio_rows[1:]])
+    keep = np.array([r["fracture"] in ("acute", "chronic") for r in rows])
+    y = np.array([1 if r["fracture"] == "acute" else 0 for r in rows])[keep]
+    names = [f"deep:{i}" for i in range(deep.shape[1])] + [f"radiomics:{n}" for n in radio_names]
+    x = np.concatenate([deep, radio], 1)[keep].astype(np.float64)
+    clin = [clinical_of(r) for r, k in zip(rows, keep) if k]
+    ok = np.isfinite(x).all(0) & (x.std(0) > 1e-9)
+    print(f"fusion: {len(y)} fractured vertebrae ({int(y.sum())} acute), {int(ok.sum())} of {x.shape[1]} features usable", flush=True)
+    x, names = x[:, ok], [n for n, o in zip(names, ok) if o]
+    mean, std = x.mean(0), x.std(0)
+    z = (x - mean) / std
+    began = time.time()
+    lasso = LogisticRegressionCV(Cs=np.logspace(-3, 0, 10), penalty="l1", solver="liblinear", cv=5, scoring="roc_auc",
+                                 max_iter=2000, random_state=a.seed).fit(z, y)
+    coef = lasso.coef_[0]
+    sel = np.where(np.abs(coef) > 1e-8)[0]
+    if len(sel) > a.max_features:
+        sel = np.sort(sel[np.argsort(-np.abs(coef[sel]))[: a.max_features]])
+    print(f"LASSO: C {lasso.C_[0]:.4g}, kept {len(sel)} features "
+          f"({sum(names[i].startswith('deep:') for i in sel)} deep, {sum(names[i].startswith('radiomics:') for i in sel)} radiomics) "
+          f"({time.time() - began:.0f}s)", flush=True)
+    zs = z[:, sel]
+    gbt = dict(n_estimators=a.trees, max_depth=3, learning_rate=0.05, subsample=0.8, random_state=a.seed)
+    folds = StratifiedKFold(5, shuffle=True, random_state=a.seed)
+    # The nomogram is fitted on out-of-fold DLR scores: scores of the final
+    # trees on their own training rows would be overconfident.
+    dlr_oof = cross_val_predict(GradientBoostingClassifier(**gbt), zs, y, cv=folds, method="predict_proba")[:, 1]
+    trees = GradientBoostingClassifier(**gbt).fit(zs, y)
+    print(f"trees: {a.trees}, out-of-fold DLR computed ({time.time() - began:.0f}s)", flush=True)
+
+    def nomogram_matrix(dlr, cl):
+        cols = []
+        for name, _, _, tr in NOMOGRAM_TERMS:
+            v = dlr if name == "dlr" else np.array([c[name] for c in cl])
+            cols.append(transform(v, tr))
+        return np.stack(cols, 1)
+
+    xn = nomogram_matrix(dlr_oof, clin)
+    nomo = LogisticRegression(C=1e4, max_iter=5000).fit(xn, y)
+    lo, hi = xn.min(0), xn.max(0)
+    terms = []
+    widest = 0.0
+    for k, (name, label, unit, tr) in enumerate(NOMOGRAM_TERMS):
+        c = float(nomo.coef_[0][k])
+        widest = max(widest, abs(c) * (hi[k] - lo[k]))
+        terms.append({"name": name, "label": label, "unit": unit, "coef": c, "min": float(lo[k]), "max": float(hi[k]), "transform": tr})
+    fusion = {
+        "schema": "orthotriage.fusion/v1",
+        "features": [names[i] for i in sel],
+        "mean": [float(mean[i]) for i in sel],
+        "std": [float(std[i]) for i in sel],
+        "trees": {"init": float(init_logodds(trees)), "learningRate": trees.learning_rate, "trees": export_trees(trees)},
+        "nomogram": {"intercept": float(nomo.intercept_[0]), "terms": terms, "pointsPerUnit": 100 / widest},
+    }
+    # Golden rows: scikit-learn's own scores, which the Go evaluation must
+    # give (TestFusionGolden).
+    dlr_fit = trees.predict_proba(zs)[:, 1]
+    gold = []
+    for i in range(0, len(y), max(1, len(y) // 8))[:8]:
+        xi = nomogram_matrix(dlr_fit[i : i + 1], clin[i : i + 1])
+        gold.append({"x": [float(v) for v in x[i, sel]], "clinical": clin[i], "dlr": float(dlr_fit[i]),
+                     "nomogram": float(nomo.predict_proba(np.clip(xi, lo, hi))[0, 1])})
+    fusion["golden"] = gold
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "fusion.json"), "w") as f:
+        json.dump(fusion, f, separators=(",", ":"))
+    from sklearn.metrics import roc_auc_score
+    report = {"stage": "fusion", "fracturedVertebrae": int(len(y)), "acute": int(y.sum()), "lassoC": float(lasso.C_[0]),
+              "selected": len(sel), "selectedDeep": int(sum(names[i].startswith("deep:") for i in sel)),
+              "trees": a.trees, "oofAUC_DLR": float(roc_auc_score(y, dlr_oof)),
+              "oofAUC_nomogram_in_sample": float(roc_auc_score(y, nomo.predict_proba(xn)[:, 1])),
+              "nomogram": {t["name"]: round(t["coef"], 4) for t in terms}, "seconds": round(time.time() - began)}
+    write_report(a.out, report)
+
+
+def init_logodds(gbt):
+    """The ensemble's starting log-odds (scikit-learn's prior)."""
+    p = gbt.init_.class_prior_[1]
+    return math.log(p / (1 - p))
+
+
+def export_trees(gbt):
+    out = []
+    for est in gbt.estimators_[:, 0]:
+        t = est.tree_
+        out.append({"feature": [int(v) for v in t.feature], "threshold": [float(v) for v in t.threshold],
+                    "left": [int(v) for v in t.children_left], "right": [int(v) for v in t.children_right],
+                    "value": [float(v) for v in t.value[:, 0, 0]]})
+    return out
+
+
+def write_report(out, report):
+    path = os.path.join(out, "training.json")
+    all_reports = json.load(open(path)) if os.path.exists(path) else {}
+    all_reports[report["stage"]] = report
+    with open(path, "w") as f:
+        json.dump(all_reports, f, indent=1)
+    print(json.dumps(report), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("stage", choices=["localiser", "net", "fusion"])
+    ap.add_argument("--train", required=True, help="folder written by orthotriage phantom spine --crops-only")
+    ap.add_argument("--out", required=True, help="the model folder being built")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--trees", type=int, default=300)
+    ap.add_argument("--max-features", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(a.threads)
+    {"localiser": train_localiser, "net": train_net, "fusion": train_fusion}[a.stage](a)
+
+
+if __name__ == "__main__":
+    main()

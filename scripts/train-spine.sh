@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Reproduces the reference vertebral model inference/models/spine-000, one
+# stage at a time; each stage's training data is written by the Go service's
+# own code with the stages before it (orthotriage phantom spine --crops-only):
+#   1. localiser   seed 1 (TRAIN_N radiographs)          -> localiser.onnx
+#   2. network     seed 1 regions found by the localiser -> model.onnx
+#   3. fusion      seed 5 (FUSION_N radiographs), never seen by the network
+#                  -> fusion.json (LASSO selection, trees, nomogram)
+#   4. evaluation  seed 3 (TEST_N DICOM files), never seen in training,
+#                  through `orthotriage eval --model vertebral-fracture-acuity`
+# About 40-60 minutes on 2 cores; not part of `make test`. Knobs: TRAIN_N,
+# FUSION_N, TEST_N, LOC_EPOCHS, NET_EPOCHS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TRAIN_N=${TRAIN_N:-2500} FUSION_N=${FUSION_N:-2000} TEST_N=${TEST_N:-600}
+LOC_EPOCHS=${LOC_EPOCHS:-30} NET_EPOCHS=${NET_EPOCHS:-16}
+W=${SPINE_WORK:-.cache/spine}
+bin=bin/orthotriage
+model=inference/models/spine-000
+train=$model/train.py
+scripts/setup.sh torch sklearn ort
+make --no-print-directory build
+began=$SECONDS
+step() { echo "== $* ($((SECONDS - began))s)"; }
+# The model folder being built: the manifest, then each stage's file.
+rm -rf "$W/model" && mkdir -p "$W/model" && cp "$model/manifest.json" "$W/model/"
+
+step "1/4 localiser data (seed 1, $TRAIN_N radiographs)"
+rm -rf "$W/loc" && $bin phantom spine --n "$TRAIN_N" --seed 1 --out "$W/loc" --crops-only --model "$W/model"
+step "1/4 localiser training"
+/usr/bin/python3 $train localiser --train "$W/loc" --out "$W/model" --epochs "$LOC_EPOCHS" | tee "$W/train-localiser.log"
+
+step "2/4 network data (seed 1, regions found by the localiser)"
+rm -rf "$W/net" && $bin phantom spine --n "$TRAIN_N" --seed 1 --out "$W/net" --crops-only --model "$W/model"
+step "2/4 network training"
+/usr/bin/python3 $train net --train "$W/net" --out "$W/model" --epochs "$NET_EPOCHS" | tee "$W/train-net.log"
+
+step "3/4 fusion data (seed 5, $FUSION_N radiographs)"
+rm -rf "$W/fusion" && $bin phantom spine --n "$FUSION_N" --seed 5 --out "$W/fusion" --crops-only --model "$W/model"
+step "3/4 fusion training"
+/usr/bin/python3 $train fusion --train "$W/fusion" --out "$W/model" | tee "$W/train-fusion.log"
+
+[ -n "${SPINE_NO_COPY:-}" ] && exit 0
+cp "$W/model/localiser.onnx" "$W/model/model.onnx" "$W/model/fusion.json" "$W/model/training.json" "$model/"
+# The shipped model is embedded in the binary: rebuild it with the new files.
+make --no-print-directory build
+step "4/4 evaluation (seed 3, $TEST_N DICOM files)"
+[ -f "$W/test-$TEST_N/labels.csv" ] || $bin phantom spine --n "$TEST_N" --seed 3 --out "$W/test-$TEST_N"
+$bin eval --model spine-000 --data "$W/test-$TEST_N" --plots "$W/plots" | tee "$W/eval.txt"
+step "done"
