@@ -25,9 +25,9 @@ const SyntheticWarning = "synthetic training data - not for clinical use"
 // prepared, what comes out and what the outputs mean. A hospital that
 // validates its own weights ships them with a manifest of this shape.
 type Manifest struct {
-	Schema       string             `json:"schema"`
-	ID           string             `json:"id"`
-	Version      string             `json:"version"`
+	Schema  string `json:"schema"`
+	ID      string `json:"id"`
+	Version string `json:"version"`
 	// Task is "hip" (per-hip classification of an AP pelvis) or
 	// "vertebral-fracture-acuity" (lateral spine: File is then the
 	// per-vertebra network, and Vertebral names the other stages).
