@@ -53,6 +53,13 @@ type Input struct {
 	// Access is the call's FHIR base and token and the caller's
 	// registered DICOMweb bases.
 	Access imaging.Access
+	// Clinical, when set, gives the patient's clinical data at a time
+	// (the study's); it is called only by a vertebral analysis about to
+	// run. Without it the DLR score is used alone.
+	Clinical func(ctx context.Context, at time.Time) Clinical
+	// Bodies, when not empty, are vertebral bodies the caller gave
+	// (level and box in image pixels): they replace the localiser's.
+	Bodies []inference.Body
 }
 
 // Policy is what the service does with model outputs beyond the manifest's
@@ -137,7 +144,12 @@ func (a *Analyzer) Analyze(ctx context.Context, in Input) (Result, error) {
 			a.Log.DebugContext(ctx, "image body part not read by the model", "study", study.UID, "bodyPart", img.Meta.BodyPart)
 			continue
 		}
-		r, err := a.classify(ctx, model, img)
+		var r Result
+		if v, ok := model.(*VertebralModel); ok {
+			r, err = a.readVertebral(ctx, v, img, in)
+		} else {
+			r, err = a.classify(ctx, model, img)
+		}
 		if err != nil {
 			return Result{}, err
 		}

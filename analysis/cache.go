@@ -2,10 +2,13 @@ package analysis
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -283,11 +286,23 @@ func (c *Cached) Stats() CacheStats {
 	return CacheStats{c.hits.Load(), c.misses.Load(), c.computed.Load(), c.storeErrors.Load()}
 }
 
+// studyKey names the study; vertebral bodies given by the caller make
+// another result than the localiser's, so they are part of the key.
 func studyKey(in Input) string {
+	key := "ImagingStudy/" + deref(in.Study.Id)
 	if uid := imaging.StudyInstanceUID(in.Study); uid != "" {
-		return uid
+		key = uid
 	}
-	return "ImagingStudy/" + deref(in.Study.Id)
+	if len(in.Bodies) > 0 {
+		var b strings.Builder
+		for _, body := range in.Bodies {
+			r := body.Box
+			fmt.Fprintf(&b, "%s:%d,%d,%d,%d;", body.Level, r.Min.X, r.Min.Y, r.Max.X, r.Max.Y)
+		}
+		sum := sha256.Sum256([]byte(b.String()))
+		key += "#bodies=" + hex.EncodeToString(sum[:8])
+	}
+	return key
 }
 
 // IsPending reports whether err means the caller stopped waiting while the

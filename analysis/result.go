@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/orthotriage/orthotriage/inference/spine"
 )
 
 // SchemaVersion is the version of Result's shape; a cached Result of another
@@ -38,7 +40,13 @@ type Result struct {
 	Priority string `json:"priority,omitempty"`
 	// Review is set when a finding's confidence is below the policy's
 	// review threshold: a human should look before anyone relies on it.
-	Review   bool      `json:"review,omitempty"`
+	Review bool `json:"review,omitempty"`
+	// Localised are the vertebral levels the localiser found (or the
+	// caller gave), top to bottom; vertebral results only.
+	Localised []string `json:"localised,omitempty"`
+	// Notes say what a reader must know about the result as a whole, e.g.
+	// that nothing could be localised or that clinical data was missing.
+	Notes    []string  `json:"notes,omitempty"`
 	Analyzed time.Time `json:"analyzed"`
 	Timings  Timings   `json:"timingsMs"`
 }
@@ -111,6 +119,34 @@ type Finding struct {
 	// Heatmap is a small PNG of the region with the activation map laid
 	// over it; nil when the model has no activation output.
 	Heatmap []byte `json:"heatmap,omitempty"`
+	// Acuity is how a fractured vertebra's acuity was reached; vertebral
+	// findings only.
+	Acuity *Acuity `json:"acuity,omitempty"`
+}
+
+// Acuity is the vertebral fusion's reading of one fractured vertebra.
+type Acuity struct {
+	// Fracture is the network's probability that the body is fractured.
+	Fracture float64 `json:"fracture"`
+	// DLR is the deep-learning-radiomics score: P(acute) from the image.
+	DLR float64 `json:"dlr"`
+	// Nomogram is the nomogram's reading with the clinical data; nil when
+	// a clinical value was missing (Missing says which) and the DLR score
+	// alone gave the probability.
+	Nomogram *spine.Score `json:"nomogram,omitempty"`
+	Missing  []string     `json:"missing,omitempty"`
+	// Box is the body's box in image pixels (x, y, width, height); Given
+	// says the caller gave it rather than the localiser.
+	Box   [4]int `json:"box"`
+	Given bool   `json:"given,omitempty"`
+}
+
+// Method says which score gave the acuity probability.
+func (a Acuity) Method() string {
+	if a.Nomogram != nil {
+		return "nomogram"
+	}
+	return "DLR score alone"
 }
 
 // Code is a coding from the model manifest's label table.

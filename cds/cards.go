@@ -73,7 +73,8 @@ type IssuedCard struct {
 // calls for none (all normal and no normal card configured).
 func (e *Engine) card(svc Service, hookInstance string, r analysis.Result, rep Report, base string) (Card, []Action, bool) {
 	top, notable := r.Top()
-	if !notable && !r.Review && !e.Cards.NormalCard {
+	unlocalised := r.Model.Task == analysisTaskVertebral && len(r.Localised) == 0
+	if !notable && !r.Review && !e.Cards.NormalCard && !unlocalised {
 		return Card{}, nil, false
 	}
 	indicator := indicatorOf(top.Priority) // top is the most urgent finding
@@ -124,9 +125,21 @@ const maxSummary = 139
 // neck of femur, right hip (97%): STAT read suggested".
 func summary(r analysis.Result, top analysis.Finding, notable bool) string {
 	var s string
-	if !notable {
+	switch {
+	case r.Model.Task == analysisTaskVertebral && len(r.Localised) == 0:
+		s = "AI triage: no vertebral body could be localised on the lateral spine radiograph, no acuity estimate"
+	case r.Model.Task == analysisTaskVertebral && notable:
+		// e.g. "L1 fracture likely acute (91%): urgent read suggested"
+		s = fmt.Sprintf("%s fracture likely %s (%s)", top.Region, top.Class, analysis.Percent(top.Probability))
+		if top.Priority != "" {
+			s += ": " + top.Priority + " read suggested"
+		}
+		if n := countNotable(r) - 1; n > 0 {
+			s += fmt.Sprintf(" (+%d more)", n)
+		}
+	case !notable:
 		s = "AI triage: no abnormality found on " + studyNoun(r)
-	} else {
+	default:
 		fl := top.Flagged()
 		s = fmt.Sprintf("Possible %s, %s (%s)", lowerFirst(fl.Display), site(top), analysis.Percent(fl.Probability))
 		if top.Priority != "" {
@@ -146,8 +159,11 @@ func summary(r analysis.Result, top analysis.Finding, notable bool) string {
 }
 
 func studyNoun(r analysis.Result) string {
-	if r.Model.Task == "hip" {
+	switch {
+	case r.Model.Task == "hip":
 		return "the hips"
+	case r.Model.Task == analysisTaskVertebral && len(r.Localised) > 0:
+		return "the vertebrae " + r.Localised[0] + "-" + r.Localised[len(r.Localised)-1] + " (no fracture)"
 	}
 	return "the study"
 }
@@ -194,6 +210,27 @@ func detail(r analysis.Result) string {
 	if r.Model.Synthetic() {
 		fmt.Fprintf(&b, "**%s.** This model was trained on synthetic radiographs only.\n\n", strings.ToUpper(r.Model.Warning[:1])+r.Model.Warning[1:])
 	}
+	if r.Model.Task == analysisTaskVertebral {
+		vertebralDetail(&b, r)
+	} else {
+		hipTable(&b, r)
+	}
+	fmt.Fprintf(&b, "\nModel: %s %s.", mdEscape(r.Model.ID), mdEscape(r.Model.Version))
+	if r.Study.UID != "" {
+		fmt.Fprintf(&b, " Study: %s.", mdEscape(r.Study.UID))
+	}
+	b.WriteString("\n\nLimitations: a second reader for triage, not a diagnosis; results are preliminary until a radiologist reports the study.")
+	switch r.Model.Task {
+	case "hip":
+		b.WriteString(" One AP pelvis image per study is read and each hip is cropped at a fixed position, so unusual positioning or collimation can mislead the model.")
+	case analysisTaskVertebral:
+		b.WriteString(" One lateral image per study is read; acuity is an estimate where MRI is not available soon, and MRI (bone marrow oedema) remains the reference.")
+	}
+	return b.String()
+}
+
+// hipTable is the hip findings' table.
+func hipTable(b *strings.Builder, r analysis.Result) {
 	b.WriteString("| Site | AI finding | Probability | Suggested priority |\n|---|---|---|---|\n")
 	for _, f := range r.Findings {
 		fl := f.Flagged()
@@ -208,17 +245,66 @@ func detail(r analysis.Result) string {
 		if prio == "" {
 			prio = "-"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", mdEscape(site(f)), mdEscape(finding), analysis.Percent(f.Probability), prio)
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", mdEscape(site(f)), mdEscape(finding), analysis.Percent(f.Probability), prio)
 	}
-	fmt.Fprintf(&b, "\nModel: %s %s.", mdEscape(r.Model.ID), mdEscape(r.Model.Version))
-	if r.Study.UID != "" {
-		fmt.Fprintf(&b, " Study: %s.", mdEscape(r.Study.UID))
+}
+
+// vertebralDetail is the fractured vertebrae's table, each nomogram's
+// breakdown and the notes.
+func vertebralDetail(b *strings.Builder, r analysis.Result) {
+	if len(r.Localised) > 0 {
+		fmt.Fprintf(b, "Vertebrae localised: %s.\n\n", strings.Join(r.Localised, ", "))
 	}
-	b.WriteString("\n\nLimitations: a second reader for triage, not a diagnosis; results are preliminary until a radiologist reports the study.")
-	if r.Model.Task == "hip" {
-		b.WriteString(" One AP pelvis image per study is read and each hip is cropped at a fixed position, so unusual positioning or collimation can mislead the model.")
+	if len(r.Findings) > 0 {
+		b.WriteString("| Vertebra | AI acuity | P(acute) | From | P(fracture) | Suggested priority |\n|---|---|---|---|---|---|\n")
+		for _, f := range r.Findings {
+			pa, method, frac := f.Probability, "", "-"
+			if f.Class == "chronic" {
+				pa = 1 - f.Probability
+			}
+			if a := f.Acuity; a != nil {
+				method, frac = a.Method(), analysis.Percent(a.Fracture)
+			}
+			acuity := f.Class
+			if f.LowConfidence {
+				acuity += " - low confidence"
+			}
+			prio := f.Priority
+			if prio == "" {
+				prio = "-"
+			}
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", mdEscape(f.Region), acuity, analysis.Percent(pa), method, frac, prio)
+		}
+		for _, f := range r.Findings {
+			a := f.Acuity
+			if a == nil || a.Nomogram == nil {
+				continue
+			}
+			fmt.Fprintf(b, "\n**Nomogram, %s** (points; more points, more likely acute):\n\n| Variable | Value | Points |\n|---|---|---|\n", mdEscape(f.Region))
+			for _, p := range a.Nomogram.Points {
+				v := fmt.Sprintf("%g", p.Value)
+				switch p.Name {
+				case "dlr":
+					v = analysis.Percent(p.Value) + " acute"
+				case "female":
+					v = map[bool]string{true: "female", false: "male"}[p.Value == 1]
+				case "trauma":
+					v = map[bool]string{true: "yes", false: "no"}[p.Value == 1]
+				}
+				if p.Unit != "" {
+					v += " " + p.Unit
+				}
+				if p.Clipped {
+					v += " (outside the training range: counted at its end)"
+				}
+				fmt.Fprintf(b, "| %s | %s | %.0f |\n", mdEscape(p.Label), mdEscape(v), p.Points)
+			}
+			fmt.Fprintf(b, "| **Total** | | **%.0f** -> P(acute) %s |\n", a.Nomogram.TotalPoints, analysis.Percent(a.Nomogram.Probability))
+		}
 	}
-	return b.String()
+	for _, n := range r.Notes {
+		fmt.Fprintf(b, "\n%s\n", mdEscape(n))
+	}
 }
 
 // mdEscape keeps text from breaking a markdown table.

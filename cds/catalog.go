@@ -1,6 +1,9 @@
 package cds
 
-import "sort"
+import (
+	"maps"
+	"sort"
+)
 
 // Hooks the services answer.
 const (
@@ -41,6 +44,8 @@ type Service struct {
 	NeedsPatient bool
 	// Task is the model task the service runs (a manifest's task).
 	Task string
+	// Prefetch are the service's templates beyond the common ones.
+	Prefetch map[string]string
 }
 
 // Catalog is the set of services this deployment offers.
@@ -70,6 +75,7 @@ func DefaultCatalog() *Catalog {
 			Hooks:        both,
 			NeedsPatient: true,
 			Task:         "vertebral-fracture-acuity",
+			Prefetch:     clinicalTemplates,
 		},
 	)
 }
@@ -99,6 +105,16 @@ func (s Service) Offers(hook string) bool {
 	return false
 }
 
+// prefetch is every template the service may ask for.
+func (s Service) prefetch() map[string]string {
+	if len(s.Prefetch) == 0 {
+		return prefetchTemplates
+	}
+	all := maps.Clone(prefetchTemplates)
+	maps.Copy(all, s.Prefetch)
+	return all
+}
+
 // Discovery returns the discovery document: one entry per service and hook,
 // sorted by id then hook so the document is stable.
 func (c *Catalog) Discovery() Discovery {
@@ -110,7 +126,7 @@ func (c *Catalog) Discovery() Discovery {
 				Title:       s.Title,
 				Description: s.Description,
 				ID:          s.ID,
-				Prefetch:    prefetchTemplates,
+				Prefetch:    s.prefetch(),
 			})
 		}
 	}

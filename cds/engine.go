@@ -115,7 +115,8 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 	for i, s := range studies {
 		wg.Go(func() {
 			results[i], errs[i] = e.Analyzer.Analyze(wait, analysis.Input{Task: svc.Task, FHIRServer: req.FHIRServer,
-				Study: s, Endpoints: data.Endpoints, ResolveEndpoints: data.ResolveEndpoints[i], Access: access, Tenant: caller.Issuer})
+				Study: s, Endpoints: data.Endpoints, ResolveEndpoints: data.ResolveEndpoints[i], Access: access, Tenant: caller.Issuer,
+				Clinical: data.Clinical})
 		})
 	}
 	wg.Wait()

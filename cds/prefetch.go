@@ -10,8 +10,10 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/orthotriage/orthotriage"
+	"github.com/orthotriage/orthotriage/analysis"
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
@@ -54,6 +56,9 @@ type Data struct {
 	// Server is the FHIR server and the token used for it (the call's
 	// fhirAuthorization, or a Backend Services token); never log Token.
 	Server FHIRServer
+	// Clinical gives the patient's clinical data for the vertebral
+	// nomogram, read when first called; nil for other services.
+	Clinical func(ctx context.Context, at time.Time) analysis.Clinical
 }
 
 // Resolve gathers the Patient and ImagingStudy resources for a validated
@@ -138,6 +143,9 @@ func (r *Resolver) Resolve(ctx context.Context, svc Service, req Request, hc Hoo
 		}
 	}
 	d.Server = f.server
+	if svc.Task == analysisTaskVertebral {
+		d.Clinical = lazyClinical(f, d.Patient, hc)
+	}
 	return d, nil
 }
 

@@ -27,8 +27,8 @@ import (
 func evalCmd(ctx context.Context, args []string, library string, lim imaging.Limits, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	modelFlag := fs.String("model", "hip-000", "shipped model `ID`, or a folder holding manifest.json and the ONNX file")
-	data := fs.String("data", "", "`DIR` with labels.csv (file,left,right[,left_difficulty,right_difficulty]) and the DICOM files")
+	modelFlag := fs.String("model", "hip-000", "shipped model `ID`, a task (hip, vertebral-fracture-acuity: its shipped model), or a folder holding manifest.json and the model files")
+	data := fs.String("data", "", "`DIR` with labels.csv (hip: file,left,right[,left_difficulty,right_difficulty]; spine: the phantom's labels) and the DICOM files")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	plots := fs.String("plots", "", "also write confusion.png and roc.png to `DIR`")
 	resamples := fs.Int("resamples", 1000, "bootstrap resamples (radiographs are resampled, keeping both hips together)")
@@ -47,6 +47,9 @@ func evalCmd(ctx context.Context, args []string, library string, lim imaging.Lim
 		return errors.New("eval: --data DIR is required")
 	case *resamples < 100 || *resamples > 100000:
 		return fmt.Errorf("eval: --resamples %d outside 100-100000", *resamples)
+	}
+	if mf, err := loadManifest(*modelFlag); err == nil && mf.Task == inference.TaskVertebral {
+		return evalSpine(ctx, mf, *data, library, *threads, lim, *asJSON, stdout, stderr)
 	}
 	model, err := openModel(*modelFlag, library, *threads)
 	if err != nil {
@@ -129,10 +132,19 @@ func evalCmd(ctx context.Context, args []string, library string, lim imaging.Lim
 	return nil
 }
 
-// loadManifest reads a model folder when arg names one, else a shipped model.
+// loadManifest reads a model folder when arg names one, else a shipped
+// model by id or by task (the first shipped model of that task).
 func loadManifest(arg string) (*inference.Manifest, error) {
 	if st, err := os.Stat(arg); err == nil && st.IsDir() {
 		return inference.LoadManifest(arg)
+	}
+	if arg == inference.TaskHip || arg == inference.TaskVertebral {
+		for _, id := range models.IDs() {
+			if m, err := models.Manifest(id); err == nil && m.Task == arg {
+				return m, nil
+			}
+		}
+		return nil, fmt.Errorf("no shipped model for task %s (shipped: %s)", arg, strings.Join(models.IDs(), ", "))
 	}
 	m, err := models.Manifest(arg)
 	if err != nil {

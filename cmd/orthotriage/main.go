@@ -37,6 +37,7 @@ import (
 	"github.com/orthotriage/orthotriage/fhir"
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/inference/spine"
 	"github.com/orthotriage/orthotriage/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -134,7 +135,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // loadModels loads ONNX Runtime and every configured model, each behind a
 // batcher; it fails, naming the file, when any is missing or mismatched.
-func loadModels(o config.ONNXRuntime, log *slog.Logger) ([]*inference.Batcher, error) {
+func loadModels(o config.ONNXRuntime, log *slog.Logger) ([]servedModel, error) {
 	lib, err := inference.FindLibrary(o.Library)
 	if err != nil {
 		return nil, err
@@ -143,7 +144,7 @@ func loadModels(o config.ONNXRuntime, log *slog.Logger) ([]*inference.Batcher, e
 		return nil, err
 	}
 	opt := inference.SessionOptions{IntraOpThreads: o.IntraOpThreads, GraphOptimization: o.GraphOptimization, ExecutionProvider: o.ExecutionProvider}
-	var out []*inference.Batcher
+	var out []servedModel
 	load := func(name string) error {
 		m, err := loadManifest(name)
 		if err != nil {
@@ -153,7 +154,15 @@ func loadModels(o config.ONNXRuntime, log *slog.Logger) ([]*inference.Batcher, e
 		if err != nil {
 			return err
 		}
-		out = append(out, inference.NewBatcher(md, o.BatchMax, o.BatchWait))
+		sm := servedModel{Batcher: inference.NewBatcher(md, o.BatchMax, o.BatchWait)}
+		if m.Task == inference.TaskVertebral {
+			if sm.pipeline, err = vertebralPipeline(m, sm.Batcher, opt); err != nil {
+				sm.Close()
+				md.Close()
+				return err
+			}
+		}
+		out = append(out, sm)
 		log.Info("model loaded", "id", m.ID, "version", m.Version, "file", m.ModelPath(), "trainingData", m.TrainingData,
 			"executionProvider", o.ExecutionProvider, "batchMax", o.BatchMax, "batchWait", o.BatchWait.String())
 		if m.TrainingData == "synthetic" {
@@ -164,13 +173,55 @@ func loadModels(o config.ONNXRuntime, log *slog.Logger) ([]*inference.Batcher, e
 	for _, name := range o.Models {
 		if err := load(name); err != nil {
 			for _, b := range out {
-				b.Close()
-				b.Model().Close()
+				b.close()
 			}
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// servedModel is a loaded model behind its batcher, with the vertebral
+// pipeline around it for a vertebral model.
+type servedModel struct {
+	*inference.Batcher
+	pipeline *spine.Pipeline
+}
+
+// classifier is what the analyzer runs.
+func (s servedModel) classifier() analysis.Classifier {
+	if s.pipeline != nil {
+		return &analysis.VertebralModel{Classifier: s.Batcher, Pipeline: s.pipeline}
+	}
+	return s.Batcher
+}
+
+func (s servedModel) close() error {
+	s.Close()
+	err := s.Model().Close()
+	if s.pipeline != nil && s.pipeline.Localiser != nil {
+		err = errors.Join(err, s.pipeline.Localiser.Close())
+	}
+	return err
+}
+
+// vertebralPipeline loads a vertebral model's localiser and fusion model
+// around its network.
+func vertebralPipeline(m *inference.Manifest, net *inference.Batcher, opt inference.SessionOptions) (*spine.Pipeline, error) {
+	loc, err := inference.LoadLocaliser(m, opt)
+	if err != nil {
+		return nil, err
+	}
+	data, err := m.ReadFile(m.Vertebral.Fusion)
+	if err == nil {
+		var f *spine.Fusion
+		if f, err = spine.ParseFusion(data); err == nil {
+			return &spine.Pipeline{Manifest: m, Localiser: loc, Net: net, Fusion: f}, nil
+		}
+		err = fmt.Errorf("model %s: %w", m.ID, err)
+	}
+	loc.Close()
+	return nil, err
 }
 
 // outboundTransport is the HTTP transport for URLs named in requests: the
@@ -303,8 +354,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 	}
 	defer func() {
 		for _, b := range models {
-			b.Close()
-			err = errors.Join(err, b.Model().Close())
+			err = errors.Join(err, b.close())
 		}
 	}()
 	for _, b := range models {

@@ -13,7 +13,6 @@ import (
 	"github.com/orthotriage/orthotriage/config"
 	"github.com/orthotriage/orthotriage/fhir"
 	"github.com/orthotriage/orthotriage/imaging"
-	"github.com/orthotriage/orthotriage/inference"
 	"github.com/orthotriage/orthotriage/internal/lru"
 )
 
@@ -35,7 +34,7 @@ func (rp reporter) Report(r analysis.Result) (cds.Report, error) {
 func (rp reporter) HTML(r analysis.Result) ([]byte, error) { return fhir.ReportHTML(r) }
 
 // wireResults gives the engine its analysis, cards and write-back.
-func wireResults(e *cds.Engine, cfg config.Config, models []*inference.Batcher, retriever *imaging.Retriever, client *fhir.Client,
+func wireResults(e *cds.Engine, cfg config.Config, models []servedModel, retriever *imaging.Retriever, client *fhir.Client,
 	results analysis.Store, locker analysis.Locker, log *slog.Logger) *analysis.Cached {
 	rc := cfg.Results
 	a := &analysis.Analyzer{
@@ -46,7 +45,7 @@ func wireResults(e *cds.Engine, cfg config.Config, models []*inference.Batcher, 
 		Log:       log,
 	}
 	for _, b := range models {
-		a.Models = append(a.Models, b)
+		a.Models = append(a.Models, b.classifier())
 	}
 	cached := analysis.NewCached(a, results, locker, analysis.CacheOptions{TTL: rc.TTL, Timeout: rc.AnalysisTimeout}, log)
 	e.Analyzer = cached

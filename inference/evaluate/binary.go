@@ -51,20 +51,25 @@ func DeLong(pos, neg []float64) (auc, se float64) {
 	if m < 2 || n < 2 {
 		return mannWhitney(pos, neg), math.NaN()
 	}
-	psi := func(x, y float64) float64 {
-		switch {
-		case x > y:
-			return 1
-		case x == y:
-			return 0.5
-		}
-		return 0
-	}
-	v10 := make([]float64, m)
-	v01 := make([]float64, n)
+	v10, v01, auc := components(pos, neg)
+	return auc, math.Sqrt(covariance(v10, v10)/float64(m) + covariance(v01, v01)/float64(n))
+}
+
+// components are DeLong's structural components: for each positive the
+// share of negatives it outscores (ties half), for each negative the share
+// of positives that outscore it, and the AUC, their mean.
+func components(pos, neg []float64) (v10, v01 []float64, auc float64) {
+	m, n := len(pos), len(neg)
+	v10, v01 = make([]float64, m), make([]float64, n)
 	for i, x := range pos {
 		for j, y := range neg {
-			s := psi(x, y)
+			var s float64
+			switch {
+			case x > y:
+				s = 1
+			case x == y:
+				s = 0.5
+			}
 			v10[i] += s
 			v01[j] += s
 		}
@@ -73,16 +78,61 @@ func DeLong(pos, neg []float64) (auc, se float64) {
 		v10[i] /= float64(n)
 		auc += v10[i]
 	}
-	auc /= float64(m)
 	for j := range v01 {
 		v01[j] /= float64(m)
 	}
-	variance := func(v []float64) float64 {
-		var s float64
-		for _, x := range v {
-			s += (x - auc) * (x - auc)
-		}
-		return s / float64(len(v)-1)
+	return v10, v01, auc / float64(m)
+}
+
+// covariance is the sample covariance of two equally long series.
+func covariance(a, b []float64) float64 {
+	var ma, mb float64
+	for i := range a {
+		ma += a[i]
+		mb += b[i]
 	}
-	return auc, math.Sqrt(variance(v10)/float64(m) + variance(v01)/float64(n))
+	ma, mb = ma/float64(len(a)), mb/float64(len(b))
+	var s float64
+	for i := range a {
+		s += (a[i] - ma) * (b[i] - mb)
+	}
+	return s / float64(len(a)-1)
+}
+
+// Comparison is DeLong's test of two correlated AUCs (two scores of the
+// same cases).
+type Comparison struct {
+	AUCA, AUCB float64
+	Diff       float64 // AUCA - AUCB
+	SE         float64 // of the difference
+	Z, P       float64 // two-sided p; 1 when the scores rank the cases alike
+}
+
+// DeLongTest compares the AUCs of scores a and b of the same cases
+// (truth[i] positive or not) by DeLong, DeLong and Clarke-Pearson (1988):
+// the variance of the difference comes from the covariance of the two
+// scores' structural components.
+func DeLongTest(truth []bool, a, b []float64) Comparison {
+	var pa, na, pb, nb []float64
+	for i, t := range truth {
+		if t {
+			pa, pb = append(pa, a[i]), append(pb, b[i])
+		} else {
+			na, nb = append(na, a[i]), append(nb, b[i])
+		}
+	}
+	m, n := len(pa), len(na)
+	if m < 2 || n < 2 {
+		return Comparison{AUCA: mannWhitney(pa, na), AUCB: mannWhitney(pb, nb), SE: math.NaN(), Z: math.NaN(), P: math.NaN()}
+	}
+	a10, a01, aucA := components(pa, na)
+	b10, b01, aucB := components(pb, nb)
+	v := (covariance(a10, a10)+covariance(b10, b10)-2*covariance(a10, b10))/float64(m) +
+		(covariance(a01, a01)+covariance(b01, b01)-2*covariance(a01, b01))/float64(n)
+	c := Comparison{AUCA: aucA, AUCB: aucB, Diff: aucA - aucB, SE: math.Sqrt(math.Max(v, 0)), P: 1}
+	if c.SE > 0 {
+		c.Z = c.Diff / c.SE
+		c.P = math.Erfc(math.Abs(c.Z) / math.Sqrt2)
+	}
+	return c
 }

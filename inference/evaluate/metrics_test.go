@@ -78,3 +78,21 @@ func TestBinaryDecisionCurve(t *testing.T) {
 		}
 	}
 }
+
+// DeLong's paired test by hand: score A is the example above (AUC 0.75,
+// components with variance 0.125 each); score B orders every pair (AUC 1,
+// constant components), so the covariances vanish and the variance of the
+// difference is 0.125/2 + 0.125/2: z = -0.25/sqrt(0.125), p = erfc(0.5).
+// Identical rankings give p = 1.
+func TestDeLongTestByHand(t *testing.T) {
+	truth := []bool{true, true, false, false}
+	c := DeLongTest(truth, []float64{0.9, 0.6, 0.7, 0.1}, []float64{0.9, 0.8, 0.7, 0.1})
+	if !near(c.AUCA, 0.75, 1e-12) || !near(c.AUCB, 1, 1e-12) || !near(c.SE, math.Sqrt(0.125), 1e-12) ||
+		!near(c.Z, -0.25/math.Sqrt(0.125), 1e-12) || !near(c.P, math.Erfc(0.5), 1e-12) {
+		t.Fatalf("comparison %+v", c)
+	}
+	same := DeLongTest(truth, []float64{0.9, 0.6, 0.7, 0.1}, []float64{9, 6, 7, 1})
+	if same.Diff != 0 || same.P != 1 {
+		t.Fatalf("same ranking: %+v", same)
+	}
+}

@@ -1,0 +1,290 @@
+package cds
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/orthotriage/orthotriage/analysis"
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+)
+
+// Prefetch keys of the vertebral service's clinical data (see
+// clinicalTemplates); an EHR that leaves them out is asked with the same
+// queries, only when a fracture needs its acuity.
+const (
+	PrefetchBMD          = "bmd"
+	PrefetchSpineHistory = "spineHistory"
+)
+
+const (
+	systemLOINC  = "http://loinc.org"
+	systemSNOMED = "http://snomed.info/sct"
+)
+
+// DXA T-score codes (LOINC), the lumbar spine first. Verified on LOINC
+// pages and US Core's DXA examples: 38267-1 DXA Lumbar spine [T-score]
+// Bone density; 104938-6 DXA Spine [T-score]; 38264-8 DXA Hip [T-score];
+// 38263-0 DXA Femur [T-score]; 80945-9/80946-7 DXA Hip right/left
+// [T-score]; 80947-5/80948-3 DXA Femur right/left [T-score].
+var (
+	tScoreSpine = []string{"38267-1", "104938-6"}
+	tScoreHip   = []string{"38264-8", "38263-0", "80945-9", "80946-7", "80947-5", "80948-3"}
+)
+
+// SNOMED CT codes of the history the nomogram reads: back pain, whose
+// onset dates the symptoms (279039007 Low back pain, from the HL7 Symptoms
+// IG; 161891005 Backache, from consistent secondary sources), and a fall,
+// the phantom's "recent minor trauma" (1912002 Fall, 161898004 Falls,
+// 217082002 Accidental fall, from NHS Digital's FALLS_COD and the VSAC
+// Inpatient Falls value set).
+var (
+	backPainCodes = []string{"279039007", "161891005"}
+	fallCodes     = []string{"1912002", "161898004", "217082002"}
+)
+
+// analysisTaskVertebral is the vertebral model task (a manifest's task).
+const analysisTaskVertebral = "vertebral-fracture-acuity"
+
+// recentFall is how long before the symptoms' onset (or, without one,
+// before the study) a fall still counts as the fracture's trauma.
+const recentFall = 30 * 24 * time.Hour
+
+func codeQuery(system string, codes ...[]string) string {
+	var all []string
+	for _, cs := range codes {
+		for _, c := range cs {
+			all = append(all, system+"|"+c)
+		}
+	}
+	return strings.Join(all, ",")
+}
+
+var clinicalTemplates = map[string]string{
+	PrefetchBMD:          "Observation?patient=Patient/{{context.patientId}}&code=" + codeQuery(systemLOINC, tScoreSpine, tScoreHip) + "&_sort=-date&_count=50",
+	PrefetchSpineHistory: "Condition?patient=Patient/{{context.patientId}}&code=" + codeQuery(systemSNOMED, backPainCodes, fallCodes) + "&_count=100",
+}
+
+// lazyClinical reads the clinical data once, when first asked.
+func lazyClinical(f *fetcher, patient *models.Patient, hc HookContext) func(context.Context, time.Time) analysis.Clinical {
+	return func(ctx context.Context, at time.Time) analysis.Clinical {
+		obs, errObs := f.search(ctx, PrefetchBMD, render(clinicalTemplates[PrefetchBMD], hc))
+		conds, errCond := f.search(ctx, PrefetchSpineHistory, render(clinicalTemplates[PrefetchSpineHistory], hc))
+		c := ClinicalData(patient, obs, conds, at)
+		if errObs != nil {
+			c.Why["tscore"] = "DXA Observations could not be read"
+			f.r.Log.WarnContext(ctx, "clinical data: DXA Observations not read", "err", errObs)
+		}
+		if errCond != nil {
+			for _, k := range []string{"symptom_days", "trauma"} {
+				if _, ok := c.Values[k]; !ok {
+					c.Why[k] = "Conditions could not be read"
+				}
+			}
+			f.r.Log.WarnContext(ctx, "clinical data: Conditions not read", "err", errCond)
+		}
+		return c
+	}
+}
+
+// ClinicalData derives the nomogram's clinical values at time at from the
+// Patient, DXA T-score Observations and back pain and fall Conditions.
+// Nothing is assumed: a value without a source is missing, with the reason
+// in Why.
+func ClinicalData(patient *models.Patient, observations, conditions []json.RawMessage, at time.Time) analysis.Clinical {
+	c := analysis.Clinical{Values: map[string]float64{}, Sources: map[string]string{}, Why: map[string]string{}}
+	set := func(name string, v float64, source string) { c.Values[name], c.Sources[name] = v, source }
+	day := func(t time.Time) string { return t.Format("2006-01-02") }
+
+	switch {
+	case patient == nil:
+		c.Why["age"], c.Why["female"] = "no Patient", "no Patient"
+	default:
+		if born, ok := fhirTime(deref(patient.BirthDate)); ok && !born.After(at) {
+			set("age", float64(yearsBetween(born, at)), "Patient.birthDate "+deref(patient.BirthDate))
+		} else {
+			c.Why["age"] = "Patient.birthDate absent"
+		}
+		switch g := patient.Gender; {
+		case g != nil && g.Code() == "female":
+			set("female", 1, "Patient.gender female")
+		case g != nil && g.Code() == "male":
+			set("female", 0, "Patient.gender male")
+		default:
+			c.Why["female"] = "Patient.gender neither female nor male"
+		}
+	}
+
+	// T-score: the newest DXA exam up to the study; of its sites, the
+	// lowest (the usual reading of an exam), the spine preferred on ties.
+	type tscore struct {
+		v    float64
+		when time.Time
+		code string
+		id   string
+	}
+	var ts []tscore
+	for _, raw := range observations {
+		if resourceType(raw) != "Observation" {
+			continue
+		}
+		o, err := models.UnmarshalObservation(raw)
+		if err != nil || !finalStatus(o.Status.Code()) || o.ValueQuantity == nil || o.ValueQuantity.Value == nil {
+			continue
+		}
+		code, ok := codeIn(&o.Code, systemLOINC, tScoreSpine, tScoreHip)
+		if !ok {
+			continue
+		}
+		when, ok := fhirTime(deref(o.EffectiveDateTime))
+		if !ok && o.EffectivePeriod != nil {
+			when, ok = fhirTime(deref(o.EffectivePeriod.Start))
+		}
+		v, err := o.ValueQuantity.Value.Float64()
+		if !ok || err != nil || when.After(at.Add(24*time.Hour)) || math.IsNaN(v) || v < -10 || v > 10 {
+			continue
+		}
+		ts = append(ts, tscore{v: v, when: when, code: code, id: deref(o.Id)})
+	}
+	if len(ts) == 0 {
+		c.Why["tscore"] = "no DXA T-score Observation (LOINC " + strings.Join(append(slices.Clone(tScoreSpine), tScoreHip...), ", ") + ") up to the study"
+	} else {
+		slices.SortFunc(ts, func(a, b tscore) int {
+			if d := b.when.Truncate(24 * time.Hour).Compare(a.when.Truncate(24 * time.Hour)); d != 0 {
+				return d // newest exam first
+			}
+			if a.v != b.v {
+				return map[bool]int{true: -1, false: 1}[a.v < b.v]
+			}
+			return map[bool]int{true: -1, false: 1}[slices.Contains(tScoreSpine, a.code)]
+		})
+		t := ts[0]
+		set("tscore", t.v, fmt.Sprintf("Observation/%s (LOINC %s, %s)", t.id, t.code, day(t.when)))
+	}
+
+	// Symptoms: the newest back pain onset up to the study; a fall from
+	// recentFall before that onset (or before the study) up to the study.
+	var onset time.Time
+	var onsetSource string
+	type fall struct {
+		when    time.Time
+		refuted bool
+		source  string
+	}
+	var falls []fall
+	for _, raw := range conditions {
+		if resourceType(raw) != "Condition" {
+			continue
+		}
+		cond, err := models.UnmarshalCondition(raw)
+		if err != nil || enteredInError(cond) {
+			continue
+		}
+		when, ok := fhirTime(deref(cond.OnsetDateTime))
+		if !ok && cond.OnsetPeriod != nil {
+			when, ok = fhirTime(deref(cond.OnsetPeriod.Start))
+		}
+		if !ok || when.After(at.Add(24*time.Hour)) {
+			continue
+		}
+		if code, ok := codeIn(cond.Code, systemSNOMED, backPainCodes); ok {
+			if when.After(onset) {
+				onset, onsetSource = when, fmt.Sprintf("Condition/%s (SNOMED %s) onset %s", deref(cond.Id), code, day(when))
+			}
+			continue
+		}
+		if code, ok := codeIn(cond.Code, systemSNOMED, fallCodes); ok {
+			falls = append(falls, fall{when: when, refuted: refuted(cond),
+				source: fmt.Sprintf("Condition/%s (SNOMED %s) %s", deref(cond.Id), code, day(when))})
+		}
+	}
+	if onset.IsZero() {
+		c.Why["symptom_days"] = "no back pain Condition (SNOMED " + strings.Join(backPainCodes, ", ") + ") with an onset date up to the study"
+	} else {
+		set("symptom_days", math.Max(1, math.Round(at.Sub(onset).Hours()/24)), onsetSource)
+	}
+	from := at.Add(-recentFall)
+	if !onset.IsZero() {
+		from = onset.Add(-recentFall)
+	}
+	for _, fl := range falls {
+		if fl.when.Before(from) {
+			continue
+		}
+		if fl.refuted {
+			if _, ok := c.Values["trauma"]; !ok {
+				set("trauma", 0, fl.source+" refuted")
+			}
+			continue
+		}
+		set("trauma", 1, fl.source)
+	}
+	if _, ok := c.Values["trauma"]; !ok {
+		c.Why["trauma"] = "no fall Condition (SNOMED " + strings.Join(fallCodes, ", ") + ") around the symptoms' onset; absence is not assumed"
+	}
+	return c
+}
+
+// fhirTime parses a FHIR date or dateTime (year, month or day precision;
+// partial dates are taken at their start).
+func fhirTime(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// yearsBetween is the age in whole years at at.
+func yearsBetween(born, at time.Time) int {
+	y := at.Year() - born.Year()
+	if at.YearDay() < born.YearDay() {
+		y--
+	}
+	return max(y, 0)
+}
+
+func finalStatus(s string) bool { return s == "final" || s == "amended" || s == "corrected" }
+
+// codeIn returns the first coding of cc in system whose code is listed.
+func codeIn(cc *models.CodeableConcept, system string, lists ...[]string) (string, bool) {
+	if cc == nil {
+		return "", false
+	}
+	for _, c := range cc.Coding {
+		if deref(c.System) != system {
+			continue
+		}
+		for _, l := range lists {
+			if slices.Contains(l, deref(c.Code)) {
+				return deref(c.Code), true
+			}
+		}
+	}
+	return "", false
+}
+
+func conditionCode(cond models.Condition, system, code string) bool {
+	if cond.VerificationStatus == nil {
+		return false
+	}
+	for _, c := range cond.VerificationStatus.Coding {
+		if deref(c.System) == system && deref(c.Code) == code {
+			return true
+		}
+	}
+	return false
+}
+
+const systemVerification = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+func enteredInError(c models.Condition) bool {
+	return conditionCode(c, systemVerification, "entered-in-error")
+}
+
+func refuted(c models.Condition) bool { return conditionCode(c, systemVerification, "refuted") }
