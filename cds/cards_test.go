@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/cds"
 	"github.com/orthotriage/orthotriage/cds/cdstest"
+	"github.com/orthotriage/orthotriage/inference/spine"
 	"github.com/orthotriage/orthotriage/internal/lru"
 	"github.com/orthotriage/orthotriage/store"
 )
@@ -25,6 +27,7 @@ type fakeAnalyzer struct {
 	results map[string]analysis.Result
 	errs    map[string]error
 	inputs  []analysis.Input
+	tasks   []string // tasks read besides hip
 }
 
 func (f *fakeAnalyzer) Analyze(_ context.Context, in analysis.Input) (analysis.Result, error) {
@@ -38,7 +41,7 @@ func (f *fakeAnalyzer) Analyze(_ context.Context, in analysis.Input) (analysis.R
 	return f.results[id], nil
 }
 
-func (f *fakeAnalyzer) Reads(task string) bool { return task == "hip" }
+func (f *fakeAnalyzer) Reads(task string) bool { return task == "hip" || slices.Contains(f.tasks, task) }
 
 // fakeReporter makes one resource per finding plus a report.
 type fakeReporter struct{}
@@ -266,5 +269,75 @@ func TestBudgetAnswersWithAPendingCard(t *testing.T) {
 	resp = callHips(t, e, "a", "b")
 	if len(resp.Cards) != 1 || resp.Cards[0].Indicator != "info" || !strings.Contains(resp.Cards[0].Summary, "in progress for 2 radiograph studies") {
 		t.Errorf("cards %+v", resp.Cards)
+	}
+}
+
+// vertebrae is a vertebral result with the given fractured vertebrae.
+func vertebrae(id string, localised []string, notes []string, findings ...analysis.Finding) analysis.Result {
+	return analysis.Result{Schema: 1, Study: analysis.Study{ImagingStudyID: id, UID: "1.3." + id, Patient: "Patient/p1"},
+		Model:     analysis.Model{ID: "spine-000", Version: "0.1.0", Task: "vertebral-fracture-acuity", TrainingData: "synthetic", Warning: "synthetic training data - not for clinical use"},
+		Localised: localised, Notes: notes, Findings: findings, Analyzed: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
+}
+
+func fractured(level, class string, p float64, priority string, nomogram *spine.Score) analysis.Finding {
+	f := found(class, class+" compression fracture", p, priority)
+	f.Region = level
+	f.Acuity = &analysis.Acuity{Fracture: 0.97, DLR: 0.8, Nomogram: nomogram}
+	return f
+}
+
+// The vertebral card says the most urgent fracture's level and acuity, puts
+// the nomogram's points in the detail, says when clinical data was missing,
+// and says so when nothing could be localised instead of guessing.
+func TestVertebralCards(t *testing.T) {
+	nomo := &spine.Score{Probability: 0.91, TotalPoints: 143, Points: []spine.Point{
+		{Name: "dlr", Label: "DLR score (image)", Value: 0.8, Points: 60},
+		{Name: "symptom_days", Label: "Symptom duration", Value: 12, Unit: "days", Points: 70},
+		{Name: "trauma", Label: "Recent minor trauma", Value: 1, Points: 13},
+	}}
+	levels := []string{"T11", "T12", "L1", "L2"}
+	results := map[string]analysis.Result{
+		"acute": vertebrae("acute", levels, nil, fractured("T12", "chronic", 0.84, "routine", nomo), fractured("L1", "acute", 0.91, "urgent", nomo)),
+		"dlr-only": vertebrae("dlr-only", levels, []string{"Clinical data missing: BMD T-score (no DXA T-score Observation). Acuity is the image's deep-learning-radiomics (DLR) score alone, not the nomogram."},
+			fractured("L2", "chronic", 0.7, "routine", nil)),
+		"none":   vertebrae("none", nil, []string{"No vertebral body could be localised on this radiograph: no fracture or acuity estimate is given."}),
+		"normal": vertebrae("normal", levels, nil),
+	}
+	e, fa := engineFor(results, cds.CardOptions{})
+	fa.tasks = []string{"vertebral-fracture-acuity"}
+	call := func(id string) cds.Response {
+		t.Helper()
+		body := `{"hook":"patient-view","hookInstance":"h1","context":{"userId":"Practitioner/u","patientId":"p1"},` +
+			`"prefetch":{"patient":` + patientRes + `,"studies":` + bundle("", study(id, "p1")) + `}}`
+		resp, err := e.Call(context.Background(), "vertebral-fracture-acuity", []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	r := call("acute")
+	if len(r.Cards) != 1 || r.Cards[0].Summary != "[synthetic model] L1 fracture likely acute (91%): urgent read suggested (+1 more)" || r.Cards[0].Indicator != "warning" {
+		t.Fatalf("acute card: %+v", r.Cards)
+	}
+	d := r.Cards[0].Detail
+	for _, w := range []string{"| L1 | acute | 91% | nomogram | 97% | urgent |", "| T12 | chronic | 16% |", "**Nomogram, L1**", "| Symptom duration | 12 days | 70 |", "| Recent minor trauma | yes | 13 |", "**143**", "T11, T12, L1, L2"} {
+		if !strings.Contains(d, w) {
+			t.Errorf("detail lacks %q:\n%s", w, d)
+		}
+	}
+	if in := fa.inputs[len(fa.inputs)-1]; in.Clinical == nil || in.Task != "vertebral-fracture-acuity" {
+		t.Errorf("the vertebral input has no clinical data source: %+v", in)
+	}
+	r = call("dlr-only")
+	if len(r.Cards) != 1 || !strings.Contains(r.Cards[0].Summary, "L2 fracture likely chronic (70%): routine read suggested") || r.Cards[0].Indicator != "info" ||
+		!strings.Contains(r.Cards[0].Detail, "DLR score alone") || !strings.Contains(r.Cards[0].Detail, "Clinical data missing: BMD T-score") {
+		t.Errorf("DLR-only card: %+v", r.Cards)
+	}
+	r = call("none")
+	if len(r.Cards) != 1 || !strings.Contains(r.Cards[0].Summary, "no vertebral body could be localised") || r.Cards[0].Indicator != "info" {
+		t.Errorf("nothing localised: %+v", r.Cards)
+	}
+	if r = call("normal"); len(r.Cards) != 0 {
+		t.Errorf("no fracture, no normal card configured: %+v", r.Cards)
 	}
 }

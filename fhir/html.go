@@ -119,8 +119,16 @@ func Conclusion(r analysis.Result) string {
 			s = append(s, fmt.Sprintf("%s: no finding above threshold (most likely %s, %s%s).", titleCase(regionName(f)), lowerFirst(findingName(f)), percent(f.Probability), flaggedText(f)))
 			continue
 		}
-		s = append(s, fmt.Sprintf("%s: %s (%s%s).", titleCase(regionName(f)), lowerFirst(findingName(f)), percent(f.Probability), flaggedText(f)))
+		how := flaggedText(f)
+		if f.Acuity != nil {
+			how = ", " + f.Acuity.Method()
+		}
+		s = append(s, fmt.Sprintf("%s: %s (%s%s).", titleCase(regionName(f)), lowerFirst(findingName(f)), percent(f.Probability), how))
 	}
+	if r.Model.Task == TaskVertebral && len(r.Findings) == 0 && len(r.Localised) > 0 {
+		s = append(s, fmt.Sprintf("No vertebral fracture found on %s-%s.", r.Localised[0], r.Localised[len(r.Localised)-1]))
+	}
+	s = append(s, r.Notes...)
 	if r.Priority != "" {
 		s = append(s, "Suggested read priority: "+strings.ToUpper(r.Priority)+".")
 	}

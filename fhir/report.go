@@ -397,7 +397,7 @@ func conclusionCodes(r analysis.Result) []models.CodeableConcept {
 			add(f.Code)
 		}
 	}
-	if len(out) > 0 {
+	if len(out) > 0 || len(r.Findings) == 0 {
 		return out
 	}
 	for _, f := range r.Findings {
@@ -624,7 +624,9 @@ func checkResult(r analysis.Result) []orthotriage.FieldError {
 			bad("priority", fmt.Sprintf("%q is not a request priority (%s)", r.Priority, strings.Join(analysis.Priorities, ", ")))
 		}
 	}
-	if len(r.Findings) == 0 {
+	if len(r.Findings) == 0 && r.Model.Task != TaskVertebral {
+		// A vertebral reading may find no fracture, or nothing to read:
+		// its report then says so in the conclusion.
 		bad("findings", "at least one required")
 	}
 	regions := map[string]bool{}

@@ -232,6 +232,11 @@ func TestReportsAgainstFHIRServer(t *testing.T) {
 		analysis.Study{UID: "1.2.826.0.1.3680043.8.498.200", ImagingStudyID: study, Started: "2026-11-24T08:10:00Z"})})
 	cases = append(cases, testCase{name: "vertebral, study by UID, no start", result: vertebralResult(base, patient,
 		analysis.Study{UID: "1.2.826.0.1.3680043.8.498.201"})})
+	// Nothing localised: a report with no Observation, its conclusion says so.
+	nothing := vertebralResult(base, patient, analysis.Study{UID: "1.2.826.0.1.3680043.8.498.202"})
+	nothing.Findings, nothing.Priority, nothing.Review = nil, "", false
+	nothing.Notes = []string{"No vertebral body could be localised on this radiograph: no fracture or acuity estimate is given."}
+	cases = append(cases, testCase{name: "vertebral, nothing localised", result: nothing})
 
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

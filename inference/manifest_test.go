@@ -61,3 +61,45 @@ func TestManifestValidation(t *testing.T) {
 		})
 	}
 }
+
+// The vertebral manifest validates, and each broken vertebral part is
+// refused naming the field.
+func TestVertebralManifestValidation(t *testing.T) {
+	m, err := LoadManifest("models/spine-000")
+	if err != nil {
+		t.Fatalf("the shipped vertebral manifest does not validate: %v", err)
+	}
+	good, _ := json.Marshal(m)
+	vert := func(m map[string]any) map[string]any { return m["vertebral"].(map[string]any) }
+	for _, tc := range []struct {
+		name  string
+		edit  func(m map[string]any)
+		field string
+	}{
+		{"no vertebral block", func(m map[string]any) { delete(m, "vertebral") }, "vertebral"},
+		{"hip task with a vertebral block", func(m map[string]any) { m["task"] = "hip" }, "vertebral"},
+		{"regions", func(m map[string]any) {
+			m["preprocessing"].(map[string]any)["regions"] = []any{map[string]any{"name": "x", "laterality": "left", "cx": 0.5, "cy": 0.5, "size": 0.2}}
+		}, "preprocessing.regions"},
+		{"localiser file", func(m map[string]any) { vert(m)["localiser"].(map[string]any)["file"] = "../x.onnx" }, "vertebral.localiser.file"},
+		{"no levels", func(m map[string]any) { vert(m)["localiser"].(map[string]any)["levels"] = []any{} }, "vertebral.localiser.levels"},
+		{"presence", func(m map[string]any) { vert(m)["localiser"].(map[string]any)["minPresence"] = 1.5 }, "vertebral.localiser.minPresence"},
+		{"roi scale", func(m map[string]any) { vert(m)["roi"].(map[string]any)["scale"] = 0.5 }, "vertebral.roi.scale"},
+		{"bins", func(m map[string]any) { vert(m)["radiomicsBins"] = 1 }, "vertebral.radiomicsBins"},
+		{"fusion file", func(m map[string]any) { vert(m)["fusion"] = "/etc/passwd" }, "vertebral.fusion"},
+		{"unknown task", func(m map[string]any) { m["task"] = "knee" }, "task"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m map[string]any
+			if err := json.Unmarshal(good, &m); err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(m)
+			b, _ := json.Marshal(m)
+			_, err := ParseManifest(b)
+			if err == nil || !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("error %v, want one naming %s", err, tc.field)
+			}
+		})
+	}
+}
