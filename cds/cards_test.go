@@ -41,7 +41,9 @@ func (f *fakeAnalyzer) Analyze(_ context.Context, in analysis.Input) (analysis.R
 	return f.results[id], nil
 }
 
-func (f *fakeAnalyzer) Reads(task string) bool { return task == "hip" || slices.Contains(f.tasks, task) }
+func (f *fakeAnalyzer) Reads(task string) bool {
+	return task == "hip" || slices.Contains(f.tasks, task)
+}
 
 // fakeReporter makes one resource per finding plus a report.
 type fakeReporter struct{}
