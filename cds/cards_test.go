@@ -343,3 +343,35 @@ func TestVertebralCards(t *testing.T) {
 		t.Errorf("no fracture, no normal card configured: %+v", r.Cards)
 	}
 }
+
+// Bodies given in the request extension reach the analysis of their study;
+// malformed ones are the caller's error.
+func TestGivenVertebralBodies(t *testing.T) {
+	e, fa := engineFor(map[string]analysis.Result{"s1": vertebrae("s1", []string{"L1"}, nil)}, cds.CardOptions{})
+	fa.tasks = []string{"vertebral-fracture-acuity"}
+	call := func(ext string) error {
+		body := `{"hook":"patient-view","hookInstance":"h1","context":{"userId":"Practitioner/u","patientId":"p1"},` +
+			`"prefetch":{"patient":` + patientRes + `,"studies":` + bundle("", study("s1", "p1")) + `},"extension":` + ext + `}`
+		_, err := e.Call(context.Background(), "vertebral-fracture-acuity", []byte(body))
+		return err
+	}
+	if err := call(`{"org.orthotriage.vertebrae":[{"study":"ImagingStudy/s1","level":"L1","box":[10,20,40,30]},{"study":"ImagingStudy/other","level":"L2","box":[10,60,40,30]}]}`); err != nil {
+		t.Fatal(err)
+	}
+	in := fa.inputs[len(fa.inputs)-1]
+	if len(in.Bodies) != 1 || in.Bodies[0].Level != "L1" || in.Bodies[0].Box.Min.X != 10 || in.Bodies[0].Box.Max.Y != 50 {
+		t.Fatalf("bodies = %+v", in.Bodies)
+	}
+	for _, bad := range []string{
+		`[]`,
+		`{"org.orthotriage.vertebrae":{"level":"L1"}}`,
+		`{"org.orthotriage.vertebrae":[{"level":"C5","box":[1,1,10,10]}]}`,
+		`{"org.orthotriage.vertebrae":[{"level":"L1","box":[1,1,2,10]}]}`,
+		`{"org.orthotriage.vertebrae":[{"level":"L1","box":[-1,1,10,10]}]}`,
+		`{"org.orthotriage.vertebrae":[{"level":"L1","box":[1,1,10]}]}`,
+	} {
+		if err := call(bad); err == nil || !strings.Contains(err.Error(), "extension") {
+			t.Errorf("extension %s: error %v", bad, err)
+		}
+	}
+}

@@ -82,6 +82,12 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 	if err != nil {
 		return Response{}, err
 	}
+	var given []givenBody
+	if svc.Task == analysisTaskVertebral {
+		if given, err = parseBodies(req.Extension); err != nil {
+			return Response{}, err
+		}
+	}
 	// Tenant binding: an authenticated EHR may only send us to the FHIR
 	// servers registered for it, and its token is never sent elsewhere.
 	caller, authenticated := CallerFrom(ctx)
@@ -116,7 +122,7 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 		wg.Go(func() {
 			results[i], errs[i] = e.Analyzer.Analyze(wait, analysis.Input{Task: svc.Task, FHIRServer: req.FHIRServer,
 				Study: s, Endpoints: data.Endpoints, ResolveEndpoints: data.ResolveEndpoints[i], Access: access, Tenant: caller.Issuer,
-				Clinical: data.Clinical})
+				Clinical: data.Clinical, Bodies: bodiesFor(given, s, len(studies))})
 		})
 	}
 	wg.Wait()

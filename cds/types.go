@@ -14,6 +14,9 @@ type Request struct {
 	FHIRAuthorization *FHIRAuthorization         `json:"fhirAuthorization,omitempty"`
 	Context           json.RawMessage            `json:"context"`
 	Prefetch          map[string]json.RawMessage `json:"prefetch,omitempty"`
+	// Extension carries data beyond the spec (CDS Hooks' extension
+	// member); see ExtensionBodies.
+	Extension json.RawMessage `json:"extension,omitempty"`
 }
 
 // FHIRAuthorization is the OAuth 2.0 bearer token the EHR lends the service
