@@ -146,7 +146,7 @@ func (a *Analyzer) Analyze(ctx context.Context, in Input) (Result, error) {
 		}
 		var r Result
 		if v, ok := model.(*VertebralModel); ok {
-			r, err = a.readVertebral(ctx, v, img, in)
+			r, err = a.ReadVertebral(ctx, v, img, in)
 		} else {
 			r, err = a.classify(ctx, model, img)
 		}

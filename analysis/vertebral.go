@@ -45,10 +45,11 @@ func ClinicalLabel(name string) string {
 	return name
 }
 
-// readVertebral reads a lateral spine radiograph: localise (or take the
+// ReadVertebral reads a lateral spine radiograph: localise (or take the
 // given bodies), classify each body, and for each fractured one the DLR
-// score and, with every clinical value present, the nomogram.
-func (a *Analyzer) readVertebral(ctx context.Context, v *VertebralModel, img *imaging.Image, in Input) (Result, error) {
+// score and, with every clinical value present, the nomogram. The Result's
+// study is left for the caller.
+func (a *Analyzer) ReadVertebral(ctx context.Context, v *VertebralModel, img *imaging.Image, in Input) (Result, error) {
 	p := v.Pipeline
 	m := p.Manifest
 	if p.Fusion == nil {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
 )
@@ -64,6 +66,9 @@ func analyzeCmd(ctx context.Context, args []string, library string, lim imaging.
 		if err := os.MkdirAll(*heatmap, 0o755); err != nil {
 			return fmt.Errorf("analyze: %w", err)
 		}
+	}
+	if mf, err := loadManifest(*modelFlag); err == nil && mf.Task == inference.TaskVertebral {
+		return analyzeSpine(ctx, mf, files, library, *threads, lim, *asJSON, stdout)
 	}
 	model, err := openModel(*modelFlag, library, *threads)
 	if err != nil {
@@ -212,4 +217,77 @@ func printAnalysis(w io.Writer, a fileAnalysis, m *inference.Manifest) {
 	if m.TrainingData == "synthetic" {
 		fmt.Fprintf(w, "  (%s)\n", m.Warning)
 	}
+}
+
+// analyzeSpine reads lateral spine radiographs with a vertebral model, as
+// the service does but without clinical data: acuity is the DLR score.
+func analyzeSpine(ctx context.Context, m *inference.Manifest, files []string, library string, threads int, lim imaging.Limits, asJSON bool, stdout io.Writer) error {
+	p, closeAll, err := openSpine(m, library, threads)
+	if err != nil {
+		return fmt.Errorf("analyze: %w", err)
+	}
+	defer closeAll()
+	if p.Localiser == nil || p.Net == nil || p.Fusion == nil {
+		return fmt.Errorf("analyze: model %s lacks its localiser, network or fusion file", m.ID)
+	}
+	v := &analysis.VertebralModel{Classifier: p.Net.(modelClassifier), Pipeline: p}
+	a := &analysis.Analyzer{Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+	enc := json.NewEncoder(stdout)
+	failed := 0
+	for _, file := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		out := struct {
+			File   string           `json:"file"`
+			Result *analysis.Result `json:"result,omitempty"`
+			Error  string           `json:"error,omitempty"`
+		}{File: file}
+		r, err := readSpineFile(ctx, a, v, file, lim)
+		if err != nil {
+			out.Error = err.Error()
+			failed++
+		} else {
+			out.Result = &r
+		}
+		if asJSON {
+			enc.Encode(out)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s (model %s %s)\n", file, m.ID, m.Version)
+		if err != nil {
+			fmt.Fprintf(stdout, "  error: %s\n", out.Error)
+			continue
+		}
+		fmt.Fprintf(stdout, "  localised: %s\n", strings.Join(r.Localised, " "))
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  vertebra\tP(fracture)\tacuity\tP(acute)\tfrom\tpriority\t")
+		for _, f := range r.Findings {
+			pa := f.Probability
+			if f.Class == "chronic" {
+				pa = 1 - pa
+			}
+			fmt.Fprintf(tw, "  %s\t%.3f\t%s\t%.3f\t%s\t%s\t\n", f.Region, f.Acuity.Fracture, f.Class, pa, f.Acuity.Method(), f.Priority)
+		}
+		tw.Flush()
+		for _, n := range r.Notes {
+			fmt.Fprintf(stdout, "  note: %s\n", n)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("analyze: %d of %d files failed", failed, len(files))
+	}
+	return nil
+}
+
+func readSpineFile(ctx context.Context, a *analysis.Analyzer, v *analysis.VertebralModel, file string, lim imaging.Limits) (analysis.Result, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return analysis.Result{}, err
+	}
+	img, err := imaging.Decode(b, lim)
+	if err != nil {
+		return analysis.Result{}, err
+	}
+	return a.ReadVertebral(ctx, v, img, analysis.Input{})
 }
