@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/analysis"
@@ -40,6 +41,20 @@ func (r *Resolver) Study(ctx context.Context, server FHIRServer, ref string) (Da
 	}
 	d := Data{Studies: []models.ImagingStudy{s}, Server: f.server}
 	d.ResolveEndpoints = append(d.ResolveEndpoints, lazyEndpoints(f, s, raw, nil))
+	// The vertebral nomogram's clinical data, read from the study's
+	// subject when a fracture needs it, as a hook would.
+	if pid, ok := strings.CutPrefix(deref(s.Subject.Reference), "Patient/"); ok && pid != "" && !strings.Contains(pid, "/") {
+		hc := HookContext{PatientID: pid}
+		d.Clinical = func(ctx context.Context, at time.Time) analysis.Clinical {
+			var patient *models.Patient
+			if raw, err := f.get(ctx, PrefetchPatient, "Patient/"+pid); err == nil {
+				if p, err := models.UnmarshalPatient(raw); err == nil && resourceType(raw) == "Patient" {
+					patient = &p
+				}
+			}
+			return lazyClinical(f, patient, hc)(ctx, at)
+		}
+	}
 	return d, nil
 }
 
@@ -67,7 +82,7 @@ func (e *Engine) Precompute(ctx context.Context, j analysis.Job, t Tenant) error
 			continue
 		}
 		r, err := e.Analyzer.Analyze(ctx, analysis.Input{Task: svc.Task, FHIRServer: j.FHIRServer, Study: data.Studies[0],
-			ResolveEndpoints: data.ResolveEndpoints[0], Access: access, Tenant: t.Issuer})
+			ResolveEndpoints: data.ResolveEndpoints[0], Access: access, Tenant: t.Issuer, Clinical: data.Clinical})
 		if errors.Is(err, analysis.ErrNoRadiograph) {
 			continue
 		}
