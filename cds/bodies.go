@@ -80,4 +80,3 @@ func bodiesFor(given []givenBody, s models.ImagingStudy, studies int) []inferenc
 	}
 	return out
 }
-
