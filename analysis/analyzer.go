@@ -238,13 +238,7 @@ func (a *Analyzer) classify(ctx context.Context, c Classifier, img *imaging.Imag
 		return Result{}, fmt.Errorf("analysis: model %s: %w", m.ID, err)
 	}
 	t2 := time.Now()
-	r := Result{
-		Schema: SchemaVersion,
-		Model: Model{ID: m.ID, Version: m.Version, Task: m.Task, Architecture: m.Architecture,
-			TrainingData: m.TrainingData, Warning: m.Warning, IntendedUse: m.IntendedUse},
-		Images: []Image{{SeriesUID: img.Meta.SeriesInstanceUID, SOPUID: img.Meta.SOPInstanceUID, ViewPosition: img.Meta.ViewPosition,
-			BodyPart: img.Meta.BodyPart, Rows: img.Meta.Rows, Columns: img.Meta.Columns, Lossy: img.Meta.Lossy}},
-	}
+	r := newResult(m, img)
 	for k, crop := range regions {
 		f := m.Interpret(outs[k], crop)
 		label := m.Labels[m.LabelIndex(f.Class)]
@@ -274,6 +268,17 @@ func (a *Analyzer) classify(ctx context.Context, c Classifier, img *imaging.Imag
 	r.Analyzed = a.Now().UTC().Truncate(time.Second)
 	r.Timings.Preprocess, r.Timings.Inference, r.Timings.Postprocess = ms(t1.Sub(t0)), ms(t2.Sub(t1)), ms(time.Since(t2))
 	return r, nil
+}
+
+// newResult is a Result of model m on img, before its findings.
+func newResult(m *inference.Manifest, img *imaging.Image) Result {
+	return Result{
+		Schema: SchemaVersion,
+		Model: Model{ID: m.ID, Version: m.Version, Task: m.Task, Architecture: m.Architecture,
+			TrainingData: m.TrainingData, Warning: m.Warning, IntendedUse: m.IntendedUse},
+		Images: []Image{{SeriesUID: img.Meta.SeriesInstanceUID, SOPUID: img.Meta.SOPInstanceUID, ViewPosition: img.Meta.ViewPosition,
+			BodyPart: img.Meta.BodyPart, Rows: img.Meta.Rows, Columns: img.Meta.Columns, Lossy: img.Meta.Lossy}},
+	}
 }
 
 // round4 keeps four decimals: results are shown and stored at that

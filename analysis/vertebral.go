@@ -61,13 +61,7 @@ func (a *Analyzer) ReadVertebral(ctx context.Context, v *VertebralModel, img *im
 		return Result{}, fmt.Errorf("analysis: %w", err)
 	}
 	t1 := time.Now()
-	r := Result{
-		Schema: SchemaVersion,
-		Model: Model{ID: m.ID, Version: m.Version, Task: m.Task, Architecture: m.Architecture,
-			TrainingData: m.TrainingData, Warning: m.Warning, IntendedUse: m.IntendedUse},
-		Images: []Image{{SeriesUID: img.Meta.SeriesInstanceUID, SOPUID: img.Meta.SOPInstanceUID, ViewPosition: img.Meta.ViewPosition,
-			BodyPart: img.Meta.BodyPart, Rows: img.Meta.Rows, Columns: img.Meta.Columns, Lossy: img.Meta.Lossy}},
-	}
+	r := newResult(m, img)
 	for _, rd := range readings {
 		r.Localised = append(r.Localised, rd.Body.Level)
 	}

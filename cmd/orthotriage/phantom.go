@@ -105,34 +105,6 @@ type phantomItem struct {
 
 func (g phantomRun) run(ctx context.Context, stdout io.Writer) error {
 	began := time.Now()
-	workers := runtime.GOMAXPROCS(0)
-	items := make([]chan phantomItem, g.n)
-	for i := range items {
-		items[i] = make(chan phantomItem, 1)
-	}
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				items[i] <- g.make(g.start + i)
-			}
-		}()
-	}
-	go func() {
-		defer close(jobs)
-		for i := range g.n {
-			select {
-			case jobs <- i:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	defer wg.Wait()
-
 	var header []string
 	labelsName := "labels.csv"
 	switch {
@@ -166,13 +138,7 @@ func (g phantomRun) run(ctx context.Context, stdout io.Writer) error {
 			return err
 		}
 	}
-	for i := range g.n {
-		var it phantomItem
-		select {
-		case it = <-items[i]:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	err = inOrder(ctx, g.n, func(i int) phantomItem { return g.make(g.start + i) }, func(i int, it phantomItem) error {
 		if it.err != nil {
 			return it.err
 		}
@@ -185,6 +151,10 @@ func (g phantomRun) run(ctx context.Context, stdout io.Writer) error {
 		if done := i + 1; done%100 == 0 || done == g.n {
 			fmt.Fprintf(g.stderr, "phantom: %d/%d %s cases (%.1fs)\n", done, g.n, g.kind, time.Since(began).Seconds())
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	labels.Flush()
 	if err := labels.Error(); err != nil {
@@ -196,6 +166,50 @@ func (g phantomRun) run(ctx context.Context, stdout io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stdout, "wrote %d %s cases to %s (%s)\n", g.n, g.kind, g.out, labelsName)
+	return nil
+}
+
+// inOrder makes items 0..n-1 on every core and hands each to use in
+// index order; it stops at use's first error or when ctx ends.
+func inOrder[T any](ctx context.Context, n int, produce func(i int) T, use func(i int, it T) error) error {
+	items := make([]chan T, n)
+	for i := range items {
+		items[i] = make(chan T, 1)
+	}
+	jobs := make(chan int)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := range jobs {
+				items[i] <- produce(i)
+			}
+		})
+	}
+	go func() {
+		defer close(jobs)
+		for i := range n {
+			select {
+			case jobs <- i:
+			case <-ctx.Done():
+				return
+			case <-done:
+				return
+			}
+		}
+	}()
+	defer wg.Wait()
+	defer close(done)
+	for i := range n {
+		select {
+		case it := <-items[i]:
+			if err := use(i, it); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return nil
 }
 

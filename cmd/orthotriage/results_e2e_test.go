@@ -50,24 +50,10 @@ func newResultsEnvWith(t testing.TB, serverToken string) *resultsEnv {
 	orthanc := testenv.Orthanc(t, "", "")
 	e.dicomweb = orthanc + "/dicom-web"
 	e.patient = fhirCreate(t, e.fhirBase, resultsToken, `{"resourceType":"Patient","gender":"female","birthDate":"1941-03-02"}`)
-	endpoint := fhirCreate(t, e.fhirBase, resultsToken, `{"resourceType":"Endpoint","status":"active",`+
-		`"connectionType":{"system":"http://terminology.hl7.org/CodeSystem/endpoint-connection-type","code":"dicom-wado-rs"},`+
-		`"payloadType":[{"text":"DICOM"}],"address":"`+e.dicomweb+`"}`)
+	endpoint := e.createEndpoint(t)
 	for k, i := range []int{fnfCase, normalCase, oaCase} {
 		pc := phantom.Pelvis(3, i)
-		var buf bytes.Buffer
-		if err := imaging.WriteDICOM(&buf, pc.Image); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.Post(orthanc+"/instances", "application/dicom", &buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("Orthanc upload: %s", resp.Status)
-		}
+		uploadDICOM(t, orthanc, pc.Image)
 		im := pc.Image
 		e.studies[i] = fhirCreate(t, e.fhirBase, resultsToken, fmt.Sprintf(`{"resourceType":"ImagingStudy","status":"available",`+
 			`"identifier":[{"system":"urn:dicom:uid","value":"urn:oid:%s"}],"subject":{"reference":"Patient/%s"},`+
@@ -94,12 +80,44 @@ func newResultsEnvWith(t testing.TB, serverToken string) *resultsEnv {
 	return e
 }
 
+// createEndpoint registers the Orthanc's DICOMweb base as an Endpoint.
+func (e *resultsEnv) createEndpoint(t testing.TB) string {
+	t.Helper()
+	return fhirCreate(t, e.fhirBase, resultsToken, `{"resourceType":"Endpoint","status":"active",`+
+		`"connectionType":{"system":"http://terminology.hl7.org/CodeSystem/endpoint-connection-type","code":"dicom-wado-rs"},`+
+		`"payloadType":[{"text":"DICOM"}],"address":"`+e.dicomweb+`"}`)
+}
+
+// uploadDICOM stores a radiograph in Orthanc.
+func uploadDICOM(t testing.TB, orthanc string, img imaging.Radiograph) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := imaging.WriteDICOM(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(orthanc+"/instances", "application/dicom", &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("Orthanc upload: %s", resp.Status)
+	}
+}
+
 // hook calls the hip service's imaging-study-available hook on one case.
 func (e *resultsEnv) hook(t *testing.T, s *service, phantomCase int) hookAnswer {
 	t.Helper()
 	url := s.base + "/cds-services/hip-radiograph-screening"
 	body := hookBody("org.orthotriage.imagingstudy-available", e.fhirBase, resultsToken,
 		`{"patientId":"`+e.patient+`","studies":["ImagingStudy/`+e.studies[phantomCase]+`"]}`)
+	return e.callHook(t, url, body)
+}
+
+// callHook posts a signed hook call and decodes the answer.
+func (e *resultsEnv) callHook(t *testing.T, url, body string) hookAnswer {
+	t.Helper()
 	status, out := call(t, http.MethodPost, url, body, e.sign(url))
 	if status != http.StatusOK {
 		t.Fatalf("hook = %d %s", status, out)

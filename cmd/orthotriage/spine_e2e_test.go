@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/internal/testenv"
 	"github.com/orthotriage/orthotriage/phantom"
 )
@@ -37,25 +33,11 @@ func newSpineEnv(t *testing.T, cases map[int]bool) *spineEnv {
 	t.Helper()
 	e := &spineEnv{resultsEnv: newResultsEnv(t), patients: map[int]string{}, studies: map[int]string{}}
 	orthanc := strings.TrimSuffix(e.dicomweb, "/dicom-web")
-	endpoint := fhirCreate(t, e.fhirBase, resultsToken, `{"resourceType":"Endpoint","status":"active",`+
-		`"connectionType":{"system":"http://terminology.hl7.org/CodeSystem/endpoint-connection-type","code":"dicom-wado-rs"},`+
-		`"payloadType":[{"text":"DICOM"}],"address":"`+e.dicomweb+`"}`)
+	endpoint := e.createEndpoint(t)
 	day, _ := time.Parse("2006-01-02", spineStudyDay)
 	for i, withClinical := range cases {
 		sc := phantom.Spine(3, i)
-		var buf bytes.Buffer
-		if err := imaging.WriteDICOM(&buf, sc.Image); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.Post(orthanc+"/instances", "application/dicom", &buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("Orthanc upload: %s", resp.Status)
-		}
+		uploadDICOM(t, orthanc, sc.Image)
 		cl := sc.Clinical
 		gender := map[string]string{"F": "female", "M": "male"}[cl.Sex]
 		born := day.AddDate(-cl.Age, 0, -40).Format("2006-01-02")
@@ -99,16 +81,7 @@ func (e *spineEnv) hookSpine(t *testing.T, s *service, phantomCase int) hookAnsw
 	t.Helper()
 	url := s.base + "/cds-services/vertebral-fracture-acuity"
 	body := hookBody("patient-view", e.fhirBase, resultsToken, `{"patientId":"`+e.patients[phantomCase]+`","userId":"Practitioner/1"}`)
-	status, out := call(t, http.MethodPost, url, body, e.sign(url))
-	if status != http.StatusOK {
-		t.Fatalf("hook = %d %s", status, out)
-	}
-	var a hookAnswer
-	if err := json.Unmarshal([]byte(out), &a); err != nil {
-		t.Fatalf("hook answer %s: %v", out, err)
-	}
-	a.raw = out
-	return a
+	return e.callHook(t, url, body)
 }
 
 // TestVertebralAcuityHook drives the vertebral service through the real

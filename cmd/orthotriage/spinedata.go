@@ -14,10 +14,8 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/orthotriage/orthotriage/imaging"
@@ -151,33 +149,6 @@ func (g phantomRun) spineCrops(ctx context.Context, m *inference.Manifest, libra
 	}
 	defer closeAll()
 	began := time.Now()
-	items := make([]chan spineItem, g.n)
-	for i := range items {
-		items[i] = make(chan spineItem, 1)
-	}
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				items[i] <- g.spineCase(ctx, p, g.start+i)
-			}
-		}()
-	}
-	go func() {
-		defer close(jobs)
-		for i := range g.n {
-			select {
-			case jobs <- i:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	defer wg.Wait()
-
 	l := m.Vertebral.Localiser
 	w := newSpineWriter(g.out)
 	defer w.close()
@@ -191,13 +162,7 @@ func (g phantomRun) spineCrops(ctx context.Context, m *inference.Manifest, libra
 	var radioNames []string
 	var stats localiserStats
 	roiIndex := 0
-	for i := range g.n {
-		var it spineItem
-		select {
-		case it = <-items[i]:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	err = inOrder(ctx, g.n, func(i int) spineItem { return g.spineCase(ctx, p, g.start+i) }, func(i int, it spineItem) error {
 		if it.err != nil {
 			return it.err
 		}
@@ -239,6 +204,10 @@ func (g phantomRun) spineCrops(ctx context.Context, m *inference.Manifest, libra
 		if done := i + 1; done%100 == 0 || done == g.n {
 			fmt.Fprintf(g.stderr, "phantom: %d/%d spine cases, %d regions of interest (%.1fs)\n", done, g.n, roiIndex, time.Since(began).Seconds())
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := w.finish(); err != nil {
 		return err
