@@ -13,6 +13,11 @@ import (
 // are labelled.
 var spineLevels = []string{"T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"}
 
+// SpineSubtleShare is the share of vertebral fractures drawn subtle: a wedge
+// whose acuity cues are faint, so that the image alone often cannot date
+// the fracture (as on real radiographs, where MRI decides).
+const SpineSubtleShare = 0.4
+
 // fractureLevelWeight makes the thoracolumbar junction the commonest site.
 var fractureLevelWeight = []float64{0, 0.5, 1, 2.2, 2.2, 1.2, 0.8, 0.5, 0}
 
@@ -171,7 +176,7 @@ func Spine(seed uint64, i int) SpineCase {
 		}
 		if kind, ok := fracIdx[k]; ok {
 			v.fracture = kind
-			v.subtle = rng.Float64() < 0.3
+			v.subtle = rng.Float64() < SpineSubtleShare
 			v.applyFracture(rng)
 		}
 		specs = append(specs, v)
@@ -227,16 +232,17 @@ func (v *vertebraSpec) applyFracture(rng *rand.Rand) {
 		v.condensation = uniform(rng, 0.5, 0.9)
 		v.endplateDefect = uniform(rng, 1.5, 3)
 		if v.subtle {
-			v.step = uniform(rng, 1, 1.8)
-			v.condensation = uniform(rng, 0.2, 0.4)
-			v.endplateDefect = uniform(rng, 0.5, 1.2)
+			// Barely there: a radiograph often cannot date a fracture.
+			v.step = uniform(rng, 0.3, 1)
+			v.condensation = uniform(rng, 0.05, 0.2)
+			v.endplateDefect = uniform(rng, 0.2, 0.7)
 		}
 	case "chronic":
 		// Smooth wedging with sclerotic margins and osteophytes.
 		v.sclerosis = uniform(rng, 0.6, 1.0)
 		v.osteophyte = uniform(rng, 3, 6)
 		if v.subtle {
-			v.sclerosis = uniform(rng, 0.25, 0.45)
+			v.sclerosis = uniform(rng, 0.05, 0.25)
 			v.osteophyte = 0
 		}
 	}

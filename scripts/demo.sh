@@ -65,7 +65,17 @@ curl -sS -H 'Content-Type: application/json' --data @.cache/demo-hook.json \
   "$base/cds-services/hip-radiograph-screening" > .cache/demo-card.json
 python3 scripts/demo-study.py summary .cache/demo-card.json
 echo
-echo "Full answer (card, FHIR resources): .cache/demo-card.json"
+echo "== a synthetic lateral spine with an acute L1 fracture, its clinical data prefetched; the vertebral service"
+bin/orthotriage phantom spine --n 1 --seed 3 --start 1 --out .cache/demo-phantom 2>/dev/null >/dev/null
+spine=.cache/demo-phantom/spine-3-00001.dcm
+echo "truth: $(awk -F, '$7 != "none" && NR > 1 {print $2 ": " $7 " (" $8 ")"}' .cache/demo-phantom/labels.csv | paste -sd ';' -)"
+bin/orthotriage analyze --model spine-000 "$spine"
+python3 scripts/demo-study.py spine "$orthanc" "$spine" .cache/demo-phantom/labels.csv .cache/demo-spine-hook.json
+curl -sS -H 'Content-Type: application/json' --data @.cache/demo-spine-hook.json \
+  "$base/cds-services/vertebral-fracture-acuity" > .cache/demo-spine-card.json
+python3 scripts/demo-study.py summary .cache/demo-spine-card.json
+echo
+echo "Full answers (cards, FHIR resources): .cache/demo-card.json, .cache/demo-spine-card.json"
 echo "Authentication is switched off for this demo (ORTHOTRIAGE_AUTH_DISABLED=true); see README, Registering an EHR."
 echo "Log: .cache/demo.log. Readiness: $base/readyz  Metrics: $base/metrics"
 if [ "${DEMO_EXIT:-0}" = 1 ]; then exit 0; fi

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 # The hip model's building blocks and ONNX export (float16 weights).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hip-000"))
-from train import Bottleneck, CBFocal, count_flops, export, fuse_batchnorm  # noqa: E402
+from train import Bottleneck, CBFocal, count_flops, export  # noqa: E402
 
 LEVELS = ["T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"]
 CLASSES = ["none", "acute", "chronic"]
@@ -366,12 +366,19 @@ def train_fusion(a):
         return np.stack(cols, 1)
 
     xn = nomogram_matrix(dlr_oof, clin)
-    nomo = LogisticRegression(C=1e4, max_iter=5000).fit(xn, y)
+    # Logistic regression on standardised variables with a mild L2 penalty
+    # (C 1): where the image separates most cases, an unpenalised fit runs
+    # off to huge coefficients of arbitrary sign. The coefficients are then
+    # put back on the variables' own scales, which the nomogram reads.
+    mu, sd = xn.mean(0), xn.std(0)
+    std_fit = LogisticRegression(C=a.nomogram_c, max_iter=5000).fit((xn - mu) / sd, y)
+    coef = std_fit.coef_[0] / sd
+    intercept = float(std_fit.intercept_[0] - (std_fit.coef_[0] * mu / sd).sum())
     lo, hi = xn.min(0), xn.max(0)
     terms = []
     widest = 0.0
     for k, (name, label, unit, tr) in enumerate(NOMOGRAM_TERMS):
-        c = float(nomo.coef_[0][k])
+        c = float(coef[k])
         widest = max(widest, abs(c) * (hi[k] - lo[k]))
         terms.append({"name": name, "label": label, "unit": unit, "coef": c, "min": float(lo[k]), "max": float(hi[k]), "transform": tr})
     fusion = {
@@ -380,7 +387,7 @@ def train_fusion(a):
         "mean": [float(mean[i]) for i in sel],
         "std": [float(std[i]) for i in sel],
         "trees": {"init": float(init_logodds(trees)), "learningRate": trees.learning_rate, "trees": export_trees(trees)},
-        "nomogram": {"intercept": float(nomo.intercept_[0]), "terms": terms, "pointsPerUnit": 100 / widest},
+        "nomogram": {"intercept": intercept, "terms": terms, "pointsPerUnit": 100 / widest},
     }
     # Golden rows: scikit-learn's own scores, which the Go evaluation must
     # give (TestFusionGolden).
@@ -389,7 +396,7 @@ def train_fusion(a):
     for i in range(0, len(y), max(1, len(y) // 8))[:8]:
         xi = nomogram_matrix(dlr_fit[i : i + 1], clin[i : i + 1])
         gold.append({"x": [float(v) for v in x[i, sel]], "clinical": clin[i], "dlr": float(dlr_fit[i]),
-                     "nomogram": float(nomo.predict_proba(np.clip(xi, lo, hi))[0, 1])})
+                     "nomogram": float(std_fit.predict_proba((np.clip(xi, lo, hi) - mu) / sd)[0, 1])})
     fusion["golden"] = gold
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "fusion.json"), "w") as f:
@@ -398,7 +405,8 @@ def train_fusion(a):
     report = {"stage": "fusion", "fracturedVertebrae": int(len(y)), "acute": int(y.sum()), "lassoC": float(lasso.C_[0]),
               "selected": len(sel), "selectedDeep": int(sum(names[i].startswith("deep:") for i in sel)),
               "trees": a.trees, "oofAUC_DLR": float(roc_auc_score(y, dlr_oof)),
-              "oofAUC_nomogram_in_sample": float(roc_auc_score(y, nomo.predict_proba(xn)[:, 1])),
+              "oofAUC_nomogram_in_sample": float(roc_auc_score(y, std_fit.predict_proba((xn - mu) / sd)[:, 1])),
+              "nomogramC": a.nomogram_c,
               "nomogram": {t["name"]: round(t["coef"], 4) for t in terms}, "seconds": round(time.time() - began)}
     write_report(a.out, report)
 
@@ -438,6 +446,7 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--trees", type=int, default=300)
     ap.add_argument("--max-features", type=int, default=64)
+    ap.add_argument("--nomogram-c", type=float, default=1.0, help="inverse L2 penalty of the nomogram's logistic fit (standardised variables)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     a = ap.parse_args()
