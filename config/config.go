@@ -227,7 +227,7 @@ type Feedback struct {
 // ONNXRuntime holds the ONNX Runtime library and how models run on it.
 type ONNXRuntime struct {
 	Library string `yaml:"library"`
-	// Models are the models served: shipped model ids (hip-000) or folders
+	// Models are the models served: shipped model ids (hip-000, spine-000) or folders
 	// holding manifest.json and the ONNX file.
 	Models            []string      `yaml:"models"`
 	IntraOpThreads    int           `yaml:"intra_op_threads"`
@@ -267,7 +267,7 @@ func Default() Config {
 			SourceURL: "https://github.com/orthotriage/orthotriage", HeatmapSide: 96, Kept: 1000, WriteBackRetries: 3,
 			TTL: 24 * time.Hour, BudgetPatientView: 1500 * time.Millisecond, BudgetStudyAvailable: 5 * time.Second,
 			PendingCard: true, AnalysisTimeout: 2 * time.Minute},
-		ONNXRuntime: ONNXRuntime{Models: []string{"hip-000"}, GraphOptimization: "all", ExecutionProvider: "cpu",
+		ONNXRuntime: ONNXRuntime{Models: []string{"hip-000", "spine-000"}, GraphOptimization: "all", ExecutionProvider: "cpu",
 			BatchMax: 8, BatchWait: 5 * time.Millisecond},
 		Imaging: Imaging{
 			MaxInstanceBytes: 64 << 20,
@@ -328,7 +328,7 @@ func (c *Config) settings() []setting {
 		bytesize("fhir.max_response_bytes", "largest FHIR response body read, in bytes", &c.FHIR.MaxResponseSize),
 		integer("feedback.max_events", "CDS feedback events kept (in memory, or the Redis stream length)", &c.Feedback.MaxEvents),
 		str("onnxruntime.library", "path of libonnxruntime.so; empty searches .cache/onnxruntime and /usr/local/lib", &c.ONNXRuntime.Library),
-		list("onnxruntime.models", "comma-separated models to serve: shipped ids (hip-000) or folders with manifest.json and the ONNX file", &c.ONNXRuntime.Models),
+		list("onnxruntime.models", "comma-separated models to serve: shipped ids (hip-000, spine-000) or folders with manifest.json and the model files", &c.ONNXRuntime.Models),
 		integer("onnxruntime.intra_op_threads", "threads one inference may use (0: one per core)", &c.ONNXRuntime.IntraOpThreads),
 		str("onnxruntime.graph_optimization", "graph optimisation level: all, extended, basic or disabled", &c.ONNXRuntime.GraphOptimization),
 		str("onnxruntime.execution_provider", "cpu, or cuda when the library was built with it", &c.ONNXRuntime.ExecutionProvider),

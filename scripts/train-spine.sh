@@ -2,7 +2,9 @@
 # Reproduces the reference vertebral model inference/models/spine-000, one
 # stage at a time; each stage's training data is written by the Go service's
 # own code with the stages before it (orthotriage phantom spine --crops-only):
-#   1. localiser   seed 1 (TRAIN_N radiographs)          -> localiser.onnx
+#   1. localiser   seed 1 (TRAIN_N radiographs), and NEG_N pelvis
+#                  radiographs (seed 6) where no vertebra is to be found
+#                                                        -> localiser.onnx
 #   2. network     seed 1 regions found by the localiser -> model.onnx
 #   3. fusion      seed 5 (FUSION_N radiographs), never seen by the network
 #                  -> fusion.json (LASSO selection, trees, nomogram)
@@ -12,7 +14,7 @@
 # FUSION_N, TEST_N, LOC_EPOCHS, NET_EPOCHS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TRAIN_N=${TRAIN_N:-2500} FUSION_N=${FUSION_N:-2000} TEST_N=${TEST_N:-600}
+TRAIN_N=${TRAIN_N:-2500} FUSION_N=${FUSION_N:-2000} TEST_N=${TEST_N:-600} NEG_N=${NEG_N:-500}
 LOC_EPOCHS=${LOC_EPOCHS:-30} NET_EPOCHS=${NET_EPOCHS:-16}
 W=${SPINE_WORK:-.cache/spine}
 bin=bin/orthotriage
@@ -27,8 +29,10 @@ rm -rf "$W/model" && mkdir -p "$W/model" && cp "$model/manifest.json" "$W/model/
 
 step "1/4 localiser data (seed 1, $TRAIN_N radiographs)"
 rm -rf "$W/loc" && $bin phantom spine --n "$TRAIN_N" --seed 1 --out "$W/loc" --crops-only --model "$W/model"
+# Negatives: AP pelvis radiographs (seed 6), where no vertebra is to be found.
+rm -rf "$W/loc-neg" && $bin phantom pelvis --n "$NEG_N" --seed 6 --out "$W/loc-neg" --crops-only --model "$W/model"
 step "1/4 localiser training"
-/usr/bin/python3 $train localiser --train "$W/loc" --out "$W/model" --epochs "$LOC_EPOCHS" | tee "$W/train-localiser.log"
+/usr/bin/python3 $train localiser --train "$W/loc" --negatives "$W/loc-neg" --out "$W/model" --epochs "$LOC_EPOCHS" | tee "$W/train-localiser.log"
 
 step "2/4 network data (seed 1, regions found by the localiser)"
 rm -rf "$W/net" && $bin phantom spine --n "$TRAIN_N" --seed 1 --out "$W/net" --crops-only --model "$W/model"

@@ -36,7 +36,7 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 	seed := fs.Uint64("seed", 1, "generator seed; a case depends only on (seed, index)")
 	start := fs.Int("start", 0, "index of the first case")
 	out := fs.String("out", "", "output `DIR` (created)")
-	cropsOnly := fs.Bool("crops-only", false, "write the model inputs computed by the service's own code instead of DICOM files: pelvis crops.npy and crops.csv; spine localiser.npy and localiser.csv, then, for each stage of --model already trained, rois.npy, rois.csv, radiomics.csv and deep.npy")
+	cropsOnly := fs.Bool("crops-only", false, "write the model inputs computed by the service's own code instead of DICOM files: pelvis crops.npy and crops.csv; spine localiser.npy and localiser.csv, then, for each stage of --model already trained, rois.npy, rois.csv, radiomics.csv and deep.npy; pelvis with a vertebral --model: localiser inputs with no vertebra (negatives)")
 	model := fs.String("model", "", "shipped model `ID` or folder whose manifest defines the inputs (with --crops-only; default hip-000 or spine-000)")
 	pngs := fs.Bool("png", false, "also write an 8-bit PNG preview beside each DICOM file")
 	fs.Usage = func() {
@@ -73,12 +73,14 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 		if err != nil {
 			return fmt.Errorf("phantom: --model: %w", err)
 		}
-		want := map[string]string{"pelvis": inference.TaskHip, "spine": inference.TaskVertebral}[kind]
-		if m.Task != want {
-			return fmt.Errorf("phantom: --model %s is a %s model, %s phantoms need a %s model", *model, m.Task, kind, want)
-		}
-		if kind == "spine" {
+		switch {
+		case kind == "spine" && m.Task == inference.TaskVertebral:
 			return g.spineCrops(ctx, m, library, stdout)
+		case kind == "pelvis" && m.Task == inference.TaskVertebral:
+			// Images without a vertebra to find: the localiser's negatives.
+			return g.localiserNegatives(ctx, m, stdout)
+		case kind == "spine":
+			return fmt.Errorf("phantom: --model %s is a %s model, spine phantoms need a %s model", *model, m.Task, inference.TaskVertebral)
 		}
 		g.pre = &m.Preprocess
 	}

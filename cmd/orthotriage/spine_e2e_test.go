@@ -113,13 +113,14 @@ func TestVertebralAcuityHook(t *testing.T) {
 	e := newSpineEnv(t, map[int]bool{acuteSpineCase: true, chronicSpineCase: false})
 	s := startService(t, buildBinary(t), "ORTHOTRIAGE_AUTH_ISSUERS_FILE="+e.issuers, "ORTHOTRIAGE_EGRESS_ALLOWED_CIDRS=127.0.0.0/8",
 		"ORTHOTRIAGE_REDIS_URL="+testenv.Redis(t), "ORTHOTRIAGE_ONNXRUNTIME_MODELS=hip-000,spine-000",
-		"ORTHOTRIAGE_RESULTS_BUDGET_PATIENT_VIEW=60s")
+		"ORTHOTRIAGE_RESULTS_BUDGET_PATIENT_VIEW=9s")
 
 	a := e.hookSpine(t, s, acuteSpineCase)
 	if len(a.Cards) != 1 {
 		t.Fatalf("acute case: %d cards, want 1: %s\n%s", len(a.Cards), a.raw, s.logText())
 	}
 	card := a.Cards[0]
+	t.Logf("acute case: %s %q\n%s", card.Indicator, card.Summary, card.Detail)
 	want := acuteLevel + " fracture likely acute ("
 	if card.Indicator != "warning" || !strings.Contains(card.Summary, want) || !strings.Contains(card.Summary, "urgent read suggested") {
 		t.Errorf("card = %s %q, want a warning card %q... urgent read suggested", card.Indicator, card.Summary, want)
@@ -164,6 +165,7 @@ func TestVertebralAcuityHook(t *testing.T) {
 		t.Fatalf("chronic case: %d cards, want 1: %s", len(c.Cards), c.raw)
 	}
 	cc := c.Cards[0]
+	t.Logf("chronic case without clinical data: %s %q\n%s", cc.Indicator, cc.Summary, cc.Detail)
 	if cc.Indicator != "info" || !strings.Contains(cc.Summary, "fracture likely chronic") {
 		t.Errorf("chronic card = %s %q", cc.Indicator, cc.Summary)
 	}

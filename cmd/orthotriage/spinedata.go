@@ -223,6 +223,55 @@ func (g phantomRun) spineCrops(ctx context.Context, m *inference.Manifest, libra
 	return nil
 }
 
+// localiserNegatives writes localiser inputs of pelvis phantoms with every
+// level absent: trained only on spines, a localiser would find vertebrae
+// on any image.
+func (g phantomRun) localiserNegatives(ctx context.Context, m *inference.Manifest, stdout io.Writer) error {
+	l := m.Vertebral.Localiser
+	w := newSpineWriter(g.out)
+	defer w.close()
+	npy, err := w.npy("localiser.npy", []int{g.n, 1, l.Height, l.Width})
+	if err != nil {
+		return err
+	}
+	rows := w.csv("localiser.csv", []string{"index", "file", "level", "present", "cx", "cy", "w", "h"})
+	type negative struct {
+		plane []float32
+		id    string
+		err   error
+	}
+	err = inOrder(ctx, g.n, func(i int) negative {
+		pc := phantom.Pelvis(g.seed, g.start+i)
+		var dcm bytes.Buffer
+		if err := imaging.WriteDICOM(&dcm, pc.Image); err != nil {
+			return negative{err: fmt.Errorf("phantom %s: %w", pc.ID, err)}
+		}
+		img, err := imaging.Decode(dcm.Bytes(), imaging.Limits{})
+		if err != nil {
+			return negative{err: fmt.Errorf("phantom %s: decode: %w", pc.ID, err)}
+		}
+		plane := make([]float32, l.Width*l.Height)
+		return negative{plane: plane, id: pc.ID, err: inference.LocaliserInput(l, m.Preprocess, img.Pixels, img.Meta.Rows, img.Meta.Columns, plane)}
+	}, func(i int, it negative) error {
+		if it.err != nil {
+			return it.err
+		}
+		npy.write(it.plane)
+		for _, level := range l.Levels {
+			rows.Write([]string{strconv.Itoa(i), it.id, level, "0", "0", "0", "0", "0"})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := w.finish(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %d localiser negatives (pelvis) to %s\n", g.n, g.out)
+	return nil
+}
+
 // spineCase generates case i and runs the stages that exist on it.
 func (g phantomRun) spineCase(ctx context.Context, p *spine.Pipeline, i int) spineItem {
 	sc := phantom.Spine(g.seed, i)

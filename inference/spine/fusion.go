@@ -270,7 +270,7 @@ func (f *Fusion) Missing(clinical map[string]float64) []string {
 	return out
 }
 
-// Nomogram scores a DLR score with the clinical values; it fails when one
+// Score scores a DLR score with the clinical values in the nomogram; it fails when one
 // the nomogram needs is missing (see Missing).
 func (f *Fusion) Score(dlr float64, clinical map[string]float64) (Score, error) {
 	if miss := f.Missing(clinical); len(miss) > 0 {
@@ -298,7 +298,9 @@ func (f *Fusion) Score(dlr float64, clinical map[string]float64) (Score, error) 
 		if t.Coef < 0 {
 			low = t.Max
 		}
-		pt := Point{Name: t.Name, Label: t.Label, Value: v, Unit: t.Unit, Points: nm.PointsPerUnit * t.Coef * (c - low), Clipped: c != x}
+		// Never negative (nor -0, which would print as "-0").
+		pts := math.Max(0, nm.PointsPerUnit*t.Coef*(c-low))
+		pt := Point{Name: t.Name, Label: t.Label, Value: v, Unit: t.Unit, Points: pts, Clipped: c != x}
 		s.TotalPoints += pt.Points
 		s.Points = append(s.Points, pt)
 	}

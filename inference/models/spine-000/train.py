@@ -63,16 +63,30 @@ class Localiser(nn.Module):
         return torch.sigmoid(self.head(self.body(x)).view(-1, self.levels, 5))
 
 
-def train_localiser(a):
-    x = np.load(os.path.join(a.train, "localiser.npy"))
-    rows = list(csv.DictReader(open(os.path.join(a.train, "localiser.csv"))))
-    n = x.shape[0]
-    t = np.zeros((n, len(LEVELS), 5), dtype=np.float32)
+def localiser_data(folder):
+    x = np.load(os.path.join(folder, "localiser.npy"))
+    rows = list(csv.DictReader(open(os.path.join(folder, "localiser.csv"))))
+    t = np.zeros((x.shape[0], len(LEVELS), 5), dtype=np.float32)
     for r in rows:
         k = LEVELS.index(r["level"])
         t[int(r["index"]), k] = [float(r["present"]), float(r["cx"]), float(r["cy"]), float(r["w"]), float(r["h"])]
+    return x, t
+
+
+def train_localiser(a):
+    x, t = localiser_data(a.train)
+    n = x.shape[0]
     nval = max(1, n // 10)
     xt, tt, xv, tv = x[nval:], t[nval:], x[:nval], t[:nval]
+    if a.negatives:
+        # Other radiographs with no vertebra: a localiser that never saw
+        # one would find T10-L5 on any image.
+        xn, tn = localiser_data(a.negatives)
+        kn = max(1, len(xn) // 10)
+        xt, tt = np.concatenate([xt, xn[kn:]]), np.concatenate([tt, tn[kn:]])
+        xv_neg, tv_neg = xn[:kn], tn[:kn]
+    else:
+        xv_neg = None
     h, w = x.shape[2], x.shape[3]
     model = Localiser(h, w)
     print(f"localiser: {len(xt)} train, {len(xv)} validation images {w}x{h}; "
@@ -124,10 +138,18 @@ def train_localiser(a):
     with torch.no_grad():
         pv = model(torch.from_numpy(xv)).numpy()
     acc, err = metrics(pv, tv)
+    neg_found = None
+    if xv_neg is not None:
+        with torch.no_grad():
+            pn = model(torch.from_numpy(xv_neg)).numpy()
+        neg_found = float((pn[..., 0] > 0.5).any(1).mean())
+        print(f"validation negatives: {len(xv_neg)} images, {neg_found:.4f} with any level found", flush=True)
     os.makedirs(a.out, exist_ok=True)
     export(model, os.path.join(a.out, "localiser.onnx"), (h, w), outputs=("levels",))
     report = {"stage": "localiser", "trainImages": int(len(xt)), "epochs": a.epochs, "valPresenceAccuracy": acc,
-              "valCentreError": [float(e) for e in err], "parameters": int(sum(p.numel() for p in model.parameters())),
+              "valCentreError": [float(e) for e in err], "valNegativesWithALevelFound": neg_found,
+              "negatives": int(0 if xv_neg is None else len(xt) - (n - nval)),
+              "parameters": int(sum(p.numel() for p in model.parameters())),
               "seconds": round(time.time() - began)}
     write_report(a.out, report)
 
@@ -303,7 +325,7 @@ def clinical_of(r):
 NOMOGRAM_TERMS = [  # name, label, unit, transform
     ("dlr", "DLR score (image)", "", "logit"),
     ("age", "Age", "years", ""),
-    ("female", "Female sex", "", ""),
+    ("female", "Sex", "", ""),
     ("symptom_days", "Symptom duration", "days", "log"),
     ("trauma", "Recent minor trauma", "", ""),
     ("tscore", "BMD T-score", "", ""),
@@ -440,6 +462,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("stage", choices=["localiser", "net", "fusion"])
     ap.add_argument("--train", required=True, help="folder written by orthotriage phantom spine --crops-only")
+    ap.add_argument("--negatives", help="localiser: folder of images without vertebrae (orthotriage phantom pelvis --crops-only --model spine-000)")
     ap.add_argument("--out", required=True, help="the model folder being built")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--batch", type=int, default=64)
