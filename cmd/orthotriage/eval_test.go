@@ -178,10 +178,70 @@ func TestPhantomCropsOnly(t *testing.T) {
 		{"phantom", "hand", "--out", out},
 		{"phantom", "pelvis"},
 		{"phantom", "pelvis", "--n", "0", "--out", out},
-		{"phantom", "spine", "--crops-only", "--out", out},
+		{"phantom", "spine", "--crops-only", "--model", "hip-000", "--out", out},
 	} {
 		if err := run(t.Context(), args, ortEnv(t), &stdout, &stderr); err == nil {
 			t.Errorf("%v: no error", args)
 		}
+	}
+}
+
+// The vertebral training data: every stage of the shipped model runs on
+// spine phantoms and writes its files, one row per localised vertebra
+// matched to its label; pelvis phantoms give localiser negatives.
+func TestSpineTrainingData(t *testing.T) {
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"phantom", "spine", "--n", "3", "--seed", "5", "--out", out, "--crops-only"}, ortEnv(t), &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	read := func(name string) [][]string {
+		f, err := os.Open(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		rows, err := csv.NewReader(f).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+	// values returns the number of float32 values after a .npy file's
+	// header (magic, version, a 2-byte length, the header).
+	values := func(name string) int {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil || len(b) < 10 || string(b[1:6]) != "NUMPY" {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return (len(b) - 10 - int(b[8]) - int(b[9])<<8) / 4
+	}
+	if loc := read("localiser.csv"); len(loc) != 1+3*9 {
+		t.Errorf("localiser.csv has %d rows, want 1 + 3 cases x 9 levels", len(loc))
+	}
+	rois, radio := read("rois.csv"), read("radiomics.csv")
+	m := len(rois) - 1
+	if m < 15 || len(radio) != m+1 || len(radio[0]) < 100 {
+		t.Fatalf("%d regions, %d radiomics rows of %d columns", m, len(radio)-1, len(radio[0]))
+	}
+	if n := values("localiser.npy"); n != 3*224*128 {
+		t.Errorf("localiser.npy holds %d values, want %d", n, 3*224*128)
+	}
+	if n := values("rois.npy"); n != m*64*64 {
+		t.Errorf("rois.npy holds %d values, want %d", n, m*64*64)
+	}
+	if n := values("deep.npy"); n != m*2048 {
+		t.Errorf("deep.npy holds %d values, want %d x 2048", n, m)
+	}
+	if !strings.Contains(stderr.String(), "localised") {
+		t.Errorf("no localisation figures on stderr:\n%s", stderr.String())
+	}
+	neg := t.TempDir()
+	if err := run(t.Context(), []string{"phantom", "pelvis", "--n", "2", "--seed", "6", "--out", neg, "--crops-only", "--model", "spine-000"}, ortEnv(t), &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	out = neg
+	if loc := read("localiser.csv"); len(loc) != 1+2*9 || loc[1][3] != "0" {
+		t.Errorf("negatives: %v", loc[:2])
 	}
 }

@@ -16,6 +16,7 @@ import (
 const (
 	acuteSpineCase   = 1 // L1: typical acute fracture
 	chronicSpineCase = 6 // L1: typical chronic fracture
+	notSpineCase     = -1 // a pelvis radiograph labelled as a spine
 )
 
 // spineEnv is a FHIR test server and an Orthanc holding lateral spine
@@ -36,7 +37,16 @@ func newSpineEnv(t *testing.T, cases map[int]bool) *spineEnv {
 	endpoint := e.createEndpoint(t)
 	day, _ := time.Parse("2006-01-02", spineStudyDay)
 	for i, withClinical := range cases {
-		sc := phantom.Spine(3, i)
+		sc := phantom.Spine(3, max(i, 0))
+		if i == notSpineCase {
+			// An AP pelvis sent as a lateral spine: nothing to localise.
+			pc := phantom.Pelvis(3, 0)
+			sc.Image = pc.Image
+			sc.Image.BodyPartExamined, sc.Image.ViewPosition = "SPINE", "LL"
+			sc.Image.StudyInstanceUID += ".9"
+			sc.Image.SeriesInstanceUID += ".9"
+			sc.Image.SOPInstanceUID += ".9"
+		}
 		uploadDICOM(t, orthanc, sc.Image)
 		cl := sc.Clinical
 		gender := map[string]string{"F": "female", "M": "male"}[cl.Sex]
@@ -110,7 +120,7 @@ func TestVertebralAcuityHook(t *testing.T) {
 			chronicLevels[v.Level] = true
 		}
 	}
-	e := newSpineEnv(t, map[int]bool{acuteSpineCase: true, chronicSpineCase: false})
+	e := newSpineEnv(t, map[int]bool{acuteSpineCase: true, chronicSpineCase: false, notSpineCase: false})
 	s := startService(t, buildBinary(t), "ORTHOTRIAGE_AUTH_ISSUERS_FILE="+e.issuers, "ORTHOTRIAGE_EGRESS_ALLOWED_CIDRS=127.0.0.0/8",
 		"ORTHOTRIAGE_REDIS_URL="+testenv.Redis(t), "ORTHOTRIAGE_ONNXRUNTIME_MODELS=hip-000,spine-000",
 		"ORTHOTRIAGE_RESULTS_BUDGET_PATIENT_VIEW=9s")
@@ -178,6 +188,13 @@ func TestVertebralAcuityHook(t *testing.T) {
 		t.Errorf("a nomogram was drawn without the clinical data:\n%s", cc.Detail)
 	}
 	e.validate(t, cc.Suggestions[0].Actions)
+
+	n := e.hookSpine(t, s, notSpineCase)
+	if len(n.Cards) != 1 || n.Cards[0].Indicator != "info" || !strings.Contains(n.Cards[0].Summary, "no vertebral body could be localised") {
+		t.Errorf("a pelvis radiograph sent as a spine: %s", n.raw)
+	} else {
+		e.validate(t, n.Cards[0].Suggestions[0].Actions)
+	}
 	if strings.Contains(s.logText(), resultsToken) {
 		t.Error("the FHIR access token was logged")
 	}
