@@ -48,6 +48,7 @@ fuzz:
 	$(GO) test ./cds -run '^$$' -fuzz '^FuzzParseAndValidate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./cds -run '^$$' -fuzz '^FuzzParseFeedback$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./cds -run '^$$' -fuzz '^FuzzClean$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./cds -run '^$$' -fuzz '^FuzzParseBodies$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging -run '^$$' -fuzz '^FuzzParseMultipart$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./inference/radiomics -run '^$$' -fuzz '^FuzzFeatures$$' -fuzztime $(FUZZTIME)
