@@ -38,12 +38,13 @@ img{width:96px;height:auto;image-rendering:pixelated}
 {{end}}{{if .Priority}}<p class="prio">Suggested read priority: {{.Priority}}</p>
 {{end}}{{if .Review}}<p class="warning">Low confidence - needs review by a radiologist.</p>
 {{end}}<table>
-<thead><tr><th>Region</th><th>Finding</th><th>Probability</th><th>Priority</th><th>Status</th><th>Activation map</th></tr></thead>
+<thead><tr><th>Region</th><th>Finding</th><th>Probability</th><th>Priority</th><th>Status</th><th>{{.ImageHeader}}</th></tr></thead>
 <tbody>
-{{range .Rows}}<tr><td>{{.Region}}</td><td>{{.Finding}}</td><td>{{.Probability}}</td><td>{{or .Priority "-"}}</td><td>{{.Status}}</td><td>{{if .Heatmap}}<img src="{{.Heatmap}}" alt="activation map, {{.Region}}">{{else}}-{{end}}</td></tr>
+{{range .Rows}}<tr><td>{{.Region}}</td><td>{{.Finding}}</td><td>{{.Probability}}</td><td>{{or .Priority "-"}}</td><td>{{.Status}}</td><td>{{if .Heatmap}}<img src="{{.Heatmap}}" alt="{{$.ImageHeader}}, {{.Region}}">{{else}}-{{end}}</td></tr>
 {{end}}</tbody>
 </table>
-<p>{{.Conclusion}}</p>
+{{if .Localised}}<p>Vertebrae localised: {{.Localised}}.</p>
+{{end}}<p>{{.Conclusion}}</p>
 <p><small>Model {{.Model}}. Study {{.Study}}. Analysed {{.Analyzed}}.</small></p>
 </body>
 </html>
@@ -61,6 +62,7 @@ type reportRow struct {
 func ReportHTML(r analysis.Result) ([]byte, error) {
 	data := struct {
 		Title, Warning, Priority, Conclusion, Model, Study, Analyzed string
+		ImageHeader, Localised                                       string
 		Review                                                       bool
 		Rows                                                         []reportRow
 	}{
@@ -71,6 +73,12 @@ func ReportHTML(r analysis.Result) ([]byte, error) {
 		Model:      strings.TrimSpace(r.Model.ID + " " + r.Model.Version),
 		Study:      r.Study.Key(),
 		Analyzed:   instant(r.Analyzed),
+		// Hips show the activation map; vertebrae the region the network read.
+		ImageHeader: "Activation map",
+		Localised:   strings.Join(r.Localised, ", "),
+	}
+	if r.Model.Task == TaskVertebral {
+		data.ImageHeader = "Region of interest"
 	}
 	if r.Model.Synthetic() {
 		data.Warning = r.Model.Warning

@@ -14,6 +14,7 @@ import (
 )
 
 //go:embed hip-000/manifest.json hip-000/model.onnx hip-000/MODEL_CARD.md
+//go:embed spine-000/manifest.json spine-000/model.onnx spine-000/localiser.onnx spine-000/fusion.json spine-000/MODEL_CARD.md
 var files embed.FS
 
 // IDs lists the shipped models.
