@@ -14,8 +14,8 @@ import (
 // Spine phantom cases of the held-out test seed (3); the test checks the
 // generator still draws these truths.
 const (
-	acuteSpineCase   = 1 // L1: typical acute fracture
-	chronicSpineCase = 6 // L1: typical chronic fracture
+	acuteSpineCase   = 1  // L1: typical acute fracture
+	chronicSpineCase = 6  // L1: typical chronic fracture
 	notSpineCase     = -1 // a pelvis radiograph labelled as a spine
 )
 
