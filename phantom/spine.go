@@ -14,9 +14,13 @@ import (
 var spineLevels = []string{"T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"}
 
 // SpineSubtleShare is the share of vertebral fractures drawn subtle: a wedge
-// whose acuity cues are faint, so that the image alone often cannot date
-// the fracture (as on real radiographs, where MRI decides).
-const SpineSubtleShare = 0.4
+// whose acuity cues are faint; SpineIndeterminateShare of all fractures
+// (drawn among the subtle ones) show no acuity cue at all, so that the
+// image alone cannot date them (as on real radiographs, where MRI decides).
+const (
+	SpineSubtleShare        = 0.4
+	SpineIndeterminateShare = 0.2
+)
 
 // fractureLevelWeight makes the thoracolumbar junction the commonest site.
 var fractureLevelWeight = []float64{0, 0.5, 1, 2.2, 2.2, 1.2, 0.8, 0.5, 0}
@@ -26,7 +30,7 @@ type Vertebra struct {
 	Level      string
 	Box        [4]int // x, y, w, h in pixels of the image
 	Fracture   string // none, acute or chronic
-	Difficulty string // typical or subtle (fractures only)
+	Difficulty string // typical, subtle or indeterminate (fractures only)
 	Detail     string // e.g. "wedge-0.34"
 }
 
@@ -77,6 +81,7 @@ type vertebraSpec struct {
 	wedge          float64 // anterior height loss, fraction
 	fracture       string
 	subtle         bool
+	indeterminate  bool // no acuity cue at all
 	osteophyte     float64
 	condensation   float64
 	sclerosis      float64
@@ -176,7 +181,8 @@ func Spine(seed uint64, i int) SpineCase {
 		}
 		if kind, ok := fracIdx[k]; ok {
 			v.fracture = kind
-			v.subtle = rng.Float64() < SpineSubtleShare
+			u := rng.Float64()
+			v.subtle, v.indeterminate = u < SpineSubtleShare, u < SpineIndeterminateShare
 			v.applyFracture(rng)
 		}
 		specs = append(specs, v)
@@ -201,7 +207,9 @@ func Spine(seed uint64, i int) SpineCase {
 		vt := Vertebra{Level: spineLevels[k], Box: box, Fracture: "none"}
 		if v.fracture != "" {
 			vt.Fracture, vt.Difficulty = v.fracture, "typical"
-			if v.subtle {
+			if v.indeterminate {
+				vt.Difficulty = "indeterminate"
+			} else if v.subtle {
 				vt.Difficulty = "subtle"
 			}
 			vt.Detail = fmt.Sprintf("wedge-%.2f", v.wedge)
@@ -245,6 +253,11 @@ func (v *vertebraSpec) applyFracture(rng *rand.Rand) {
 			v.sclerosis = uniform(rng, 0.05, 0.25)
 			v.osteophyte = 0
 		}
+	}
+	if v.indeterminate {
+		// A plain wedge, acute or chronic alike (the draws above are
+		// kept so that the rest of the case is drawn the same).
+		v.step, v.condensation, v.endplateDefect, v.sclerosis, v.osteophyte = 0, 0, 0, 0, 0
 	}
 }
 

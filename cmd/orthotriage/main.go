@@ -365,7 +365,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 				Help: "Batches run by the model's session.", ConstLabels: labels},
 				func() float64 { n, _ := b.Stats(); return float64(n) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "orthotriage_inference_crops_total",
-				Help: "Crops (one per hip) classified by the model.", ConstLabels: labels},
+				Help: "Crops (one per hip, or per vertebral body) classified by the model.", ConstLabels: labels},
 				func() float64 { _, n := b.Stats(); return float64(n) }))
 	}
 	ready := []api.Check{{Name: "models", Check: func(context.Context) error {

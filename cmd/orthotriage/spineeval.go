@@ -52,7 +52,7 @@ type spineReport struct {
 		AccuracyDLR float64                `json:"accuracyDLR"`
 		AccuracyNom float64                `json:"accuracyNomogram"`
 		// ByDifficulty are the nomogram's and DLR's AUCs by fracture
-		// difficulty (typical, subtle).
+		// difficulty (typical, subtle, indeterminate).
 		ByDifficulty map[string][2]float64 `json:"byDifficulty"`
 	} `json:"acuity"`
 }
@@ -244,7 +244,7 @@ func evalSpine(ctx context.Context, m *inference.Manifest, data, library string,
 	ac.Comparison = evaluate.DeLongTest(acuteTruth, nom, dlr)
 	ac.AccuracyDLR, ac.AccuracyNom = accuracy(acuteTruth, dlr), accuracy(acuteTruth, nom)
 	ac.ByDifficulty = map[string][2]float64{}
-	for _, g := range []string{"typical", "subtle"} {
+	for _, g := range []string{"typical", "subtle", "indeterminate"} {
 		var t []bool
 		var d, n []float64
 		for i := range acuteTruth {
@@ -304,9 +304,15 @@ func printSpineReport(w io.Writer, m *inference.Manifest, data string, r spineRe
 	a := r.Acuity
 	fmt.Fprintf(w, "\nacuity on the %d found fractured vertebrae (%d acute, %d chronic); 95%% CIs by DeLong\n", a.N, a.Acute, a.N-a.Acute)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "score\tAUC (95% CI)\taccuracy at 0.5\ttypical AUC\tsubtle AUC")
-	fmt.Fprintf(tw, "nomogram (DLR + clinical)\t%s\t%.4f\t%.4f\t%.4f\n", ci(a.Nomogram.AUC), a.AccuracyNom, a.ByDifficulty["typical"][0], a.ByDifficulty["subtle"][0])
-	fmt.Fprintf(tw, "DLR score alone\t%s\t%.4f\t%.4f\t%.4f\n", ci(a.DLR.AUC), a.AccuracyDLR, a.ByDifficulty["typical"][1], a.ByDifficulty["subtle"][1])
+	fmt.Fprintln(tw, "score\tAUC (95% CI)\taccuracy at 0.5\tAUC typical\tsubtle\tindeterminate")
+	by := func(g string, k int) string {
+		if v, ok := a.ByDifficulty[g]; ok && !math.IsNaN(v[k]) {
+			return fmt.Sprintf("%.4f", v[k])
+		}
+		return "n/a"
+	}
+	fmt.Fprintf(tw, "nomogram (DLR + clinical)\t%s\t%.4f\t%s\t%s\t%s\n", ci(a.Nomogram.AUC), a.AccuracyNom, by("typical", 0), by("subtle", 0), by("indeterminate", 0))
+	fmt.Fprintf(tw, "DLR score alone\t%s\t%.4f\t%s\t%s\t%s\n", ci(a.DLR.AUC), a.AccuracyDLR, by("typical", 1), by("subtle", 1), by("indeterminate", 1))
 	tw.Flush()
 	c := a.Comparison
 	fmt.Fprintf(w, "DeLong test, nomogram - DLR: difference %.4f (SE %.4f), z %.2f, p %.3g\n", c.Diff, c.SE, c.Z, c.P)
