@@ -63,7 +63,7 @@ train-hip: build
 # Reproduces the reference vertebral model (inference/models/spine-000):
 # localiser, per-vertebra network, fusion (LASSO, trees, nomogram), each on
 # data the service's own code writes, then the evaluation on a held-out
-# seed. About 40-60 minutes on 2 cores; not part of `make test`.
+# seed. About 35 minutes on 2 cores; not part of `make test`.
 train-spine: build
 	scripts/train-spine.sh
 

@@ -10,8 +10,10 @@
 #                  -> fusion.json (LASSO selection, trees, nomogram)
 #   4. evaluation  seed 3 (TEST_N DICOM files), never seen in training,
 #                  through `orthotriage eval --model vertebral-fracture-acuity`
-# About 40-60 minutes on 2 cores; not part of `make test`. Knobs: TRAIN_N,
-# FUSION_N, TEST_N, LOC_EPOCHS, NET_EPOCHS.
+# About 35 minutes on 2 cores; not part of `make test`. Knobs: TRAIN_N,
+# FUSION_N, TEST_N, NEG_N, LOC_EPOCHS, NET_EPOCHS; SPINE_WORK (work folder,
+# default .cache/spine); SPINE_NO_COPY=1 stops after training, before the
+# files replace the shipped model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TRAIN_N=${TRAIN_N:-2500} FUSION_N=${FUSION_N:-2000} TEST_N=${TEST_N:-600} NEG_N=${NEG_N:-500}
