@@ -232,6 +232,12 @@ const server = http.createServer((req, res) => {
   });
 });
 
+// Idle keep-alive connections outlive Go's (90 s): were Node to close one
+// (its default after 5 s) just as a client reuses it for a POST, the POST
+// would fail with "connection reset by peer", and Go does not retry POSTs.
+server.keepAliveTimeout = 120000;
+server.headersTimeout = 121000;
+
 const portArg = process.argv.indexOf('--port');
 const port = Number(portArg > 0 ? process.argv[portArg + 1] : process.env.PORT || 0);
 server.listen(port, '127.0.0.1', () => {
