@@ -1,6 +1,7 @@
 package cds
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -157,10 +158,16 @@ func ClinicalData(patient *models.Patient, observations, conditions []json.RawMe
 			if d := b.when.Truncate(24 * time.Hour).Compare(a.when.Truncate(24 * time.Hour)); d != 0 {
 				return d // newest exam first
 			}
-			if a.v != b.v {
-				return map[bool]int{true: -1, false: 1}[a.v < b.v]
+			if c := cmp.Compare(a.v, b.v); c != 0 {
+				return c // lowest first
 			}
-			return map[bool]int{true: -1, false: 1}[slices.Contains(tScoreSpine, a.code)]
+			if sa, sb := slices.Contains(tScoreSpine, a.code), slices.Contains(tScoreSpine, b.code); sa != sb {
+				if sa {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a.id, b.id)
 		})
 		t := ts[0]
 		set("tscore", t.v, fmt.Sprintf("Observation/%s (LOINC %s, %s)", t.id, t.code, day(t.when)))
