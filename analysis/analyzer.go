@@ -77,8 +77,8 @@ type Policy struct {
 // Examined values and FHIR body-site displays, matched case-insensitively
 // as substrings.
 var bodyParts = map[string][]string{
-	"hip":                       {"PELVIS", "HIP"},
-	"vertebral-fracture-acuity": {"SPINE", "LSPINE", "TSPINE", "VERTEBRA"},
+	inference.TaskHip:       {"PELVIS", "HIP"},
+	inference.TaskVertebral: {"SPINE", "LSPINE", "TSPINE", "VERTEBRA"},
 }
 
 // Analyzer turns a study into a Result: it selects the study's radiographs,

@@ -170,10 +170,19 @@ func (a *Analyzer) acuityFinding(m *inference.Manifest, img *imaging.Image, rd s
 // studyTime is the study's start (a FHIR dateTime), or now when it has
 // none: clinical values are taken as they were at the study.
 func studyTime(started string, now time.Time) time.Time {
-	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {
-		if t, err := time.Parse(layout, started); err == nil {
-			return t
-		}
+	if t, ok := FHIRTime(started); ok {
+		return t
 	}
 	return now
+}
+
+// FHIRTime parses a FHIR date or dateTime (year, month or day precision;
+// a partial date is taken at its start).
+func FHIRTime(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }

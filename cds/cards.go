@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/inference"
 )
 
 // Analyzer analyses one study for a hook call; analysis.Cached is one.
@@ -73,7 +74,7 @@ type IssuedCard struct {
 // calls for none (all normal and no normal card configured).
 func (e *Engine) card(svc Service, hookInstance string, r analysis.Result, rep Report, base string) (Card, []Action, bool) {
 	top, notable := r.Top()
-	unlocalised := r.Model.Task == analysisTaskVertebral && len(r.Localised) == 0
+	unlocalised := r.Model.Task == inference.TaskVertebral && len(r.Localised) == 0
 	if !notable && !r.Review && !e.Cards.NormalCard && !unlocalised {
 		return Card{}, nil, false
 	}
@@ -126,9 +127,9 @@ const maxSummary = 139
 func summary(r analysis.Result, top analysis.Finding, notable bool) string {
 	var s string
 	switch {
-	case r.Model.Task == analysisTaskVertebral && len(r.Localised) == 0:
+	case r.Model.Task == inference.TaskVertebral && len(r.Localised) == 0:
 		s = "AI triage: no vertebral body could be localised on the lateral spine radiograph, no acuity estimate"
-	case r.Model.Task == analysisTaskVertebral && notable:
+	case r.Model.Task == inference.TaskVertebral && notable:
 		// e.g. "L1 fracture likely acute (91%): urgent read suggested"
 		s = fmt.Sprintf("%s fracture likely %s (%s)", top.Region, top.Class, analysis.Percent(top.Probability))
 		if top.Priority != "" {
@@ -160,9 +161,9 @@ func summary(r analysis.Result, top analysis.Finding, notable bool) string {
 
 func studyNoun(r analysis.Result) string {
 	switch {
-	case r.Model.Task == "hip":
+	case r.Model.Task == inference.TaskHip:
 		return "the hips"
-	case r.Model.Task == analysisTaskVertebral && len(r.Localised) > 0:
+	case r.Model.Task == inference.TaskVertebral && len(r.Localised) > 0:
 		return "the vertebrae " + r.Localised[0] + "-" + r.Localised[len(r.Localised)-1] + " (no fracture)"
 	}
 	return "the study"
@@ -210,7 +211,7 @@ func detail(r analysis.Result) string {
 	if r.Model.Synthetic() {
 		fmt.Fprintf(&b, "**%s.** This model was trained on synthetic radiographs only.\n\n", strings.ToUpper(r.Model.Warning[:1])+r.Model.Warning[1:])
 	}
-	if r.Model.Task == analysisTaskVertebral {
+	if r.Model.Task == inference.TaskVertebral {
 		vertebralDetail(&b, r)
 	} else {
 		hipTable(&b, r)
@@ -221,9 +222,9 @@ func detail(r analysis.Result) string {
 	}
 	b.WriteString("\n\nLimitations: a second reader for triage, not a diagnosis; results are preliminary until a radiologist reports the study.")
 	switch r.Model.Task {
-	case "hip":
+	case inference.TaskHip:
 		b.WriteString(" One AP pelvis image per study is read and each hip is cropped at a fixed position, so unusual positioning or collimation can mislead the model.")
-	case analysisTaskVertebral:
+	case inference.TaskVertebral:
 		b.WriteString(" One lateral image per study is read; acuity is an estimate where MRI is not available soon, and MRI (bone marrow oedema) remains the reference.")
 	}
 	return b.String()

@@ -3,6 +3,8 @@ package cds
 import (
 	"maps"
 	"sort"
+
+	"github.com/orthotriage/orthotriage/inference"
 )
 
 // Hooks the services answer.
@@ -65,7 +67,7 @@ func DefaultCatalog() *Catalog {
 				"(normal, osteoarthritis, osteonecrosis, femoral neck fracture, intertrochanteric fracture, " +
 				"dysplasia, arthroplasty, internal fixation) and suggests a triage priority.",
 			Hooks: both,
-			Task:  "hip",
+			Task:  inference.TaskHip,
 		},
 		Service{
 			ID:    "vertebral-fracture-acuity",
@@ -74,7 +76,7 @@ func DefaultCatalog() *Catalog {
 				"lateral spine radiographs are acute or chronic, from image and clinical data.",
 			Hooks:        both,
 			NeedsPatient: true,
-			Task:         "vertebral-fracture-acuity",
+			Task:         inference.TaskVertebral,
 			Prefetch:     clinicalTemplates,
 		},
 	)

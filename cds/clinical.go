@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/orthotriage/orthotriage/analysis"
@@ -48,9 +49,6 @@ var (
 	fallCodes     = []string{"1912002", "161898004", "217082002"}
 )
 
-// analysisTaskVertebral is the vertebral model task (a manifest's task).
-const analysisTaskVertebral = "vertebral-fracture-acuity"
-
 // recentFall is how long before the symptoms' onset (or, without one,
 // before the study) a fall still counts as the fracture's trauma.
 const recentFall = 30 * 24 * time.Hour
@@ -70,12 +68,20 @@ var clinicalTemplates = map[string]string{
 	PrefetchSpineHistory: "Condition?patient=Patient/{{context.patientId}}&code=" + codeQuery(systemSNOMED, backPainCodes, fallCodes) + "&_count=100",
 }
 
-// lazyClinical reads the clinical data once, when first asked.
-func lazyClinical(f *fetcher, patient *models.Patient, hc HookContext) func(context.Context, time.Time) analysis.Clinical {
+// lazyClinical reads the clinical data once, when first asked (a call's
+// studies share it); each study derives its values at its own date.
+func lazyClinical(f *fetcher, patient func(context.Context) *models.Patient, hc HookContext) func(context.Context, time.Time) analysis.Clinical {
+	var once sync.Once
+	var p *models.Patient
+	var obs, conds []json.RawMessage
+	var errObs, errCond error
 	return func(ctx context.Context, at time.Time) analysis.Clinical {
-		obs, errObs := f.search(ctx, PrefetchBMD, render(clinicalTemplates[PrefetchBMD], hc))
-		conds, errCond := f.search(ctx, PrefetchSpineHistory, render(clinicalTemplates[PrefetchSpineHistory], hc))
-		c := ClinicalData(patient, obs, conds, at)
+		once.Do(func() {
+			p = patient(ctx)
+			obs, errObs = f.search(ctx, PrefetchBMD, render(clinicalTemplates[PrefetchBMD], hc))
+			conds, errCond = f.search(ctx, PrefetchSpineHistory, render(clinicalTemplates[PrefetchSpineHistory], hc))
+		})
+		c := ClinicalData(p, obs, conds, at)
 		if errObs != nil {
 			c.Why["tscore"] = "DXA Observations could not be read"
 			f.r.Log.WarnContext(ctx, "clinical data: DXA Observations not read", "err", errObs)
@@ -105,7 +111,7 @@ func ClinicalData(patient *models.Patient, observations, conditions []json.RawMe
 	case patient == nil:
 		c.Why["age"], c.Why["female"] = "no Patient", "no Patient"
 	default:
-		if born, ok := fhirTime(deref(patient.BirthDate)); ok && !born.After(at) {
+		if born, ok := analysis.FHIRTime(deref(patient.BirthDate)); ok && !born.After(at) {
 			set("age", float64(yearsBetween(born, at)), "Patient.birthDate "+deref(patient.BirthDate))
 		} else {
 			c.Why["age"] = "Patient.birthDate absent"
@@ -141,9 +147,9 @@ func ClinicalData(patient *models.Patient, observations, conditions []json.RawMe
 		if !ok {
 			continue
 		}
-		when, ok := fhirTime(deref(o.EffectiveDateTime))
+		when, ok := analysis.FHIRTime(deref(o.EffectiveDateTime))
 		if !ok && o.EffectivePeriod != nil {
-			when, ok = fhirTime(deref(o.EffectivePeriod.Start))
+			when, ok = analysis.FHIRTime(deref(o.EffectivePeriod.Start))
 		}
 		v, err := o.ValueQuantity.Value.Float64()
 		if !ok || err != nil || when.After(at.Add(24*time.Hour)) || math.IsNaN(v) || v < -10 || v > 10 {
@@ -191,9 +197,9 @@ func ClinicalData(patient *models.Patient, observations, conditions []json.RawMe
 		if err != nil || enteredInError(cond) {
 			continue
 		}
-		when, ok := fhirTime(deref(cond.OnsetDateTime))
+		when, ok := analysis.FHIRTime(deref(cond.OnsetDateTime))
 		if !ok && cond.OnsetPeriod != nil {
-			when, ok = fhirTime(deref(cond.OnsetPeriod.Start))
+			when, ok = analysis.FHIRTime(deref(cond.OnsetPeriod.Start))
 		}
 		if !ok || when.After(at.Add(24*time.Hour)) {
 			continue
@@ -234,17 +240,6 @@ func ClinicalData(patient *models.Patient, observations, conditions []json.RawMe
 		c.Why["trauma"] = "no fall Condition (SNOMED " + strings.Join(fallCodes, ", ") + ") around the symptoms' onset; absence is not assumed"
 	}
 	return c
-}
-
-// fhirTime parses a FHIR date or dateTime (year, month or day precision;
-// partial dates are taken at their start).
-func fhirTime(s string) (time.Time, bool) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, true
-		}
-	}
-	return time.Time{}, false
 }
 
 // yearsBetween is the age in whole years at at.

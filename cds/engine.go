@@ -14,6 +14,7 @@ import (
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/imaging"
+	"github.com/orthotriage/orthotriage/inference"
 	"github.com/orthotriage/orthotriage/internal/lru"
 )
 
@@ -83,7 +84,7 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 		return Response{}, err
 	}
 	var given []givenBody
-	if svc.Task == analysisTaskVertebral {
+	if svc.Task == inference.TaskVertebral {
 		if given, err = parseBodies(req.Extension); err != nil {
 			return Response{}, err
 		}

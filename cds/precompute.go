@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/analysis"
@@ -44,16 +43,16 @@ func (r *Resolver) Study(ctx context.Context, server FHIRServer, ref string) (Da
 	// The vertebral nomogram's clinical data, read from the study's
 	// subject when a fracture needs it, as a hook would.
 	if pid, ok := strings.CutPrefix(deref(s.Subject.Reference), "Patient/"); ok && pid != "" && !strings.Contains(pid, "/") {
-		hc := HookContext{PatientID: pid}
-		d.Clinical = func(ctx context.Context, at time.Time) analysis.Clinical {
-			var patient *models.Patient
-			if raw, err := f.get(ctx, PrefetchPatient, "Patient/"+pid); err == nil {
-				if p, err := models.UnmarshalPatient(raw); err == nil && resourceType(raw) == "Patient" {
-					patient = &p
-				}
+		d.Clinical = lazyClinical(f, func(ctx context.Context) *models.Patient {
+			raw, err := f.get(ctx, PrefetchPatient, "Patient/"+pid)
+			if err != nil {
+				return nil
 			}
-			return lazyClinical(f, patient, hc)(ctx, at)
-		}
+			if p, err := models.UnmarshalPatient(raw); err == nil && resourceType(raw) == "Patient" {
+				return &p
+			}
+			return nil
+		}, HookContext{PatientID: pid})
 	}
 	return d, nil
 }

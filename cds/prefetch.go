@@ -14,6 +14,7 @@ import (
 
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/inference"
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
@@ -143,8 +144,9 @@ func (r *Resolver) Resolve(ctx context.Context, svc Service, req Request, hc Hoo
 		}
 	}
 	d.Server = f.server
-	if svc.Task == analysisTaskVertebral {
-		d.Clinical = lazyClinical(f, d.Patient, hc)
+	if svc.Task == inference.TaskVertebral {
+		patient := d.Patient
+		d.Clinical = lazyClinical(f, func(context.Context) *models.Patient { return patient }, hc)
 	}
 	return d, nil
 }

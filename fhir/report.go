@@ -18,12 +18,13 @@ import (
 
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/inference"
 )
 
-// Model tasks the builders know.
+// Model tasks the builders know (the manifests' tasks).
 const (
-	TaskHip       = "hip"
-	TaskVertebral = "vertebral-fracture-acuity"
+	TaskHip       = inference.TaskHip
+	TaskVertebral = inference.TaskVertebral
 )
 
 // ReportOptions tunes BuildReport.

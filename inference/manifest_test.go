@@ -24,11 +24,7 @@ func shippedManifest(t *testing.T) []byte {
 // Each broken manifest is refused with a message naming the field.
 func TestManifestValidation(t *testing.T) {
 	good := shippedManifest(t)
-	for _, tc := range []struct {
-		name  string
-		edit  func(m map[string]any)
-		field string
-	}{
+	refused(t, good, []manifestEdit{
 		{"schema", func(m map[string]any) { m["schema"] = "orthotriage.model/v0" }, "schema"},
 		{"no labels", func(m map[string]any) { m["labels"] = []any{} }, "labels"},
 		{"logits shape", func(m map[string]any) {
@@ -46,20 +42,7 @@ func TestManifestValidation(t *testing.T) {
 		{"file escape", func(m map[string]any) { m["file"] = "../model.onnx" }, "file"},
 		{"unknown field", func(m map[string]any) { m["extra"] = 1 }, "extra"},
 		{"temperature", func(m map[string]any) { m["calibration"] = map[string]any{"temperature": 0} }, "calibration.temperature"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var m map[string]any
-			if err := json.Unmarshal(good, &m); err != nil {
-				t.Fatal(err)
-			}
-			tc.edit(m)
-			b, _ := json.Marshal(m)
-			_, err := ParseManifest(b)
-			if err == nil || !strings.Contains(err.Error(), tc.field) {
-				t.Fatalf("error %v, want one naming %s", err, tc.field)
-			}
-		})
-	}
+	})
 }
 
 // The vertebral manifest validates, and each broken vertebral part is
@@ -71,11 +54,7 @@ func TestVertebralManifestValidation(t *testing.T) {
 	}
 	good, _ := json.Marshal(m)
 	vert := func(m map[string]any) map[string]any { return m["vertebral"].(map[string]any) }
-	for _, tc := range []struct {
-		name  string
-		edit  func(m map[string]any)
-		field string
-	}{
+	refused(t, good, []manifestEdit{
 		{"no vertebral block", func(m map[string]any) { delete(m, "vertebral") }, "vertebral"},
 		{"hip task with a vertebral block", func(m map[string]any) { m["task"] = "hip" }, "vertebral"},
 		{"regions", func(m map[string]any) {
@@ -88,7 +67,21 @@ func TestVertebralManifestValidation(t *testing.T) {
 		{"bins", func(m map[string]any) { vert(m)["radiomicsBins"] = 1 }, "vertebral.radiomicsBins"},
 		{"fusion file", func(m map[string]any) { vert(m)["fusion"] = "/etc/passwd" }, "vertebral.fusion"},
 		{"unknown task", func(m map[string]any) { m["task"] = "knee" }, "task"},
-	} {
+	})
+}
+
+// manifestEdit breaks a good manifest; the error must name field.
+type manifestEdit struct {
+	name  string
+	edit  func(m map[string]any)
+	field string
+}
+
+// refused applies each edit to good and expects ParseManifest to refuse
+// it, naming the field.
+func refused(t *testing.T, good []byte, edits []manifestEdit) {
+	t.Helper()
+	for _, tc := range edits {
 		t.Run(tc.name, func(t *testing.T) {
 			var m map[string]any
 			if err := json.Unmarshal(good, &m); err != nil {

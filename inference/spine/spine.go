@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"strconv"
 
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
@@ -177,9 +176,3 @@ func checkGiven(bodies []inference.Body, rows, cols int) error {
 	}
 	return nil
 }
-
-// DeepName names deep feature i in a fusion model's feature list.
-func DeepName(i int) string { return "deep:" + strconv.Itoa(i) }
-
-// RadiomicsName names a radiomics feature in a fusion model's feature list.
-func RadiomicsName(name string) string { return "radiomics:" + name }
