@@ -32,7 +32,8 @@ lint:
 	@[ -x .cache/bin/staticcheck ] || GOBIN=$(CURDIR)/.cache/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	.cache/bin/staticcheck ./...
 
-# Every test, against real Redis, the FHIR test server and ONNX Runtime.
+# Every test, against real Redis, the FHIR test server, Orthanc and ONNX
+# Runtime; TEST_TIMEOUT (default 30m) bounds each test binary.
 test: setup lint
 	scripts/test.sh
 

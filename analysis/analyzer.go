@@ -42,7 +42,11 @@ type Input struct {
 	// authentication off): results are never shared across tenants.
 	Tenant     string
 	FHIRServer string
-	Study      models.ImagingStudy
+	// Patient is the patient the call is for ("Patient/{id}", the hook's
+	// context patient); "" for a job with none (precompute), which takes the
+	// study's subject. A study whose subject is another patient is refused.
+	Patient string
+	Study   models.ImagingStudy
 	// Endpoints are the Endpoint resources the study's endpoint references
 	// point at, keyed by the reference as written ("Endpoint/1", "#ep").
 	Endpoints map[string]models.Endpoint
@@ -99,17 +103,9 @@ type Analyzer struct {
 // Analyze analyses one study. It fails with ErrNoRadiograph when nothing in
 // the study suits a loaded model.
 func (a *Analyzer) Analyze(ctx context.Context, in Input) (Result, error) {
-	study := Study{UID: imaging.StudyInstanceUID(in.Study), ImagingStudyID: deref(in.Study.Id), Started: deref(in.Study.Started)}
-	if in.Study.Subject.Reference != nil {
-		study.Patient = *in.Study.Subject.Reference
-	}
-	for _, b := range in.Study.BasedOn {
-		if b.Reference != nil && strings.HasPrefix(*b.Reference, "ServiceRequest/") {
-			study.BasedOn = append(study.BasedOn, *b.Reference)
-		}
-	}
-	if study.UID == "" && study.ImagingStudyID == "" {
-		return Result{}, errors.New("analysis: the ImagingStudy has neither a Study Instance UID identifier nor an id")
+	study, err := boundStudy(in)
+	if err != nil {
+		return Result{}, err
 	}
 	refs, skips := imaging.SelectInstances(in.Study, imaging.SelectOptions{MaxPerStudy: max(1, a.PerStudy)})
 	for _, s := range skips {
@@ -209,7 +205,7 @@ func (a *Analyzer) retrieve(ctx context.Context, in Input, ref imaging.InstanceR
 		key := deref(r.Reference)
 		ep, ok := in.Endpoints[key]
 		if !ok {
-			errs = append(errs, fmt.Errorf("endpoint %q not resolved", key))
+			errs = append(errs, errors.New("endpoint reference not resolved"))
 			continue
 		}
 		imgs, err := a.Retriever.Retrieve(ctx, ep, ref, in.Access, 1)
@@ -244,7 +240,7 @@ func (a *Analyzer) classify(ctx context.Context, c Classifier, img *imaging.Imag
 		label := m.Labels[m.LabelIndex(f.Class)]
 		out := Finding{
 			Region: f.Region, Laterality: f.Laterality, Class: f.Class, Display: f.Display,
-			Code:        Code{System: label.System, Code: label.Code, Display: label.Display, Verified: label.Verified},
+			Code:        Code{System: label.System, Code: label.Code, Display: label.CodeDisplay, Verified: label.Verified},
 			Probability: round4(f.Probability), Reported: f.Reported, Normal: label.Normal,
 			Priority: f.Priority, PriorityClass: f.PriorityClass,
 		}

@@ -6,13 +6,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/orthotriage/orthotriage/imaging"
+	"github.com/orthotriage/orthotriage/inference"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -21,6 +25,15 @@ import (
 // this process (singleflight) and across replicas (the Locker), in the
 // background, so that a caller who stops waiting (its hook budget ran out)
 // does not stop the computation, whose result is stored for the next call.
+//
+// What is stored is what the pixels say (pixelsOnly); each caller gets the
+// result bound to its own call (bind): its patient, ImagingStudy, FHIR
+// server and tenant.
+//
+// A slow store is not a down store: an operation that times out is retried
+// under the lock rules, and only an outage (the store refuses connections,
+// or has failed without a single success for OutageAfter) lets a replica
+// compute without the lock, which LockBypassed counts.
 type Cached struct {
 	analyzer *Analyzer
 	store    Store
@@ -34,9 +47,12 @@ type Cached struct {
 	group  singleflight.Group
 	log    *slog.Logger
 
-	hits, misses, computed, storeErrors atomic.Uint64
-	// downUntil (unix ns): after a store failure the store is left alone
-	// for a while, so a Redis that is down or slow costs a hook nothing.
+	hits, misses, computed, storeErrors, outages, bypassed atomic.Uint64
+	// failingSince (unix ns) is when the present run of store failures
+	// began; 0 while the store answers.
+	failingSince atomic.Int64
+	// downUntil (unix ns): during an outage the store is left alone for
+	// StoreBackoff, so a Redis that is down costs a hook nothing.
 	downUntil atomic.Int64
 }
 
@@ -49,9 +65,13 @@ type CacheOptions struct {
 	// Poll is how often a replica that lost the lock looks for the
 	// winner's result; 50 ms when 0.
 	Poll time.Duration
-	// StoreTimeout bounds each store or lock operation (200 ms when 0);
-	// after a failure the store is skipped for StoreBackoff (1 s when 0).
-	StoreTimeout, StoreBackoff time.Duration
+	// StoreTimeout bounds each store or lock operation (200 ms when 0).
+	StoreTimeout time.Duration
+	// OutageAfter is how long the store must fail without one success
+	// before it counts as down (3 s when 0); a refused connection counts
+	// at once. StoreBackoff is how long a down store is left alone before
+	// it is tried again (1 s when 0).
+	OutageAfter, StoreBackoff time.Duration
 	// NearTTL is how long a result read from a shared store is kept in
 	// this process (1 min when 0; never past TTL); NearSize how many
 	// (1000 when 0).
@@ -83,6 +103,9 @@ func NewCached(a *Analyzer, store Store, locker Locker, opt CacheOptions, log *s
 	if opt.StoreTimeout <= 0 {
 		opt.StoreTimeout = 200 * time.Millisecond
 	}
+	if opt.OutageAfter <= 0 {
+		opt.OutageAfter = 3 * time.Second
+	}
 	if opt.StoreBackoff <= 0 {
 		opt.StoreBackoff = time.Second
 	}
@@ -102,17 +125,32 @@ func NewCached(a *Analyzer, store Store, locker Locker, opt CacheOptions, log *s
 
 // Key is the store key of in's study; "" when the study cannot be named
 // safely (no Study Instance UID and no FHIR server: its id alone could be
-// another server's).
+// another server's). A vertebral result also reads the patient's clinical
+// data (the nomogram), so its key names the patient as well: only a hip
+// result is what the pixels alone say.
 func (c *Cached) Key(in Input) string {
 	if imaging.StudyInstanceUID(in.Study) == "" && in.FHIRServer == "" {
 		return ""
 	}
-	return StoreKey(in.Tenant, in.FHIRServer, studyKey(in), in.Task, c.analyzer.modelKey(in.Task))
+	study := studyKey(in)
+	if in.Task == inference.TaskVertebral {
+		patient := in.Patient
+		if patient == "" {
+			patient = deref(in.Study.Subject.Reference)
+		}
+		study += "#patient=" + patient
+	}
+	return StoreKey(in.Tenant, in.FHIRServer, study, in.Task, c.analyzer.modelKey(in.Task))
 }
 
-// Analyze returns the stored result of in's study, or computes it. When ctx
-// ends first it returns ctx's error and the computation goes on.
+// Analyze returns the stored result of in's study, or computes it, bound to
+// in (its patient, study and server). A study whose subject is not in's
+// patient is refused with ErrOtherPatient. When ctx ends first it returns
+// ctx's error and the computation goes on.
 func (c *Cached) Analyze(ctx context.Context, in Input) (Result, error) {
+	if _, err := boundStudy(in); err != nil {
+		return Result{}, err
+	}
 	key := c.Key(in)
 	if key == "" {
 		c.misses.Add(1)
@@ -124,7 +162,7 @@ func (c *Cached) Analyze(ctx context.Context, in Input) (Result, error) {
 	}
 	if r, ok := c.lookup(ctx, key); ok {
 		c.hits.Add(1)
-		return r, nil
+		return bind(r, in)
 	}
 	c.misses.Add(1)
 	ch := c.group.DoChan(key, func() (r any, err error) {
@@ -145,28 +183,61 @@ func (c *Cached) Analyze(ctx context.Context, in Input) (Result, error) {
 		if res.Err != nil {
 			return Result{}, res.Err
 		}
-		return res.Val.(Result), nil
+		return bind(res.Val.(Result), in)
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
 	}
 }
 
-// storeUp reports whether the store is to be asked now, and gives the
-// operation its deadline.
+// storeUp reports whether the store is to be asked now (it is not in an
+// outage), and gives the operation its deadline.
 func (c *Cached) storeUp(ctx context.Context) (context.Context, context.CancelFunc, bool) {
-	if time.Now().UnixNano() < c.downUntil.Load() {
+	if c.down() {
 		return ctx, func() {}, false
 	}
 	sctx, cancel := context.WithTimeout(ctx, c.opt.StoreTimeout)
 	return sctx, cancel, true
 }
 
-// storeFailed counts and logs a store failure and skips the store for a
-// while.
-func (c *Cached) storeFailed(ctx context.Context, what string, err error) {
+func (c *Cached) down() bool { return time.Now().UnixNano() < c.downUntil.Load() }
+
+// storeOK notes an answer from the store: a run of failures ends.
+func (c *Cached) storeOK() { c.failingSince.Store(0) }
+
+// storeFailed counts and logs a store failure and reports whether the store
+// is now taken as down: it refused the connection, or it has failed without
+// a success for OutageAfter. A down store is left alone for StoreBackoff.
+func (c *Cached) storeFailed(ctx context.Context, what string, err error) (outage bool) {
 	c.storeErrors.Add(1)
-	c.downUntil.Store(time.Now().Add(c.opt.StoreBackoff).UnixNano())
-	c.log.WarnContext(ctx, "result store failed: going on without it", "op", what, "retryIn", c.opt.StoreBackoff.String(), "err", err)
+	now := time.Now()
+	c.failingSince.CompareAndSwap(0, now.UnixNano())
+	since := time.Unix(0, c.failingSince.Load())
+	outage = Unreachable(err) || now.Sub(since) >= c.opt.OutageAfter
+	if !outage {
+		c.log.WarnContext(ctx, "result store slow or failing: retrying", "op", what, "failingFor", now.Sub(since).String(), "err", err)
+		return false
+	}
+	if !c.down() {
+		c.outages.Add(1)
+	}
+	c.downUntil.Store(now.Add(c.opt.StoreBackoff).UnixNano())
+	c.log.WarnContext(ctx, "result store down: going on without it", "op", what, "retryIn", c.opt.StoreBackoff.String(), "err", err)
+	return true
+}
+
+// Unreachable reports whether err means the store could not be reached at
+// all (a refused or reset connection, a failed dial), as opposed to a slow
+// answer.
+func Unreachable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
 // lookup reads the near copy, then the store; a store error counts as a
@@ -177,32 +248,36 @@ func (c *Cached) lookup(ctx context.Context, key string) (Result, bool) {
 			return r, true
 		}
 	}
-	r, ok := c.lookupStore(ctx, key)
+	r, ok, _ := c.lookupStore(ctx, key)
 	if ok && c.near != nil {
 		c.near.Put(ctx, key, r, c.opt.NearTTL)
 	}
 	return r, ok
 }
 
-func (c *Cached) lookupStore(ctx context.Context, key string) (Result, bool) {
+// lookupStore asks the store; asked is false when it could not be asked
+// (down, or the operation failed).
+func (c *Cached) lookupStore(ctx context.Context, key string) (r Result, ok, asked bool) {
 	sctx, cancel, up := c.storeUp(ctx)
 	defer cancel()
 	if !up {
-		return Result{}, false
+		return Result{}, false, false
 	}
 	r, ok, err := c.store.Get(sctx, key)
 	if err != nil {
 		if ctx.Err() == nil { // the caller giving up is not the store failing
 			c.storeFailed(ctx, "get", err)
 		}
-		return Result{}, false
+		return Result{}, false, false
 	}
-	return r, ok && r.Schema == SchemaVersion
+	c.storeOK()
+	return r, ok && r.Schema == SchemaVersion, true
 }
 
 // compute runs the analysis under the study's lock, or waits for the
-// replica holding it to store the result. Without a reachable lock store it
-// computes anyway: answering matters more than computing once.
+// replica holding it to store the result. A lock or store operation that
+// fails is retried; only during an outage does it compute without the lock
+// (answering matters more than computing once), and counts it.
 func (c *Cached) compute(ctx context.Context, key string, in Input) (Result, error) {
 	for {
 		if r, ok := c.lookup(ctx, key); ok {
@@ -211,18 +286,30 @@ func (c *Cached) compute(ctx context.Context, key string, in Input) (Result, err
 		sctx, cancel, up := c.storeUp(ctx)
 		if !up {
 			cancel()
-			return c.run(ctx, key, in, nil)
+			return c.runUnlocked(ctx, key, in)
 		}
 		lease, ok, err := c.locker.Lock(sctx, key, c.opt.LockTTL)
 		cancel()
-		if err != nil {
-			c.storeFailed(ctx, "lock", err)
-			return c.run(ctx, key, in, nil)
-		}
-		if ok {
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return Result{}, fmt.Errorf("analysis: waiting for the study lock: %w", ctx.Err())
+		case err != nil:
+			if c.storeFailed(ctx, "lock", err) {
+				return c.runUnlocked(ctx, key, in)
+			}
+		case ok:
+			c.storeOK()
+			// Another replica may have stored the result between the
+			// lookup above and the lock: look once more before computing.
+			if r, found := c.recheck(ctx, key); found {
+				c.release(ctx, lease)
+				return r, nil
+			}
 			return c.run(ctx, key, in, lease)
+		default:
+			c.storeOK()
 		}
-		select { // another replica computes: look again shortly
+		select { // another replica computes, or the store was slow: look again shortly
 		case <-ctx.Done():
 			return Result{}, fmt.Errorf("analysis: waiting for another replica's result: %w", ctx.Err())
 		case <-time.After(c.opt.Poll):
@@ -230,15 +317,43 @@ func (c *Cached) compute(ctx context.Context, key string, in Input) (Result, err
 	}
 }
 
-// run analyses while renewing the lease, then stores the result.
+// recheck reads the store for a result stored by another replica while
+// this one took the lock; a failed read is retried a few times, then the
+// holder of the lock computes.
+func (c *Cached) recheck(ctx context.Context, key string) (Result, bool) {
+	for range 3 {
+		r, ok, asked := c.lookupStore(ctx, key)
+		if asked || c.down() || ctx.Err() != nil {
+			if ok && c.near != nil {
+				c.near.Put(ctx, key, r, c.opt.NearTTL)
+			}
+			return r, ok
+		}
+	}
+	return Result{}, false
+}
+
+// runUnlocked computes without the lock during a store outage.
+func (c *Cached) runUnlocked(ctx context.Context, key string, in Input) (Result, error) {
+	c.bypassed.Add(1)
+	c.log.WarnContext(ctx, "result store down: analysing without the study lock", "retryIn", c.opt.StoreBackoff.String())
+	return c.run(ctx, key, in, nil)
+}
+
+func (c *Cached) release(ctx context.Context, lease Lease) {
+	if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
+		c.log.WarnContext(ctx, "study lock not released (it expires by itself)", "err", err)
+	}
+}
+
+// run analyses while renewing the lease, then stores the result (before
+// the lease is released, so that a replica waiting for the lock finds it).
 func (c *Cached) run(ctx context.Context, key string, in Input, lease Lease) (Result, error) {
 	if lease != nil {
 		stop := make(chan struct{})
 		defer func() {
 			close(stop)
-			if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
-				c.log.WarnContext(ctx, "study lock not released (it expires by itself)", "err", err)
-			}
+			c.release(ctx, lease)
 		}()
 		go func() {
 			t := time.NewTicker(c.opt.LockTTL / 3)
@@ -260,16 +375,32 @@ func (c *Cached) run(ctx context.Context, key string, in Input, lease Lease) (Re
 		return Result{}, err
 	}
 	c.computed.Add(1)
+	r = pixelsOnly(r)
 	if c.near != nil {
 		c.near.Put(ctx, key, r, c.opt.NearTTL)
 	}
-	if sctx, cancel, up := c.storeUp(ctx); up {
-		if err := c.store.Put(sctx, key, r, c.opt.TTL); err != nil {
-			c.storeFailed(ctx, "put", err)
-		}
-		cancel()
-	}
+	c.put(ctx, key, r)
 	return r, nil
+}
+
+// put stores r, retrying a failed write a few times unless the store is
+// down: a result not stored is computed again by the next replica.
+func (c *Cached) put(ctx context.Context, key string, r Result) {
+	for range 3 {
+		sctx, cancel, up := c.storeUp(ctx)
+		if !up {
+			return
+		}
+		err := c.store.Put(sctx, key, r, c.opt.TTL)
+		cancel()
+		if err == nil {
+			c.storeOK()
+			return
+		}
+		if ctx.Err() != nil || c.storeFailed(ctx, "put", err) {
+			return
+		}
+	}
 }
 
 // Reads reports whether a model for task is loaded.
@@ -278,12 +409,16 @@ func (c *Cached) Reads(task string) bool { return c.analyzer.Reads(task) }
 // CacheStats are the cache's counters.
 type CacheStats struct {
 	Hits, Misses, Computed, StoreErrors uint64
+	// Outages counts the times the store was found down; LockBypassed
+	// the analyses run without the study lock because of it.
+	Outages, LockBypassed uint64
 }
 
 // Stats returns the counters: hits and misses of callers, analyses
-// computed, store and lock errors.
+// computed, store and lock errors, outages and lock bypasses.
 func (c *Cached) Stats() CacheStats {
-	return CacheStats{c.hits.Load(), c.misses.Load(), c.computed.Load(), c.storeErrors.Load()}
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Computed: c.computed.Load(), StoreErrors: c.storeErrors.Load(),
+		Outages: c.outages.Load(), LockBypassed: c.bypassed.Load()}
 }
 
 // studyKey names the study; vertebral bodies given by the caller make

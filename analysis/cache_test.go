@@ -3,11 +3,14 @@ package analysis_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,17 +32,20 @@ func (s *slowRetriever) Retrieve(ctx context.Context, ep fhirmodels.Endpoint, re
 	return s.fakeRetriever.Retrieve(ctx, ep, ref, acc, n)
 }
 
+// refused is the error of a store that is down: its connection refused.
+var refused = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+
 // brokenStore fails every operation, as Redis does when down.
 type brokenStore struct{ calls atomic.Int32 }
 
 func (b *brokenStore) Get(context.Context, string) (analysis.Result, bool, error) {
 	b.calls.Add(1)
-	return analysis.Result{}, false, errors.New("dial tcp: connection refused")
+	return analysis.Result{}, false, fmt.Errorf("redis get result: %w", refused)
 }
 
 func (b *brokenStore) Put(context.Context, string, analysis.Result, time.Duration) error {
 	b.calls.Add(1)
-	return errors.New("dial tcp: connection refused")
+	return fmt.Errorf("redis set result: %w", refused)
 }
 
 func TestConcurrentCallsComputeOnce(t *testing.T) {

@@ -13,9 +13,11 @@ import (
 	"github.com/orthotriage/orthotriage/inference/spine"
 )
 
-// SchemaVersion is the version of Result's shape; a cached Result of another
-// version is not served.
-const SchemaVersion = 1
+// SchemaVersion is the version of Result's shape and meaning; a cached
+// Result of another version is not served. 2: results are cached without
+// what names a patient or study (bound per call), and codings carry the
+// code system's display.
+const SchemaVersion = 2
 
 // Priorities are the FHIR request priorities, least urgent first.
 var Priorities = []string{"routine", "urgent", "asap", "stat"}

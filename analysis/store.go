@@ -80,6 +80,18 @@ func (s *MemoryStore) Put(_ context.Context, key string, r Result, ttl time.Dura
 	return nil
 }
 
+// Touch extends the unexpired result under key to ttl from now and reports
+// whether it is there.
+func (s *MemoryStore) Touch(_ context.Context, key string, ttl time.Duration) (bool, error) {
+	e, ok := s.m.Get(key)
+	if !ok || !s.now().Before(e.expires) {
+		return false, nil
+	}
+	e.expires = s.now().Add(ttl)
+	s.m.Put(key, e)
+	return true, nil
+}
+
 // LocalLocker is the Locker of a single process: singleflight already
 // makes one computation per key, so every lock is granted.
 type LocalLocker struct{}

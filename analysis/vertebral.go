@@ -144,7 +144,7 @@ func (a *Analyzer) acuityFinding(m *inference.Manifest, img *imaging.Image, rd s
 	label := m.Labels[m.LabelIndex(class)]
 	f := Finding{
 		Region: rd.Body.Level, Class: class, Display: label.Display,
-		Code:        Code{System: label.System, Code: label.Code, Display: label.Display, Verified: label.Verified},
+		Code:        Code{System: label.System, Code: label.Code, Display: label.CodeDisplay, Verified: label.Verified},
 		Probability: probs[class], Reported: true, Acuity: ac,
 	}
 	ordered := make([]float64, len(m.Labels))

@@ -170,9 +170,12 @@ func TestHookCall(t *testing.T) {
 		{name: "every bad field named", path: "/cds-services/hip-radiograph-screening", contentType: jsonType,
 			body:       `{"hook":"order-select","fhirAuthorization":{"access_token":"t","token_type":"Bearer","expires_in":60,"scope":"s","subject":"c"},"context":{}}`,
 			wantStatus: 400, wantFields: []string{"hook", "hookInstance", "fhirServer"}},
-		{name: "context fields per hook", path: "/cds-services/hip-radiograph-screening", contentType: jsonType,
+		{name: "context fields per hook", path: "/cds-services/hip-radiograph-screening-imagingstudy-available", contentType: jsonType,
 			body:       `{"hook":"org.orthotriage.imagingstudy-available","hookInstance":"h","context":{"studies":["Study/1"]}}`,
 			wantStatus: 400, wantFields: []string{"context.patientId", "context.studies[0]"}},
+		{name: "patient-view id on the other hook: 400", path: "/cds-services/hip-radiograph-screening", contentType: jsonType,
+			body:       `{"hook":"org.orthotriage.imagingstudy-available","hookInstance":"h","context":{"patientId":"p1","studies":["ImagingStudy/1"]}}`,
+			wantStatus: 400, wantFields: []string{"hook"}},
 		{name: "needed data missing, no fhirServer: 412", path: "/cds-services/hip-radiograph-screening", contentType: jsonType,
 			body:       `{"hook":"patient-view","hookInstance":"h","context":{"userId":"Practitioner/1","patientId":"p1"}}`,
 			wantStatus: 412, wantFields: []string{`prefetch "studies" was not provided and no fhirServer was given to fetch it from`}},
@@ -303,16 +306,20 @@ func TestCORS(t *testing.T) {
 
 func TestHealthReadinessMetrics(t *testing.T) {
 	var down error
-	s := newServer(t, func(o *api.Options) {
-		o.Ready = []api.Check{{Name: "redis", Check: func(context.Context) error { return down }}}
-	})
+	ready := api.NewReadiness([]api.Check{{Name: "redis", Check: func(context.Context) error { return down }}}, 0, 0)
+	s := newServer(t, func(o *api.Options) { o.Ready = ready })
 	if r := s.do(t, http.MethodGet, "/healthz", "", ""); r.status != 200 {
 		t.Errorf("/healthz = %d", r.status)
 	}
-	if r := s.do(t, http.MethodGet, "/readyz", "", ""); r.status != 200 || !strings.Contains(r.body, `"redis":"ok"`) {
-		t.Errorf("/readyz = %d %s, want 200 with redis ok", r.status, r.body)
+	if r := s.do(t, http.MethodGet, "/readyz", "", ""); r.status != 503 || !strings.Contains(r.body, `"redis":"failing: not checked yet"`) {
+		t.Errorf("/readyz before any check = %d %s, want 503 not checked yet", r.status, r.body)
+	}
+	ready.Refresh(t.Context())
+	if r := s.do(t, http.MethodGet, "/readyz", "", ""); r.status != 200 || !strings.Contains(r.body, `"redis":"ok"`) || !strings.Contains(r.body, `"ageSeconds":{"redis":`) {
+		t.Errorf("/readyz = %d %s, want 200 with redis ok and its age", r.status, r.body)
 	}
 	down = errors.New("dial tcp 127.0.0.1:6379: connection refused")
+	ready.Refresh(t.Context())
 	if r := s.do(t, http.MethodGet, "/readyz", "", ""); r.status != 503 || !strings.Contains(r.body, "connection refused") {
 		t.Errorf("/readyz with redis down = %d %s, want 503 naming the failure", r.status, r.body)
 	}
@@ -321,7 +328,7 @@ func TestHealthReadinessMetrics(t *testing.T) {
 	m := s.do(t, http.MethodGet, "/metrics", "", "").body
 	for _, want := range []string{
 		`orthotriage_http_requests_total{method="POST",route="/cds-services/:id",status="400"} 1`,
-		`orthotriage_http_requests_total{method="GET",route="/readyz",status="503"} 1`,
+		`orthotriage_http_requests_total{method="GET",route="/readyz",status="503"} 2`,
 		`orthotriage_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
 		`orthotriage_http_request_duration_seconds_bucket{method="POST",route="/cds-services/:id",le="0.5"} 1`,
 	} {
@@ -361,8 +368,8 @@ func TestAuthenticationMiddleware(t *testing.T) {
 		t.Errorf("checked token %q for aud %q", gotToken, gotAud)
 	}
 	r := s.do(t, http.MethodPost, "/cds-services/hip-radiograph-screening", jsonType, pvBody, "Authorization", "Bearer bad")
-	if r.status != 401 || r.body != "" {
-		t.Errorf("bad token: %d %q, want a bare 401", r.status, r.body)
+	if r.status != 401 || r.body != "" || r.header.Get("WWW-Authenticate") != "Bearer" {
+		t.Errorf("bad token: %d %q WWW-Authenticate %q, want a bare 401 with WWW-Authenticate: Bearer", r.status, r.body, r.header.Get("WWW-Authenticate"))
 	}
 	if gotAud != "https://cds.example.org/cds-services/hip-radiograph-screening" {
 		t.Errorf("aud for the hook call = %q", gotAud)
@@ -376,10 +383,10 @@ func TestAuthenticationMiddleware(t *testing.T) {
 	if r := s.do(t, http.MethodOptions, "/cds-services", "", "", "Origin", "https://sandbox.cds-hooks.org", "Access-Control-Request-Method", "GET"); r.status != 204 {
 		t.Errorf("CORS preflight (which carries no token) got %d", r.status)
 	}
+	gotToken = ""
 	noBase := newServer(t, func(o *api.Options) { o.Authenticate = check })
-	noBase.do(t, http.MethodGet, "/cds-services", "", "", "Authorization", "Bearer good")
-	if gotAud != noBase.URL+"/cds-services" {
-		t.Errorf("aud without a public base URL = %q, want %q", gotAud, noBase.URL+"/cds-services")
+	if r := noBase.do(t, http.MethodGet, "/cds-services", "", "", "Authorization", "Bearer good"); r.status != 401 || gotToken != "" {
+		t.Errorf("without a public base URL: %d, token checked %q; want 401 before any check (the aud never comes from the request)", r.status, gotToken)
 	}
 }
 
@@ -403,6 +410,7 @@ func TestRateLimits(t *testing.T) {
 
 	perIssuer := newServer(t, func(o *api.Options) {
 		o.PerIssuer = api.RateLimit{Rate: 0.5, Burst: 1}
+		o.PublicBaseURL = "https://cds.example.org"
 		o.Authenticate = func(_ context.Context, token, _ string) (cds.Caller, error) { return cds.Caller{Issuer: token}, nil }
 	})
 	if r := perIssuer.do(t, http.MethodGet, "/cds-services", "", "", "Authorization", "Bearer ehr-a"); r.status != 200 {
@@ -418,17 +426,18 @@ func TestRateLimits(t *testing.T) {
 
 func TestReadinessDegradesWithoutOptionalDependencies(t *testing.T) {
 	var redisDown, modelsDown error
-	s := newServer(t, func(o *api.Options) {
-		o.Ready = []api.Check{
-			{Name: "models", Check: func(context.Context) error { return modelsDown }},
-			{Name: "redis", Check: func(context.Context) error { return redisDown }, Degrades: true},
-		}
-	})
+	ready := api.NewReadiness([]api.Check{
+		{Name: "models", Check: func(context.Context) error { return modelsDown }},
+		{Name: "redis", Check: func(context.Context) error { return redisDown }, Degrades: true},
+	}, 0, 0)
+	s := newServer(t, func(o *api.Options) { o.Ready = ready })
 	redisDown = errors.New("connection refused")
+	ready.Refresh(t.Context())
 	if r := s.do(t, http.MethodGet, "/readyz", "", ""); r.status != 200 || !strings.Contains(r.body, `"status":"degraded"`) || !strings.Contains(r.body, `"redis":"failing: connection refused"`) {
 		t.Errorf("/readyz with redis down = %d %s, want 200 degraded", r.status, r.body)
 	}
 	modelsDown = errors.New("no model loaded")
+	ready.Refresh(t.Context())
 	if r := s.do(t, http.MethodGet, "/readyz", "", ""); r.status != 503 || !strings.Contains(r.body, `"status":"not ready"`) {
 		t.Errorf("/readyz with models down too = %d %s, want 503", r.status, r.body)
 	}

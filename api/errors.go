@@ -52,7 +52,7 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 	}
 	if code == orthotriage.EUnauthorized {
 		// A bad credential gets a bare 401: nothing to learn from.
-		c.AbortWithStatus(status)
+		unauthorized(c)
 		return
 	}
 	writeOutcome(c, status, outcome(code, orthotriage.ErrorMessage(err), orthotriage.ErrorFields(err)))

@@ -46,18 +46,61 @@ func route(c *gin.Context) string {
 	return "unmatched"
 }
 
+// standardMethods are the methods of RFC 9110 and PATCH (RFC 5789).
+var standardMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true, http.MethodPatch: true,
+	http.MethodDelete: true, http.MethodConnect: true, http.MethodOptions: true, http.MethodTrace: true,
+}
+
+// methodLabel is the request method as metrics and logs carry it: a
+// standard method, else "other". The raw method is any token up to the
+// header size limit, and a label per value would grow without bound.
+func methodLabel(method string) string {
+	if standardMethods[method] {
+		return method
+	}
+	return "other"
+}
+
+// oneOf is v when it is one of allowed, else "other": a label value from a
+// fixed set.
+func oneOf(v string, allowed ...string) string {
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	return "other"
+}
+
+// Bounds of what an answer or a log line echoes from a request.
+const (
+	maxEchoedMethod = 32
+	maxEchoedPath   = 200
+)
+
+// clip bounds text taken from a request before it is echoed or logged.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
+}
+
 // observe logs every request and records its metrics. Only the route
-// template is logged: no query strings, bodies or headers.
+// template and the method's label are logged: no query strings, bodies or
+// headers.
 func observe(log *slog.Logger, m *metrics) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
 		elapsed := time.Since(start)
 		status := strconv.Itoa(c.Writer.Status())
-		m.requests.WithLabelValues(route(c), c.Request.Method, status).Inc()
-		m.duration.WithLabelValues(route(c), c.Request.Method).Observe(elapsed.Seconds())
+		method := methodLabel(c.Request.Method)
+		m.requests.WithLabelValues(route(c), method, status).Inc()
+		m.duration.WithLabelValues(route(c), method).Observe(elapsed.Seconds())
 		log.InfoContext(c.Request.Context(), "request",
-			"method", c.Request.Method, "route", route(c), "status", c.Writer.Status(),
+			"method", method, "route", route(c), "status", c.Writer.Status(),
 			"duration_ms", float64(elapsed.Microseconds())/1000, "request_id", c.GetString(requestIDKey))
 	}
 }
@@ -122,7 +165,7 @@ func cors(allowed []string, log *slog.Logger) gin.HandlerFunc {
 			return
 		}
 		if !ok {
-			writeError(c, log, orthotriage.Errorf(orthotriage.EForbidden, "origin %s is not allowed (cors.allowed_origins)", origin))
+			writeError(c, log, orthotriage.Errorf(orthotriage.EForbidden, "origin %s is not allowed (cors.allowed_origins)", clip(origin, maxEchoedPath)))
 			return
 		}
 		h := c.Writer.Header()
@@ -133,22 +176,26 @@ func cors(allowed []string, log *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// authenticate requires a verified bearer JWT whose aud is the URL called.
-// Failures get a bare 401; the reason is logged, the token never is.
+// authenticate requires a verified bearer JWT whose aud is the URL called,
+// under the configured public base URL (never one taken from the request).
+// Failures get a bare 401 with WWW-Authenticate; the reason is logged, the
+// token never is.
 func authenticate(check func(ctx context.Context, token, aud string) (cds.Caller, error), publicBase string, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if check == nil {
 			c.Next()
 			return
 		}
-		token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-		if !ok {
-			token = ""
+		if publicBase == "" {
+			log.ErrorContext(c.Request.Context(), "cds call refused", "route", route(c), "reason", "no auth.public_base_url to check aud against", "request_id", c.GetString(requestIDKey))
+			unauthorized(c)
+			return
 		}
-		caller, err := check(c.Request.Context(), strings.TrimSpace(token), audience(c.Request, publicBase))
+		token, _ := bearerToken(c.GetHeader("Authorization"))
+		caller, err := check(c.Request.Context(), token, audience(c.Request, publicBase))
 		if err != nil {
-			log.WarnContext(c.Request.Context(), "cds call refused", "route", route(c), "reason", err.Error(), "request_id", c.GetString(requestIDKey))
-			c.AbortWithStatus(http.StatusUnauthorized)
+			log.WarnContext(c.Request.Context(), "cds call refused", "route", route(c), "reason", clip(err.Error(), 300), "request_id", c.GetString(requestIDKey))
+			unauthorized(c)
 			return
 		}
 		c.Request = c.Request.WithContext(cds.WithCaller(c.Request.Context(), caller))
@@ -156,16 +203,39 @@ func authenticate(check func(ctx context.Context, token, aud string) (cds.Caller
 	}
 }
 
-// audience is the exact URL called: the public base URL (or the request's
-// scheme and Host) plus the path, without the query.
-func audience(r *http.Request, publicBase string) string {
-	return baseURL(r, publicBase) + r.URL.Path
+// bearerToken is the credential of an Authorization header of the Bearer
+// scheme, whose name is case-insensitive (RFC 7235 section 2.1); ok is
+// false for any other scheme or none.
+func bearerToken(header string) (token string, ok bool) {
+	scheme, rest, found := strings.Cut(strings.TrimLeft(header, " "), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.Trim(rest, " ")
+	return token, token != ""
 }
 
-// baseURL is the service's URL as the caller sees it: the configured public
-// base, else the request's scheme and Host.
-func baseURL(r *http.Request, publicBase string) string {
+// unauthorized answers a bare 401 naming the scheme expected (RFC 6750
+// section 3).
+func unauthorized(c *gin.Context) {
+	c.Header("WWW-Authenticate", "Bearer")
+	c.AbortWithStatus(http.StatusUnauthorized)
+}
+
+// audience is the exact URL called: the public base URL plus the path,
+// without the query.
+func audience(r *http.Request, publicBase string) string {
+	return strings.TrimRight(publicBase, "/") + r.URL.Path
+}
+
+// baseURL is the service's URL as the caller sees it, for report links: the
+// configured public base; with authentication off and none configured (a
+// local demo), the request's scheme and Host; else "" (no links).
+func baseURL(r *http.Request, publicBase string, authOn bool) string {
 	if publicBase == "" {
+		if authOn {
+			return ""
+		}
 		scheme := "http"
 		if r.TLS != nil {
 			scheme = "https"

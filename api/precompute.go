@@ -36,7 +36,7 @@ const MaxAnalyzeStudies = 100
 // bearerIs compares the request's bearer token with want in constant time
 // (hashes, so the length leaks nothing either).
 func bearerIs(c *gin.Context, want string) bool {
-	got, _ := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	got, _ := bearerToken(c.GetHeader("Authorization"))
 	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
 	return want != "" && subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
@@ -50,7 +50,7 @@ func (h *handlers) admit(c *gin.Context, token, off string) bool {
 		return false
 	}
 	if !bearerIs(c, token) {
-		c.AbortWithStatus(http.StatusUnauthorized)
+		unauthorized(c)
 		return false
 	}
 	return true

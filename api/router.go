@@ -20,30 +20,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Check is one readiness check: nil means ready.
-type Check struct {
-	Name  string
-	Check func(ctx context.Context) error
-	// Degrades marks a dependency the service answers without (Redis):
-	// its failure makes readiness "degraded" but still 200, so that a load
-	// balancer keeps sending hooks, which are answered without the cache.
-	Degrades bool
-}
-
 // Options configures the router.
 type Options struct {
-	Log            *slog.Logger
-	Registry       *prometheus.Registry
-	CDS            *cds.Engine
-	Ready          []Check
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+	CDS      *cds.Engine
+	// Ready is the readiness /readyz reports, run by its owner (Run);
+	// nil: always ready.
+	Ready          *Readiness
 	BodyLimit      int64
 	RequestTimeout time.Duration
 	AllowedOrigins []string
 	// Authenticate checks the bearer token of a CDS call against aud, the
 	// exact URL called; nil turns authentication off (local demo only).
 	Authenticate func(ctx context.Context, token, aud string) (cds.Caller, error)
-	// PublicBaseURL is the service's URL as callers see it; empty: taken
-	// from each request's Host.
+	// PublicBaseURL is the service's URL as callers see it: the base of
+	// every token's aud and of report links. It never comes from a
+	// request. Required with Authenticate (without it every CDS call gets
+	// 401 and cards carry no report link); with authentication off and
+	// none set, report links use the request's Host (local demo only).
 	PublicBaseURL string
 	// PerIP and PerIssuer bound CDS calls per client address (before
 	// authentication) and per authenticated issuer.
@@ -89,16 +84,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // NewRouter returns the service's HTTP handler.
 func NewRouter(o Options) http.Handler {
 	m := newMetrics(o.Registry)
-	h := &handlers{log: o.Log, cds: o.CDS, ready: o.Ready, metrics: m, publicBase: o.PublicBaseURL, precompute: o.Precompute}
+	if o.Ready == nil {
+		o.Ready = NewReadiness(nil, 0, 0)
+	}
+	if o.Authenticate != nil && o.PublicBaseURL == "" {
+		o.Log.Error("no public base URL (auth.public_base_url) with authentication on: every CDS call will be refused with 401")
+	}
+	h := &handlers{log: o.Log, cds: o.CDS, ready: o.Ready, metrics: m, publicBase: o.PublicBaseURL,
+		authOn: o.Authenticate != nil, precompute: o.Precompute}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	r.Use(recoverPanics(o.Log), requestID(), observe(o.Log, m), cors(o.AllowedOrigins, o.Log), limits(o.BodyLimit, o.RequestTimeout))
+	// Both echo what the caller sent, bounded: a method or path may be
+	// up to a megabyte long.
 	r.NoRoute(func(c *gin.Context) {
-		writeError(c, o.Log, orthotriage.Errorf(orthotriage.ENotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+		writeError(c, o.Log, orthotriage.Errorf(orthotriage.ENotFound, "no route %s %s", clip(c.Request.Method, maxEchoedMethod), clip(c.Request.URL.Path, maxEchoedPath)))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		writeOutcome(c, http.StatusMethodNotAllowed, outcome(orthotriage.EUnsupported, "method "+c.Request.Method+" not allowed here", nil))
+		writeOutcome(c, http.StatusMethodNotAllowed, outcome(orthotriage.EUnsupported, "method "+clip(c.Request.Method, maxEchoedMethod)+" not allowed here", nil))
 	})
 	r.GET("/healthz", h.health)
 	r.GET("/readyz", h.readiness)
@@ -126,10 +130,12 @@ func NewRouter(o Options) http.Handler {
 type handlers struct {
 	log     *slog.Logger
 	cds     *cds.Engine
-	ready   []Check
+	ready   *Readiness
 	metrics *metrics
-	// publicBase is the configured public base URL ("" : from requests).
+	// publicBase is the configured public base URL; authOn: CDS calls are
+	// authenticated (then report links use publicBase only).
 	publicBase string
+	authOn     bool
 	precompute *Precompute
 }
 
@@ -137,28 +143,12 @@ func (h *handlers) health(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
-// readiness runs every check with a short deadline and answers 503 naming
-// the failing ones, or 200 "degraded" when only checks that degrade fail.
+// readiness answers at once with the last known state of the checks, run
+// in the background: 503 naming the failing ones, or 200 "degraded" when
+// only checks that degrade fail.
 func (h *handlers) readiness(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
-	defer cancel()
-	status, code := "ready", http.StatusOK
-	checks := gin.H{}
-	for _, ch := range h.ready {
-		if err := ch.Check(ctx); err != nil {
-			checks[ch.Name] = "failing: " + err.Error()
-			if ch.Degrades {
-				if code == http.StatusOK {
-					status = "degraded"
-				}
-			} else {
-				status, code = "not ready", http.StatusServiceUnavailable
-			}
-			continue
-		}
-		checks[ch.Name] = "ok"
-	}
-	c.JSON(code, gin.H{"status": status, "checks": checks})
+	code, status, checks, ages := h.ready.Report()
+	c.JSON(code, gin.H{"status": status, "checks": checks, "ageSeconds": ages})
 }
 
 func (h *handlers) discovery(c *gin.Context) {
@@ -171,7 +161,7 @@ func (h *handlers) call(c *gin.Context) {
 		writeError(c, h.log, err)
 		return
 	}
-	ctx := cds.WithBaseURL(c.Request.Context(), baseURL(c.Request, h.publicBase))
+	ctx := cds.WithBaseURL(c.Request.Context(), baseURL(c.Request, h.publicBase, h.authOn))
 	resp, err := h.cds.Call(ctx, c.Param("id"), body)
 	if err != nil {
 		writeError(c, h.log, h.deadline(c, err))
@@ -188,14 +178,21 @@ func (h *handlers) feedback(c *gin.Context) {
 	}
 	id := c.Param("id")
 	results, err := h.cds.RecordFeedback(c.Request.Context(), id, body)
+	// Every label from a fixed set: the id comes from the path.
+	service := "other"
+	if _, ok := h.cds.Catalog.Lookup(id); ok {
+		service = id
+	}
 	for _, r := range results {
 		result := "recorded"
 		if !r.Recorded {
 			result = "duplicate"
 		}
-		h.metrics.feedback.WithLabelValues(id, r.Outcome, result).Inc()
+		outcome := oneOf(r.Outcome, cds.OutcomeAccepted, cds.OutcomeOverridden)
+		h.metrics.feedback.WithLabelValues(service, outcome, result).Inc()
 		if r.Recorded {
-			h.metrics.cardFeedback.WithLabelValues(id, r.Outcome, r.Reason, r.Card).Inc()
+			// Reason is an offered code or "other" (cds bounds it).
+			h.metrics.cardFeedback.WithLabelValues(service, outcome, clip(r.Reason, 64), oneOf(r.Card, "info", "warning", "critical", "unknown")).Inc()
 		}
 	}
 	if err != nil {

@@ -1,7 +1,7 @@
 // Package auth verifies the JWTs with which EHRs (CDS clients) call the
 // service, as CDS Hooks 2.0 requires: asymmetric signatures only, the key
-// found by kid in the issuer's JWKS, aud equal to the URL called, exp
-// required, jti never accepted twice. Tokens never reach a log line or an
+// found by kid in the issuer's JWKS, aud equal to the URL called, exp and
+// iat required, jti never accepted twice. Tokens never reach a log line or an
 // error message.
 package auth
 
@@ -143,7 +143,7 @@ func (v *Verifier) Verify(ctx context.Context, raw, audience string) (Claims, er
 	}
 	is, ok := v.issuers[unverified.Issuer]
 	if !ok {
-		return Claims{}, fmt.Errorf("%w: issuer %q is not trusted", ErrUnauthorized, unverified.Issuer)
+		return Claims{}, fmt.Errorf("%w: issuer %q is not trusted", ErrUnauthorized, clip(unverified.Issuer, 100))
 	}
 	var claims tokenClaims
 	_, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) { return is.keyFor(ctx, v, t) },
@@ -155,7 +155,11 @@ func (v *Verifier) Verify(ctx context.Context, raw, audience string) (Claims, er
 		jwt.WithLeeway(v.leeway),
 	)
 	if err != nil {
-		return Claims{}, fmt.Errorf("%w: %v", ErrUnauthorized, reason(err))
+		return Claims{}, fmt.Errorf("%w: %v", ErrUnauthorized, clip(reason(err), 200))
+	}
+	// golang-jwt checks iat only when present; CDS Hooks 2.0 requires it.
+	if claims.IssuedAt == nil {
+		return Claims{}, fmt.Errorf("%w: no iat", ErrUnauthorized)
 	}
 	if claims.ID == "" {
 		return Claims{}, fmt.Errorf("%w: no jti", ErrUnauthorized)
@@ -195,6 +199,15 @@ func (is *issuer) keyFor(ctx context.Context, v *Verifier, t *jwt.Token) (any, e
 		keys = k
 	}
 	return keys.KeyfuncCtx(ctx)(t)
+}
+
+// clip bounds text taken from a token (iss, jku, kid) before it reaches an
+// error, and so a log line: a header may be a megabyte long.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 // reason turns a jwt error into a short reason without token content.

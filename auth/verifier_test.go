@@ -154,6 +154,9 @@ func TestVerify(t *testing.T) {
 		{name: "iat in the future", token: func(t *testing.T) string {
 			return authtest.Sign(t, f.es, with(func(c jwt.MapClaims) { c["iat"] = time.Now().Add(10 * time.Minute).Unix() }), nil)
 		}, reason: "issued in the future"},
+		{name: "no iat", token: func(t *testing.T) string {
+			return authtest.Sign(t, f.es, with(func(c jwt.MapClaims) { delete(c, "iat") }), nil)
+		}, reason: "no iat"},
 		{name: "no jti", token: func(t *testing.T) string {
 			return authtest.Sign(t, f.es, with(func(c jwt.MapClaims) { delete(c, "jti") }), nil)
 		}, reason: "no jti"},

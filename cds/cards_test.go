@@ -66,7 +66,7 @@ func (fakeReporter) HTML(r analysis.Result) ([]byte, error) {
 func hips(id string, right, left analysis.Finding) analysis.Result {
 	right.Region, right.Laterality = "right-hip", "right"
 	left.Region, left.Laterality = "left-hip", "left"
-	return analysis.Result{Schema: 1, Study: analysis.Study{ImagingStudyID: id, UID: "1.2." + id, Patient: "Patient/p1"},
+	return analysis.Result{Schema: analysis.SchemaVersion, Study: analysis.Study{ImagingStudyID: id, UID: "1.2." + id, Patient: "Patient/p1"},
 		Model:    analysis.Model{ID: "hip-000", Version: "0.1.0", Task: "hip", TrainingData: "synthetic", Warning: "synthetic training data - not for clinical use"},
 		Findings: []analysis.Finding{right, left}, Analyzed: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
 }
@@ -94,21 +94,7 @@ func engineFor(results map[string]analysis.Result, opts cds.CardOptions) (*cds.E
 
 func callHips(t *testing.T, e *cds.Engine, ids ...string) cds.Response {
 	t.Helper()
-	var studies []string
-	for _, id := range ids {
-		studies = append(studies, study(id, "p1"))
-	}
-	body := `{"hook":"patient-view","hookInstance":"h1","context":{"userId":"Practitioner/u","patientId":"p1"},` +
-		`"prefetch":{"patient":` + patientRes + `,"studies":` + bundle("", studies...) + `}}`
-	// The request's own deadline: a hook budget that did not work would
-	// end the call with this error instead of hanging the test.
-	ctx, cancel := context.WithTimeout(cds.WithBaseURL(context.Background(), "https://triage.example.org"), 10*time.Second)
-	defer cancel()
-	resp, err := e.Call(ctx, "hip-radiograph-screening", []byte(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp
+	return callFor(t, e, "p1", ids...)
 }
 
 func TestCardsFollowTheTriagePriority(t *testing.T) {
@@ -276,7 +262,7 @@ func TestBudgetAnswersWithAPendingCard(t *testing.T) {
 
 // vertebrae is a vertebral result with the given fractured vertebrae.
 func vertebrae(id string, localised []string, notes []string, findings ...analysis.Finding) analysis.Result {
-	return analysis.Result{Schema: 1, Study: analysis.Study{ImagingStudyID: id, UID: "1.3." + id, Patient: "Patient/p1"},
+	return analysis.Result{Schema: analysis.SchemaVersion, Study: analysis.Study{ImagingStudyID: id, UID: "1.3." + id, Patient: "Patient/p1"},
 		Model:     analysis.Model{ID: "spine-000", Version: "0.1.0", Task: "vertebral-fracture-acuity", TrainingData: "synthetic", Warning: "synthetic training data - not for clinical use"},
 		Localised: localised, Notes: notes, Findings: findings, Analyzed: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
 }

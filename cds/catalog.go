@@ -2,7 +2,9 @@ package cds
 
 import (
 	"maps"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/orthotriage/orthotriage/inference"
 )
@@ -35,8 +37,23 @@ var prefetchTemplates = map[string]string{
 	PrefetchStudies: recentStudies,
 }
 
-// Service is one CDS service: an id offered on one or more hooks.
+// Service is one CDS service: a model task offered on one or more hooks.
+//
+// Every (service, hook) pair is its own discovery entry with its own id, so
+// that an EHR or the CDS Hooks sandbox that keys services by id keeps them
+// all, and each has its own URL. The scheme is stable:
+//
+//   - on patient-view the id is the service's ID ("hip-radiograph-screening"),
+//     so registrations made before the ids were split go on working;
+//   - on any other hook it is ID + "-" + the hook's name without its
+//     reverse-domain prefix: on org.orthotriage.imagingstudy-available,
+//     "hip-radiograph-screening-imagingstudy-available".
+//
+// A call on a hook its id does not declare is answered 400 naming the id to
+// use (see Validate).
 type Service struct {
+	// ID is the service's id on patient-view and the stem of its ids on
+	// the other hooks (see HookID).
 	ID          string
 	Title       string
 	Description string
@@ -48,15 +65,25 @@ type Service struct {
 	Task string
 	// Prefetch are the service's templates beyond the common ones.
 	Prefetch map[string]string
+
+	// hookIDs maps each hook of the service to its id on that hook.
+	hookIDs map[string]string
 }
 
 // Catalog is the set of services this deployment offers.
 type Catalog struct {
-	services map[string]Service
+	services  map[string]Service // by Service.ID: one per model task
+	endpoints map[string]endpoint
+}
+
+// endpoint is one discovery entry: a service on one hook.
+type endpoint struct {
+	service string // Service.ID
+	hook    string
 }
 
 // DefaultCatalog returns orthotriage's two services, each on patient-view
-// and on the imaging-study-available hook.
+// and on the imaging-study-available hook: four ids.
 func DefaultCatalog() *Catalog {
 	both := []string{HookPatientView, HookImagingStudyAvailable}
 	return NewCatalog(
@@ -82,29 +109,55 @@ func DefaultCatalog() *Catalog {
 	)
 }
 
-// NewCatalog returns a catalog of the given services.
+// HookID returns the discovery id of the service whose ID is id on hook:
+// id itself on patient-view, id + "-" + the hook's last dot-separated part
+// on any other hook.
+func HookID(id, hook string) string {
+	if hook == HookPatientView {
+		return id
+	}
+	return id + "-" + hook[strings.LastIndex(hook, ".")+1:]
+}
+
+// NewCatalog returns a catalog of the given services, each reachable by
+// one id per hook (see HookID).
 func NewCatalog(services ...Service) *Catalog {
-	c := &Catalog{services: map[string]Service{}}
+	c := &Catalog{services: map[string]Service{}, endpoints: map[string]endpoint{}}
 	for _, s := range services {
+		s.hookIDs = map[string]string{}
+		for _, h := range s.Hooks {
+			id := HookID(s.ID, h)
+			s.hookIDs[h] = id
+			c.endpoints[id] = endpoint{service: s.ID, hook: h}
+		}
 		c.services[s.ID] = s
 	}
 	return c
 }
 
-// Lookup returns the service with the given id.
+// Lookup returns the service called by id: its Hooks are the one hook that
+// id declares, and its ID is id.
 func (c *Catalog) Lookup(id string) (Service, bool) {
-	s, ok := c.services[id]
-	return s, ok
+	ep, ok := c.endpoints[id]
+	if !ok {
+		return Service{}, false
+	}
+	s := c.services[ep.service]
+	s.ID = id
+	s.Hooks = []string{ep.hook}
+	return s, true
 }
 
 // Offers reports whether s answers hook.
 func (s Service) Offers(hook string) bool {
-	for _, h := range s.Hooks {
-		if h == hook {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(s.Hooks, hook)
+}
+
+// IDForHook returns the id under which the same service answers hook, and
+// false when it does not answer hook under any id.
+func (s Service) IDForHook(hook string) (string, bool) {
+	id, ok := s.hookIDs[hook]
+	return id, ok
 }
 
 // prefetch is every template the service may ask for.
@@ -118,26 +171,19 @@ func (s Service) prefetch() map[string]string {
 }
 
 // Discovery returns the discovery document: one entry per service and hook,
-// sorted by id then hook so the document is stable.
+// each with its own id, sorted by id so the document is stable.
 func (c *Catalog) Discovery() Discovery {
 	var d Discovery
-	for _, s := range c.services {
-		for _, h := range s.Hooks {
-			d.Services = append(d.Services, ServiceEntry{
-				Hook:        h,
-				Title:       s.Title,
-				Description: s.Description,
-				ID:          s.ID,
-				Prefetch:    s.prefetch(),
-			})
-		}
+	for id, ep := range c.endpoints {
+		s := c.services[ep.service]
+		d.Services = append(d.Services, ServiceEntry{
+			Hook:        ep.hook,
+			Title:       s.Title,
+			Description: s.Description,
+			ID:          id,
+			Prefetch:    s.prefetch(),
+		})
 	}
-	sort.Slice(d.Services, func(i, j int) bool {
-		a, b := d.Services[i], d.Services[j]
-		if a.ID != b.ID {
-			return a.ID < b.ID
-		}
-		return a.Hook < b.Hook
-	})
+	sort.Slice(d.Services, func(i, j int) bool { return d.Services[i].ID < d.Services[j].ID })
 	return d
 }

@@ -84,7 +84,7 @@ func lazyClinical(f *fetcher, patient func(context.Context) *models.Patient, hc 
 		c := ClinicalData(p, obs, conds, at)
 		if errObs != nil {
 			c.Why["tscore"] = "DXA Observations could not be read"
-			f.r.Log.WarnContext(ctx, "clinical data: DXA Observations not read", "err", errObs)
+			f.r.Log.WarnContext(ctx, "clinical data: DXA Observations not read", "hookInstance", f.req.HookInstance, "err", errObs)
 		}
 		if errCond != nil {
 			for _, k := range []string{"symptom_days", "trauma"} {
@@ -92,7 +92,7 @@ func lazyClinical(f *fetcher, patient func(context.Context) *models.Patient, hc 
 					c.Why[k] = "Conditions could not be read"
 				}
 			}
-			f.r.Log.WarnContext(ctx, "clinical data: Conditions not read", "err", errCond)
+			f.r.Log.WarnContext(ctx, "clinical data: Conditions not read", "hookInstance", f.req.HookInstance, "err", errCond)
 		}
 		return c
 	}

@@ -130,8 +130,10 @@ func assertNoEmpty(t *testing.T, b []byte) {
 func TestDiscovery(t *testing.T) {
 	d := DefaultCatalog().Discovery()
 	got := map[string]bool{}
+	ids := map[string]int{}
 	for _, s := range d.Services {
 		got[s.ID+" on "+s.Hook] = true
+		ids[s.ID]++
 		if s.Prefetch[PrefetchPatient] != "Patient/{{context.patientId}}" || !strings.Contains(s.Prefetch[PrefetchStudies], "ImagingStudy?patient=Patient/{{context.patientId}}") {
 			t.Errorf("%s on %s: prefetch %v", s.ID, s.Hook, s.Prefetch)
 		}
@@ -141,9 +143,9 @@ func TestDiscovery(t *testing.T) {
 	}
 	for _, want := range []string{
 		"hip-radiograph-screening on patient-view",
-		"hip-radiograph-screening on org.orthotriage.imagingstudy-available",
+		"hip-radiograph-screening-imagingstudy-available on org.orthotriage.imagingstudy-available",
 		"vertebral-fracture-acuity on patient-view",
-		"vertebral-fracture-acuity on org.orthotriage.imagingstudy-available",
+		"vertebral-fracture-acuity-imagingstudy-available on org.orthotriage.imagingstudy-available",
 	} {
 		if !got[want] {
 			t.Errorf("discovery lacks %s", want)
@@ -151,5 +153,16 @@ func TestDiscovery(t *testing.T) {
 	}
 	if len(d.Services) != 4 {
 		t.Errorf("discovery has %d entries, want 4", len(d.Services))
+	}
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("discovery lists id %s %d times; every (service, hook) needs its own id", id, n)
+		}
+	}
+	for _, s := range d.Services {
+		svc, ok := DefaultCatalog().Lookup(s.ID)
+		if !ok || !svc.Offers(s.Hook) || len(svc.Hooks) != 1 {
+			t.Errorf("Lookup(%s) = %+v, %v; want the service on %s only", s.ID, svc, ok, s.Hook)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -45,11 +46,14 @@ type Engine struct {
 	Issued *lru.Map[IssuedCard]
 	// Reports keeps results by report id for the HTML report link, for
 	// ReportTTL: the result store, so that a link works on every replica
-	// sharing it. nil: links are not offered.
-	Reports   analysis.Store
+	// sharing it. nil: links are not offered. A card links a report only
+	// when the report was just stored, or found still there: a link never
+	// points at a report that a store outage or restart lost.
+	Reports   ReportStore
 	ReportTTL time.Duration
-	// Stored remembers which reports this process stored already (nil:
-	// store on every answer).
+	// Stored remembers which reports this process stored already, so that
+	// a later answer only checks (and extends) them instead of storing them
+	// again (nil: store on every answer).
 	Stored *lru.Map[bool]
 	// Built keeps the resources built for recent results: a cached study
 	// is answered without building them again.
@@ -122,7 +126,7 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 	for i, s := range studies {
 		wg.Go(func() {
 			results[i], errs[i] = e.Analyzer.Analyze(wait, analysis.Input{Task: svc.Task, FHIRServer: req.FHIRServer,
-				Study: s, Endpoints: data.Endpoints, ResolveEndpoints: data.ResolveEndpoints[i], Access: access, Tenant: caller.Issuer,
+				Patient: "Patient/" + hc.PatientID, Study: s, Endpoints: data.Endpoints, ResolveEndpoints: data.ResolveEndpoints[i], Access: access, Tenant: caller.Issuer,
 				Clinical: data.Clinical, Bodies: bodiesFor(given, s, len(studies))})
 		})
 	}
@@ -131,6 +135,9 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 	pending := 0
 	for i, r := range results {
 		switch {
+		case errors.Is(errs[i], analysis.ErrOtherPatient):
+			e.Log.WarnContext(ctx, "study of another patient not analysed", "service", id, "hookInstance", req.HookInstance, "study", deref(studies[i].Id))
+			continue
 		case errors.Is(errs[i], analysis.ErrNoRadiograph):
 			e.Log.InfoContext(ctx, "study not analysed", "service", id, "study", deref(studies[i].Id), "reason", errs[i])
 			continue
@@ -149,8 +156,12 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 			e.Log.ErrorContext(ctx, "result could not be turned into FHIR resources", "service", id, "study", deref(studies[i].Id), "err", err)
 			continue
 		}
-		e.keepReport(ctx, rep.ID, r)
-		card, actions, ok := e.card(svc, req.HookInstance, r, rep, BaseURLFrom(ctx))
+		linked := e.keepReport(ctx, rep.ID, r)
+		base := ""
+		if linked {
+			base = BaseURLFrom(ctx)
+		}
+		card, actions, ok := e.card(svc, req.HookInstance, r, rep, base)
 		if !ok {
 			continue
 		}
@@ -192,9 +203,20 @@ func (e *Engine) ForgetWriteBack(r analysis.Result) {
 	}
 }
 
-// resultKey names one computed result (a recomputation is another).
+// resultKey names one computed result as bound to a call: the same
+// pixels answered for another patient, ImagingStudy or server are another
+// result (a recomputation is another too).
 func resultKey(r analysis.Result) string {
-	return strings.Join([]string{r.Tenant, r.FHIRServer, r.Study.Key(), r.Model.ID, r.Model.Version, r.Analyzed.Format(time.RFC3339Nano)}, "\x00")
+	parts := []string{r.Tenant, r.FHIRServer, r.Study.Key(), r.Study.Patient, r.Study.ImagingStudyID, r.Study.Started,
+		strings.Join(r.Study.BasedOn, ","), r.Model.ID, r.Model.Version, r.Analyzed.Format(time.RFC3339Nano)}
+	var b strings.Builder
+	for _, p := range parts {
+		// Length-prefixed, so that no two part lists share a key.
+		b.WriteString(strconv.Itoa(len(p)))
+		b.WriteByte(':')
+		b.WriteString(p)
+	}
+	return b.String()
 }
 
 // report builds (or recalls) the resources of r.
@@ -241,26 +263,48 @@ func (e *Engine) ReportHTML(ctx context.Context, id, sig string) ([]byte, error)
 
 func reportKey(id string) string { return "orthotriage:report:" + id }
 
-// keepReport stores r under its report id, once per result and process.
-func (e *Engine) keepReport(ctx context.Context, id string, r analysis.Result) {
-	if e.Reports == nil {
-		return
+// ReportStore keeps results by report id; analysis.MemoryStore and
+// store.RedisResults are ones.
+type ReportStore interface {
+	analysis.Store
+	// Touch extends key's expiry to ttl from now and reports whether key
+	// is there.
+	Touch(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
+
+// keepReport makes sure r is kept under its report id and reports whether
+// the card may link it: a report stored by this process before is checked
+// (and its expiry extended), since a store that restarted empty lost it;
+// one not there is stored. When the store cannot be reached the card goes
+// without the link.
+func (e *Engine) keepReport(ctx context.Context, id string, r analysis.Result) bool {
+	if e.Reports == nil || len(e.LinkKey) == 0 {
+		return false
 	}
 	key := resultKey(r)
-	if e.Stored != nil {
-		if _, done := e.Stored.Get(key); done {
-			return
-		}
-	}
 	sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
+	if e.Stored != nil {
+		if _, done := e.Stored.Get(key); done {
+			there, err := e.Reports.Touch(sctx, reportKey(id), e.ReportTTL)
+			if err != nil {
+				e.Log.WarnContext(ctx, "report store not reachable: card sent without the report link", "report", id, "err", err)
+				return false
+			}
+			if there {
+				return true
+			}
+			e.Stored.Delete(key) // lost (the store restarted): store it again
+		}
+	}
 	if err := e.Reports.Put(sctx, reportKey(id), r, e.ReportTTL); err != nil {
-		e.Log.WarnContext(ctx, "report not stored: its link will not open", "report", id, "err", err)
-		return
+		e.Log.WarnContext(ctx, "report not stored: card sent without the report link", "report", id, "err", err)
+		return false
 	}
 	if e.Stored != nil {
 		e.Stored.Put(key, true)
 	}
+	return true
 }
 
 type baseURLKey struct{}

@@ -27,22 +27,22 @@ type Tenant struct {
 func (r *Resolver) Study(ctx context.Context, server FHIRServer, ref string) (Data, error) {
 	id, ok := strings.CutPrefix(ref, "ImagingStudy/")
 	if !ok || id == "" || strings.Contains(id, "/") {
-		return Data{}, orthotriage.Errorf(orthotriage.EInvalid, "study %q is not an ImagingStudy/{id} reference", ref)
+		return Data{}, orthotriage.Errorf(orthotriage.EInvalid, "the study is not an ImagingStudy/{id} reference")
 	}
 	f := &fetcher{r: r, server: server}
-	raw, err := f.get(ctx, ref, ref)
+	raw, err := f.get(ctx, "study", ref)
 	if err != nil {
 		return Data{}, err
 	}
 	s, err := models.UnmarshalImagingStudy(raw)
 	if err != nil || resourceType(raw) != "ImagingStudy" {
-		return Data{}, orthotriage.Errorf(orthotriage.EInvalid, "%s is not a readable ImagingStudy", ref)
+		return Data{}, orthotriage.Errorf(orthotriage.EInvalid, "read ImagingStudy returned no readable ImagingStudy")
 	}
 	d := Data{Studies: []models.ImagingStudy{s}, Server: f.server}
 	d.ResolveEndpoints = append(d.ResolveEndpoints, lazyEndpoints(f, s, raw, nil))
 	// The vertebral nomogram's clinical data, read from the study's
 	// subject when a fracture needs it, as a hook would.
-	if pid, ok := strings.CutPrefix(deref(s.Subject.Reference), "Patient/"); ok && pid != "" && !strings.Contains(pid, "/") {
+	if pid, ok := patientOf(deref(s.Subject.Reference), server.BaseURL); ok {
 		d.Clinical = lazyClinical(f, func(ctx context.Context) *models.Patient {
 			raw, err := f.get(ctx, PrefetchPatient, "Patient/"+pid)
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -15,6 +16,7 @@ import (
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/internal/urlx"
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
@@ -87,7 +89,8 @@ func (r *Resolver) Resolve(ctx context.Context, svc Service, req Request, hc Hoo
 	} else if patient != nil {
 		p, err := models.UnmarshalPatient(patient)
 		if err == nil && (resourceType(patient) != "Patient" || deref(p.Id) != hc.PatientID) {
-			err = fmt.Errorf("want Patient/%s", hc.PatientID)
+			// Neither id is named: patient ids are PHI, and errors are logged.
+			err = errors.New("it is not the Patient of context.patientId")
 		}
 		if err != nil {
 			return d, f.fail(PrefetchPatient, true, orthotriage.Errorf(orthotriage.EInvalid, "prefetch %s is not a valid Patient: %v", PrefetchPatient, err))
@@ -119,7 +122,7 @@ func (r *Resolver) Resolve(ctx context.Context, svc Service, req Request, hc Hoo
 			r.Log.WarnContext(ctx, "skipping unreadable ImagingStudy", "hookInstance", req.HookInstance, "err", err)
 			continue
 		}
-		if !subjectIs(&s.Subject, hc.PatientID) {
+		if !subjectIs(&s.Subject, hc.PatientID, server.BaseURL) {
 			r.Log.WarnContext(ctx, "skipping ImagingStudy of another subject", "hookInstance", req.HookInstance, "study", deref(s.Id))
 			continue
 		}
@@ -197,19 +200,20 @@ func (f *fetcher) endpoints(ctx context.Context, s models.ImagingStudy, raw json
 			continue
 		}
 		path := ref
-		if base := strings.TrimRight(f.server.BaseURL, "/"); base != "" && strings.HasPrefix(ref, base+"/") {
-			path = strings.TrimPrefix(ref, base+"/")
+		if rest, ok := urlx.Under(f.server.BaseURL, ref); ok {
+			path = rest // an absolute reference on the call's FHIR server
 		}
-		if !strings.HasPrefix(path, "Endpoint/") || strings.Count(path, "/") != 1 {
-			f.r.Log.WarnContext(ctx, "endpoint reference not followed", "study", deref(s.Id), "reference", ref)
+		if !strings.HasPrefix(path, "Endpoint/") || strings.Count(path, "/") != 1 || path == "Endpoint/" {
+			// The reference itself is not logged: one to another server may name anything.
+			f.r.Log.WarnContext(ctx, "endpoint reference not followed: not Endpoint/{id} on fhirServer", "hookInstance", f.req.HookInstance, "study", deref(s.Id))
 			continue
 		}
-		body, err := f.get(ctx, path, path)
+		body, err := f.get(ctx, "Endpoint", path)
 		if err == nil && resourceType(body) != "Endpoint" {
-			err = fmt.Errorf("%s is a %s", path, resourceType(body))
+			err = fmt.Errorf("read Endpoint returned a %q", resourceType(body))
 		}
 		if err != nil {
-			f.r.Log.WarnContext(ctx, "endpoint not resolved", "study", deref(s.Id), "reference", ref, "err", err)
+			f.r.Log.WarnContext(ctx, "endpoint not resolved", "hookInstance", f.req.HookInstance, "study", deref(s.Id), "err", err)
 			continue
 		}
 		if ep, err := models.UnmarshalEndpoint(body); err == nil {
@@ -319,12 +323,12 @@ func (f *fetcher) search(ctx context.Context, key, query string) ([]json.RawMess
 			return out, nil
 		}
 		if n >= f.r.MaxPages {
-			f.r.Log.WarnContext(ctx, "search page limit reached", "key", key, "pages", n)
+			f.r.Log.WarnContext(ctx, "search page limit reached", "hookInstance", f.req.HookInstance, "key", key, "pages", n)
 			return out, nil
 		}
 		if page, err = f.get(ctx, key, next); err != nil {
 			// What was read stays usable; a broken next link loses only the rest.
-			f.r.Log.WarnContext(ctx, "next page not fetched", "key", key, "page", n+1, "err", err)
+			f.r.Log.WarnContext(ctx, "next page not fetched", "hookInstance", f.req.HookInstance, "key", key, "page", n+1, "err", err)
 			return out, nil
 		}
 	}
@@ -351,7 +355,7 @@ func (f *fetcher) namedStudies(ctx context.Context, ids []string) ([]json.RawMes
 			out = append(out, raw)
 			continue
 		}
-		raw, err := f.get(ctx, "ImagingStudy/"+id, "ImagingStudy/"+id)
+		raw, err := f.get(ctx, PrefetchStudies, "ImagingStudy/"+id)
 		if err != nil {
 			return nil, err
 		}
@@ -390,12 +394,31 @@ func resourceID(raw json.RawMessage, wantType string) string {
 	return r.ID
 }
 
-func subjectIs(ref *models.Reference, patientID string) bool {
-	if ref == nil || ref.Reference == nil {
+// subjectIs reports whether a study's subject is the context patient:
+// "Patient/{id}", or the absolute URL of that Patient on the call's FHIR
+// server. The same id on another server is another patient.
+func subjectIs(ref *models.Reference, patientID, fhirServer string) bool {
+	if ref == nil {
 		return false
 	}
-	r := *ref.Reference
-	return r == "Patient/"+patientID || strings.HasSuffix(r, "/Patient/"+patientID)
+	id, ok := patientOf(deref(ref.Reference), fhirServer)
+	return ok && id == patientID
+}
+
+// patientOf returns the id of a Patient reference: relative
+// ("Patient/{id}") or absolute under fhirServer (urlx.Under). Any other
+// reference, to another server or another type, gives false.
+func patientOf(ref, fhirServer string) (string, bool) {
+	if rest, ok := urlx.Under(fhirServer, ref); ok {
+		ref = rest
+	} else if strings.Contains(ref, "://") {
+		return "", false
+	}
+	id, ok := strings.CutPrefix(ref, "Patient/")
+	if !ok || id == "" || strings.ContainsAny(id, "/?#%") {
+		return "", false
+	}
+	return id, true
 }
 
 func deref(s *string) string {

@@ -148,7 +148,7 @@ func TestResolve(t *testing.T) {
 		},
 		{
 			name:    "named studies: prefetched ones used, others read",
-			service: "hip-radiograph-screening",
+			service: "hip-radiograph-screening-imagingstudy-available",
 			req: request(cds.HookImagingStudyAvailable, server, `{"patient":`+patientRes+`,"studies":`+bundle("", study("a", "p1"), study("x", "p1"))+`}`,
 				`{"patientId":"p1","studies":["ImagingStudy/a","ImagingStudy/b"]}`),
 			fhir:    map[string]string{"ImagingStudy/b": study("b", "p1")},
@@ -157,7 +157,7 @@ func TestResolve(t *testing.T) {
 		},
 		{
 			name:    "named study that does not exist: 412",
-			service: "hip-radiograph-screening",
+			service: "hip-radiograph-screening-imagingstudy-available",
 			req:     request(cds.HookImagingStudyAvailable, server, `{"patient":`+patientRes+`}`, `{"patientId":"p1","studies":["ImagingStudy/gone"]}`),
 			wantErr: orthotriage.EPrecondition,
 			fetched: []string{"ImagingStudy/gone"},
@@ -337,5 +337,136 @@ func TestBackendTokenWithCompletePrefetch(t *testing.T) {
 	}
 	if d.Server.Token != "backend-token" {
 		t.Errorf("server token %q, want the Backend Services token", d.Server.Token)
+	}
+}
+
+// TestStudiesOfTheContextPatientOnly: a study is kept only when its subject
+// is the context patient as "Patient/{id}" or as the absolute URL of that
+// Patient on the call's fhirServer; the same id on another server (or under
+// a sibling path of the base) is another patient, and the study is dropped
+// and logged without the patient id.
+func TestStudiesOfTheContextPatientOnly(t *testing.T) {
+	const pid = "pat-secret-123"
+	withSubject := func(id, subject string) string {
+		return `{"resourceType":"ImagingStudy","id":"` + id + `","status":"available","subject":{"reference":"` + subject + `"}}`
+	}
+	tests := []struct {
+		name    string
+		subject string
+		kept    bool
+	}{
+		{name: "relative", subject: "Patient/" + pid, kept: true},
+		{name: "absolute on fhirServer", subject: server + "/Patient/" + pid, kept: true},
+		{name: "absolute on fhirServer, host in upper case and default port", subject: "https://EHR.example.org:443/fhir/Patient/" + pid, kept: true},
+		{name: "absolute on another server", subject: "https://other.example/fhir/Patient/" + pid},
+		{name: "absolute under a sibling path", subject: "https://ehr.example.org/fhir-admin/Patient/" + pid},
+		{name: "absolute on another port", subject: "https://ehr.example.org:8443/fhir/Patient/" + pid},
+		{name: "absolute with a dot-dot segment", subject: server + "/../other/Patient/" + pid},
+		{name: "absolute with userinfo", subject: "https://u@ehr.example.org/fhir/Patient/" + pid},
+		{name: "another type", subject: "Group/" + pid},
+		{name: "nested path", subject: "x/Patient/" + pid},
+		{name: "another patient", subject: "Patient/" + pid + "0"},
+		{name: "empty", subject: ""},
+	}
+	svc, _ := cds.DefaultCatalog().Lookup("hip-radiograph-screening")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs strings.Builder
+			r := &cds.Resolver{FHIR: &cdstest.FHIR{}, MaxPages: 1, MaxStudies: 10, Log: slog.New(slog.NewJSONHandler(&logs, nil))}
+			req := request(cds.HookPatientView, server, `{"patient":null,"studies":`+bundle("", withSubject("s1", tt.subject))+`}`,
+				`{"userId":"Practitioner/u","patientId":"`+pid+`"}`)
+			hc, err := cds.Validate(svc, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := r.Resolve(t.Context(), svc, req, hc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kept := len(d.Studies) == 1; kept != tt.kept {
+				t.Errorf("study kept = %v, want %v", kept, tt.kept)
+			}
+			if !tt.kept && !strings.Contains(logs.String(), "skipping ImagingStudy of another subject") {
+				t.Errorf("dropped study not logged: %s", logs.String())
+			}
+			if strings.Contains(logs.String(), pid) {
+				t.Errorf("logs name the patient: %s", logs.String())
+			}
+		})
+	}
+}
+
+// TestAbsoluteEndpointReferences: an absolute Endpoint reference is read
+// when it lies under fhirServer after normalisation (host case, default
+// port), never when it is under a sibling path or climbs out of the base.
+func TestAbsoluteEndpointReferences(t *testing.T) {
+	ep := `{"resourceType":"Endpoint","id":"e","status":"active","connectionType":{"code":"dicom-wado-rs"},"payloadType":[{"text":"DICOM"}],"address":"https://pacs.example.org/wado"}`
+	tests := []struct {
+		name    string
+		ref     string
+		fetched []string
+	}{
+		{name: "under fhirServer", ref: server + "/Endpoint/e", fetched: []string{"Endpoint/e"}},
+		{name: "host in upper case, default port", ref: "https://EHR.example.org:443/fhir/Endpoint/e", fetched: []string{"Endpoint/e"}},
+		{name: "sibling path", ref: "https://ehr.example.org/fhir-admin/Endpoint/e"},
+		{name: "dot-dot segment", ref: server + "/../fhir-admin/Endpoint/e"},
+		{name: "encoded dot-dot", ref: server + "/Endpoint/%2e%2e"},
+		{name: "another server", ref: "https://other.example/fhir/Endpoint/e"},
+		{name: "userinfo", ref: "https://u:p@ehr.example.org/fhir/Endpoint/e"},
+	}
+	svc, _ := cds.DefaultCatalog().Lookup("hip-radiograph-screening")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := &cdstest.FHIR{Responses: map[string]string{"Endpoint/e": ep}}
+			r := &cds.Resolver{FHIR: fake, MaxPages: 1, MaxStudies: 10, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			s := `{"resourceType":"ImagingStudy","id":"s1","status":"available","subject":{"reference":"Patient/p1"},"endpoint":[{"reference":"` + tt.ref + `"}]}`
+			req := request(cds.HookPatientView, server, `{"patient":`+patientRes+`,"studies":`+bundle("", s)+`}`, `{"userId":"Practitioner/u","patientId":"p1"}`)
+			hc, err := cds.Validate(svc, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := r.Resolve(t.Context(), svc, req, hc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := d.ResolveEndpoints[0](t.Context())
+			if diff := cmp.Diff(tt.fetched, fake.Paths()); diff != "" {
+				t.Errorf("fetched (-want +got):\n%s", diff)
+			}
+			if _, ok := got[tt.ref]; ok != (tt.fetched != nil) {
+				t.Errorf("endpoint resolved = %v", ok)
+			}
+		})
+	}
+}
+
+// TestStudyClinicalDataOnlyForItsServersPatient: a precomputed study reads
+// the nomogram's clinical data from its subject only when the subject is a
+// Patient on the job's FHIR server.
+func TestStudyClinicalDataOnlyForItsServersPatient(t *testing.T) {
+	tests := []struct {
+		name     string
+		subject  string
+		clinical bool
+	}{
+		{name: "relative", subject: "Patient/p1", clinical: true},
+		{name: "absolute on the server", subject: server + "/Patient/p1", clinical: true},
+		{name: "absolute on another server", subject: "https://other.example/fhir/Patient/p1"},
+		{name: "absolute under a sibling path", subject: "https://ehr.example.org/fhir-admin/Patient/p1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := &cdstest.FHIR{Responses: map[string]string{
+				"ImagingStudy/s1": `{"resourceType":"ImagingStudy","id":"s1","status":"available","subject":{"reference":"` + tt.subject + `"}}`,
+			}}
+			r := &cds.Resolver{FHIR: fake, MaxPages: 1, MaxStudies: 10, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			d, err := r.Study(t.Context(), cds.FHIRServer{BaseURL: server}, "ImagingStudy/s1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := d.Clinical != nil; got != tt.clinical {
+				t.Errorf("clinical data read = %v, want %v", got, tt.clinical)
+			}
+		})
 	}
 }

@@ -97,7 +97,11 @@ func Validate(svc Service, req Request) (HookContext, error) {
 	case req.Hook == "":
 		add("hook", "required")
 	case !svc.Offers(req.Hook):
-		add("hook", "service %s does not answer hook %q; it answers %s", svc.ID, req.Hook, strings.Join(svc.Hooks, ", "))
+		if id, ok := svc.IDForHook(req.Hook); ok {
+			add("hook", "service %s is declared for hook %s only; for hook %q call service %s", svc.ID, strings.Join(svc.Hooks, ", "), req.Hook, id)
+		} else {
+			add("hook", "service %s does not answer hook %q; it answers %s", svc.ID, req.Hook, strings.Join(svc.Hooks, ", "))
+		}
 	}
 	if req.HookInstance == "" {
 		add("hookInstance", "required")

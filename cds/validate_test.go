@@ -1,6 +1,7 @@
 package cds
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -9,12 +10,15 @@ import (
 
 func TestValidate(t *testing.T) {
 	hip, _ := DefaultCatalog().Lookup("hip-radiograph-screening")
+	hipStudy, _ := DefaultCatalog().Lookup("hip-radiograph-screening-imagingstudy-available")
 	const pv = `"hook":"patient-view","hookInstance":"d1577c69-dfbe-44ad-ba6d-3e05e953b2ea"`
 	const auth = `"fhirAuthorization":{"access_token":"t","token_type":"Bearer","expires_in":300,"scope":"patient/*.read","subject":"cds"}`
 	tests := []struct {
 		name string
+		svc  Service // the service called; zero: hip on patient-view
 		body string
 		want []string // bad fields, in order; nil means valid
+		msg  string   // a part of the first bad field's message
 		ctx  HookContext
 	}{
 		{
@@ -29,6 +33,7 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name: "valid imaging-study-available",
+			svc:  hipStudy,
 			body: `{"hook":"org.orthotriage.imagingstudy-available","hookInstance":"x","context":{"patientId":"p","studies":["ImagingStudy/a","ImagingStudy/b"]}}`,
 			ctx:  HookContext{PatientID: "p", StudyIDs: []string{"a", "b"}},
 		},
@@ -41,6 +46,20 @@ func TestValidate(t *testing.T) {
 			name: "hook the service does not offer",
 			body: `{"hook":"order-sign","hookInstance":"x","context":{}}`,
 			want: []string{"hook"},
+			msg:  `service hip-radiograph-screening does not answer hook "order-sign"; it answers patient-view`,
+		},
+		{
+			name: "patient-view id called on the other hook names the id to use",
+			body: `{"hook":"org.orthotriage.imagingstudy-available","hookInstance":"x","context":{"patientId":"p","studies":["ImagingStudy/a"]}}`,
+			want: []string{"hook"},
+			msg:  `for hook "org.orthotriage.imagingstudy-available" call service hip-radiograph-screening-imagingstudy-available`,
+		},
+		{
+			name: "imaging-study-available id called on patient-view names the id to use",
+			svc:  hipStudy,
+			body: `{` + pv + `,"context":{"userId":"Practitioner/1","patientId":"p"}}`,
+			want: []string{"hook"},
+			msg:  `for hook "patient-view" call service hip-radiograph-screening`,
 		},
 		{
 			name: "context not an object",
@@ -79,16 +98,19 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name: "imaging-study-available without studies",
+			svc:  hipStudy,
 			body: `{"hook":"org.orthotriage.imagingstudy-available","hookInstance":"x","context":{"patientId":"p"}}`,
 			want: []string{"context.studies"},
 		},
 		{
 			name: "imaging-study-available with bad references",
+			svc:  hipStudy,
 			body: `{"hook":"org.orthotriage.imagingstudy-available","hookInstance":"x","context":{"patientId":"p","studies":["Patient/1","ImagingStudy/ok"]}}`,
 			want: []string{"context.studies[0]"},
 		},
 		{
 			name: "imaging-study-available with empty studies",
+			svc:  hipStudy,
 			body: `{"hook":"org.orthotriage.imagingstudy-available","hookInstance":"x","context":{"patientId":"p","studies":[]}}`,
 			want: []string{"context.studies"},
 		},
@@ -99,7 +121,11 @@ func TestValidate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseRequest: %v", err)
 			}
-			hc, err := Validate(hip, req)
+			svc := tt.svc
+			if svc.ID == "" {
+				svc = hip
+			}
+			hc, err := Validate(svc, req)
 			if tt.want == nil {
 				if err != nil {
 					t.Fatalf("Validate: %v", err)
@@ -118,6 +144,9 @@ func TestValidate(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("bad fields (-want +got):\n%s", diff)
+			}
+			if fields := orthotriage.ErrorFields(err); tt.msg != "" && (len(fields) == 0 || !strings.Contains(fields[0].Message, tt.msg)) {
+				t.Errorf("first field %v, want a message holding %q", fields, tt.msg)
 			}
 		})
 	}

@@ -116,7 +116,8 @@ type Auth struct {
 	// Disabled turns JWT checks off: for a local demo only.
 	Disabled bool `yaml:"disabled"`
 	// PublicBaseURL is the service's URL as EHRs call it; each token's aud
-	// must be this plus the path called. Empty: taken from the request.
+	// must be this plus the path called, and report links start with it.
+	// Required unless Disabled: it never comes from a request.
 	PublicBaseURL string        `yaml:"public_base_url"`
 	IssuersFile   string        `yaml:"issuers_file"`
 	Leeway        time.Duration `yaml:"leeway"`
@@ -290,6 +291,8 @@ type setting struct {
 	usage string
 	set   func(string) error
 	get   func() string
+	// isBool: the flag may be given bare (--auth-disabled) for true.
+	isBool bool
 }
 
 func (s setting) env() string {
@@ -343,7 +346,7 @@ func (c *Config) settings() []setting {
 		integer("imaging.images_per_series", "radiographs taken from each series of a study", &c.Imaging.ImagesPerSeries),
 		integer("imaging.images_per_study", "radiographs taken from one study in all", &c.Imaging.ImagesPerStudy),
 		boolean("auth.disabled", "turn CDS client JWT checks off (local demo only; logged loudly)", &c.Auth.Disabled),
-		str("auth.public_base_url", "the service's URL as EHRs call it (aud = this + path); empty: from the request", &c.Auth.PublicBaseURL),
+		str("auth.public_base_url", "the service's URL as EHRs call it (aud = this + path) and the base of report links; required unless auth.disabled", &c.Auth.PublicBaseURL),
 		str("auth.issuers_file", "YAML file of trusted issuers: a list of {iss, jwks_file or jwks_url, jku_allowlist, fhir_servers}", &c.Auth.IssuersFile),
 		dur("auth.leeway", "clock skew allowed on exp, nbf and iat", &c.Auth.Leeway),
 		str("auth.private_key_file", "PEM key (P-384 EC or RSA) signing SMART Backend Services assertions; public half at /.well-known/jwks.json", &c.Auth.PrivateKeyFile),
@@ -382,14 +385,14 @@ func (c *Config) settings() []setting {
 }
 
 func str(key, usage string, p *string) setting {
-	return setting{key, usage,
-		func(v string) error { *p = v; return nil },
-		func() string { return *p }}
+	return setting{key: key, usage: usage,
+		set: func(v string) error { *p = v; return nil },
+		get: func() string { return *p }}
 }
 
 func list(key, usage string, p *[]string) setting {
-	return setting{key, usage,
-		func(v string) error {
+	return setting{key: key, usage: usage,
+		set: func(v string) error {
 			*p = nil
 			for _, s := range strings.Split(v, ",") {
 				if s = strings.TrimSpace(s); s != "" {
@@ -398,12 +401,12 @@ func list(key, usage string, p *[]string) setting {
 			}
 			return nil
 		},
-		func() string { return strings.Join(*p, ",") }}
+		get: func() string { return strings.Join(*p, ",") }}
 }
 
 func float(key, usage string, p *float64) setting {
-	return setting{key, usage,
-		func(v string) error {
+	return setting{key: key, usage: usage,
+		set: func(v string) error {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				return fmt.Errorf("not a number")
@@ -411,12 +414,12 @@ func float(key, usage string, p *float64) setting {
 			*p = f
 			return nil
 		},
-		func() string { return strconv.FormatFloat(*p, 'g', -1, 64) }}
+		get: func() string { return strconv.FormatFloat(*p, 'g', -1, 64) }}
 }
 
 func boolean(key, usage string, p *bool) setting {
-	return setting{key, usage,
-		func(v string) error {
+	return setting{key: key, usage: usage,
+		set: func(v string) error {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				return fmt.Errorf("not true or false")
@@ -424,12 +427,24 @@ func boolean(key, usage string, p *bool) setting {
 			*p = b
 			return nil
 		},
-		func() string { return strconv.FormatBool(*p) }}
+		get: func() string { return strconv.FormatBool(*p) }, isBool: true}
 }
 
+// flagValue records a flag's value, to be set after the file and the
+// environment; a boolean one may be given bare (flag.Value with
+// IsBoolFlag), or as --name=false.
+type flagValue struct {
+	isBool bool
+	record func(string) error
+}
+
+func (f flagValue) String() string     { return "" }
+func (f flagValue) Set(v string) error { return f.record(v) }
+func (f flagValue) IsBoolFlag() bool   { return f.isBool }
+
 func dur(key, usage string, p *time.Duration) setting {
-	return setting{key, usage,
-		func(v string) error {
+	return setting{key: key, usage: usage,
+		set: func(v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil {
 				return fmt.Errorf("not a duration like 500ms or 10s")
@@ -437,12 +452,12 @@ func dur(key, usage string, p *time.Duration) setting {
 			*p = d
 			return nil
 		},
-		func() string { return p.String() }}
+		get: func() string { return p.String() }}
 }
 
 func integer(key, usage string, p *int) setting {
-	return setting{key, usage,
-		func(v string) error {
+	return setting{key: key, usage: usage,
+		set: func(v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil {
 				return fmt.Errorf("not an integer")
@@ -450,12 +465,12 @@ func integer(key, usage string, p *int) setting {
 			*p = n
 			return nil
 		},
-		func() string { return strconv.Itoa(*p) }}
+		get: func() string { return strconv.Itoa(*p) }}
 }
 
 func bytesize(key, usage string, p *int64) setting {
-	return setting{key, usage,
-		func(v string) error {
+	return setting{key: key, usage: usage,
+		set: func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				return fmt.Errorf("not an integer number of bytes")
@@ -463,7 +478,7 @@ func bytesize(key, usage string, p *int64) setting {
 			*p = n
 			return nil
 		},
-		func() string { return strconv.FormatInt(*p, 10) }}
+		get: func() string { return strconv.FormatInt(*p, 10) }}
 }
 
 // ErrHelp is returned by Load when --help was asked for; the usage has then
@@ -478,22 +493,25 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
 	configFile := fs.String("config", getenv("ORTHOTRIAGE_CONFIG"), "YAML configuration `file` (env ORTHOTRIAGE_CONFIG)")
-	type flagValue struct {
+	type givenFlag struct {
 		s setting
 		v string
 	}
-	var given []flagValue
+	var given []givenFlag
 	for _, s := range c.settings() {
-		fs.Func(s.flag(), s.usage, func(v string) error {
-			given = append(given, flagValue{s, v})
+		fs.Var(flagValue{isBool: s.isBool, record: func(v string) error {
+			given = append(given, givenFlag{s, v})
 			return nil
-		})
+		}}, s.flag(), s.usage)
 	}
 	fs.Usage = func() { usage(fs, out, name) }
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
+		if _, err := strconv.ParseBool(fs.Arg(0)); err == nil {
+			return c, fmt.Errorf("unexpected argument %q (a boolean flag is given bare, --auth-disabled, or as --auth-disabled=%s)", fs.Arg(0), fs.Arg(0))
+		}
 		return c, fmt.Errorf("unexpected argument %q (settings are flags like --listen ADDR)", fs.Arg(0))
 	}
 	if *configFile != "" {
@@ -527,7 +545,7 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 			return c, fmt.Errorf("config: auth.issuers_file: %w", err)
 		}
 	}
-	return c, c.Validate()
+	return c, c.validate(name == "serve")
 }
 
 // strictYAML decodes a YAML file into v; unknown keys are errors.
@@ -568,8 +586,14 @@ func usage(fs *flag.FlagSet, out io.Writer, name string) {
 	}
 }
 
-// Validate checks every setting and reports each bad key by name.
-func (c Config) Validate() error {
+// Validate checks every setting of the service and reports each bad key by
+// name.
+func (c Config) Validate() error { return c.validate(true) }
+
+// validate checks every setting; serving adds what only the service needs
+// (the other commands read the same settings for decoding limits and the
+// ONNX Runtime library).
+func (c Config) validate(serving bool) error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
@@ -767,6 +791,13 @@ func (c Config) Validate() error {
 		if _, err := netip.ParsePrefix(cidr); err != nil {
 			bad("egress.allowed_cidrs", "%q is not a CIDR range like 10.20.0.0/16", cidr)
 		}
+	}
+	if serving && !c.Auth.Disabled && c.Auth.PublicBaseURL == "" && (c.Auth.IssuersFile != "" || len(c.Auth.Issuers) > 0) {
+		// The aud every token must carry; taking it from the request's Host
+		// would accept tokens minted for another service. (With no issuer
+		// trusted no token is accepted at all, and the service starts on its
+		// embedded defaults, refusing every CDS call.)
+		bad("auth.public_base_url", "required with CDS client authentication on: the service's URL as EHRs call it, e.g. https://cds.example.org (each token's aud is it plus the path called)")
 	}
 	if u := c.Auth.PublicBaseURL; u != "" {
 		pu, err := url.Parse(u)

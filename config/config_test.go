@@ -14,13 +14,109 @@ func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// serving are the settings serve needs besides the defaults.
+var serving = []string{"--auth-public-base-url", "https://cds.example.org"}
+
 func TestDefaultsAreValid(t *testing.T) {
-	c, err := Load("serve", nil, env(nil), &bytes.Buffer{})
+	c, err := Load("serve", serving, env(nil), &bytes.Buffer{})
 	if err != nil {
-		t.Fatalf("Load with no settings: %v", err)
+		t.Fatalf("Load with only a public base URL: %v", err)
 	}
 	if c.Listen != "127.0.0.1:8080" || c.Redis.URL != "" {
 		t.Errorf("defaults: listen %q redis %q", c.Listen, c.Redis.URL)
+	}
+	for _, cmd := range []string{"version", "inspect", "analyze", "eval", "phantom"} {
+		if _, err := Load(cmd, nil, env(nil), &bytes.Buffer{}); err != nil {
+			t.Errorf("%s with no settings: %v", cmd, err)
+		}
+	}
+	if _, err := Load("serve", nil, env(map[string]string{"ORTHOTRIAGE_AUTH_DISABLED": "true"}), &bytes.Buffer{}); err != nil {
+		t.Errorf("serve with auth off and no public URL (the demo): %v", err)
+	}
+}
+
+// TestPublicBaseURLRequiredWithAuth: the aud of tokens never comes from a
+// request, so serving with authentication on and an issuer trusted needs the
+// public URL. With no issuer trusted no token is accepted at all, and serve
+// starts on its embedded defaults.
+func TestPublicBaseURLRequiredWithAuth(t *testing.T) {
+	dir := t.TempDir()
+	jwks := filepath.Join(dir, "jwks.json")
+	issuers := filepath.Join(dir, "issuers.yaml")
+	os.WriteFile(jwks, []byte(`{"keys":[]}`), 0o600)
+	os.WriteFile(issuers, []byte("- iss: https://ehr.example.org\n  jwks_file: "+jwks+"\n"), 0o600)
+	withIssuer := func(m map[string]string) map[string]string {
+		m["ORTHOTRIAGE_AUTH_ISSUERS_FILE"] = issuers
+		return m
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string // empty: valid
+	}{
+		{name: "auth on, an issuer, no public URL", env: withIssuer(map[string]string{}), wantErr: "auth.public_base_url: required with CDS client authentication on"},
+		{name: "auth on, an issuer, public URL from env", env: withIssuer(map[string]string{"ORTHOTRIAGE_AUTH_PUBLIC_BASE_URL": "https://cds.example.org"})},
+		{name: "auth on, no issuer, no public URL (embedded defaults)", env: map[string]string{}},
+		{name: "auth on, public URL not absolute", args: []string{"--auth-public-base-url", "cds.example.org"}, wantErr: "auth.public_base_url: want an absolute http(s) URL"},
+		{name: "auth off, an issuer, no public URL", args: []string{"--auth-disabled"}, env: withIssuer(map[string]string{})},
+		{name: "auth switched back on by a flag", args: []string{"--auth-disabled=false"}, env: withIssuer(map[string]string{"ORTHOTRIAGE_AUTH_DISABLED": "true"}),
+			wantErr: "auth.public_base_url: required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load("serve", tt.args, env(tt.env), &bytes.Buffer{})
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestBooleanFlags: a boolean setting's flag works bare, as --name=true
+// or --name=false, and beats the environment.
+func TestBooleanFlags(t *testing.T) {
+	tests := []struct {
+		name                      string
+		args                      []string
+		env                       map[string]string
+		wantDisabled, wantPrivate bool
+		wantErr                   string
+	}{
+		{name: "bare", args: []string{"--auth-disabled"}, wantDisabled: true},
+		{name: "two bare", args: []string{"--auth-disabled", "--egress-allow-private"}, wantDisabled: true, wantPrivate: true},
+		{name: "single dash", args: []string{"-auth-disabled"}, wantDisabled: true},
+		{name: "=true", args: []string{"--auth-disabled=true"}, wantDisabled: true},
+		{name: "=false beats env", args: []string{"--auth-disabled=false", "--auth-public-base-url", "https://cds.example.org"},
+			env: map[string]string{"ORTHOTRIAGE_AUTH_DISABLED": "true"}},
+		{name: "bare beats env", args: []string{"--egress-allow-private"}, env: map[string]string{"ORTHOTRIAGE_EGRESS_ALLOW_PRIVATE": "false", "ORTHOTRIAGE_AUTH_DISABLED": "1"},
+			wantDisabled: true, wantPrivate: true},
+		{name: "bare, then a valued flag", args: []string{"--auth-disabled", "--listen", "127.0.0.1:9"}, wantDisabled: true},
+		{name: "not a boolean", args: []string{"--auth-disabled=maybe"}, wantErr: "auth.disabled (flag --auth-disabled): not true or false"},
+		{name: "value as a separate argument", args: []string{"--auth-disabled", "true"}, wantErr: `unexpected argument "true" (a boolean flag is given bare`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load("serve", tt.args, env(tt.env), &bytes.Buffer{})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Auth.Disabled != tt.wantDisabled || c.Egress.AllowPrivate != tt.wantPrivate {
+				t.Errorf("auth.disabled %v egress.allow_private %v, want %v %v", c.Auth.Disabled, c.Egress.AllowPrivate, tt.wantDisabled, tt.wantPrivate)
+			}
+		})
 	}
 }
 
@@ -30,7 +126,7 @@ func TestPrecedence(t *testing.T) {
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Load("serve", []string{"--config", file, "--fhir-max-pages", "7"},
+	c, err := Load("serve", append([]string{"--config", file, "--fhir-max-pages", "7"}, serving...),
 		env(map[string]string{"ORTHOTRIAGE_LISTEN": "127.0.0.1:9001", "ORTHOTRIAGE_FHIR_MAX_PAGES": "4"}), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +233,7 @@ func TestCredentialsFile(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	os.WriteFile(good, []byte("- base_url: https://pacs.example.org/dicom-web\n  username: u\n  password: hunter2\n- base_url: https://vna.example.org\n  token: t\n"), 0o600)
-	c, err := Load("serve", []string{"--imaging-credentials-file", good}, env(nil), &bytes.Buffer{})
+	c, err := Load("serve", append([]string{"--imaging-credentials-file", good}, serving...), env(nil), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,11 +11,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/cds"
+	"github.com/orthotriage/orthotriage/internal/urlx"
 )
 
 var _ cds.FHIRSource = (*Client)(nil)
@@ -34,14 +36,16 @@ func NewClient(timeout time.Duration, maxBytes int64, transport http.RoundTrippe
 	return &Client{
 		http: &http.Client{
 			Transport: transport,
-			// A redirect to another origin would carry the EHR's data (and,
-			// with some clients, its token) elsewhere: refuse it.
+			// A redirect out of the FHIR base would carry the EHR's data and
+			// token elsewhere (Go keeps Authorization on the same host, so
+			// also to a sibling path such as /fhir-admin): refuse it.
 			CheckRedirect: func(req *http.Request, via []*http.Request) error {
 				if len(via) >= 5 {
 					return errors.New("too many redirects")
 				}
-				if !sameOrigin(req.URL, via[0].URL) {
-					return fmt.Errorf("redirect to another origin (%s) refused", req.URL.Host)
+				base, _ := req.Context().Value(baseKey{}).(string)
+				if _, ok := urlx.Under(base, req.URL.String()); !ok {
+					return fmt.Errorf("redirect out of fhirServer (to %s) refused", urlx.Origin(req.URL.String()))
 				}
 				return nil
 			},
@@ -51,33 +55,37 @@ func NewClient(timeout time.Duration, maxBytes int64, transport http.RoundTrippe
 	}
 }
 
+// baseKey carries a request's FHIR base to CheckRedirect.
+type baseKey struct{}
+
 // Get fetches a resource or search relative to server.BaseURL, or an
 // absolute URL that must lie under server.BaseURL (a Bundle's next link).
+// Errors name the interaction and resource type ("read Patient", "search
+// ImagingStudy") and the status, never the URL's path or query: ids and
+// search parameters name patients.
 func (c *Client) Get(ctx context.Context, server cds.FHIRServer, pathOrURL string) (json.RawMessage, error) {
-	target, err := resolve(server.BaseURL, pathOrURL)
+	target, op, err := resolve(server.BaseURL, pathOrURL)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, baseKey{}, server.BaseURL), c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
-		return nil, orthotriage.Errorf(orthotriage.EInvalid, "bad FHIR URL")
+		return nil, orthotriage.Errorf(orthotriage.EInvalid, "%s: bad FHIR URL", op)
 	}
 	req.Header.Set("Accept", "application/fhir+json")
 	if server.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+server.Token)
 	}
-	op := "GET " + redactQuery(target)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		// The url.Error text names the URL and the cause, never the header.
-		return nil, &orthotriage.Error{Code: orthotriage.EUnavailable, Message: op + ": FHIR server not reachable", Err: err}
+		return nil, &orthotriage.Error{Code: orthotriage.EUnavailable, Message: op + ": FHIR server not reachable", Err: urlx.WithoutURL(err)}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBytes+1))
 	if err != nil {
-		return nil, &orthotriage.Error{Code: orthotriage.EUnavailable, Message: op + ": reading the response failed", Err: err}
+		return nil, &orthotriage.Error{Code: orthotriage.EUnavailable, Message: op + ": reading the response failed", Err: urlx.WithoutURL(err)}
 	}
 	if int64(len(body)) > c.maxBytes {
 		return nil, orthotriage.Errorf(orthotriage.ETooLarge, "%s: response larger than %d bytes", op, c.maxBytes)
@@ -106,37 +114,52 @@ func statusCode(status int) string {
 	}
 }
 
-// resolve builds the URL of pathOrURL on base, refusing absolute URLs that
-// leave the base.
-func resolve(base, pathOrURL string) (*url.URL, error) {
+// resolve builds the URL of pathOrURL on base and names the request for
+// errors (see operation). Relative or absolute, the URL must lie under base
+// by urlx.Under: same origin, whole path segments, no dot segments.
+func resolve(base, pathOrURL string) (*url.URL, string, error) {
 	b, err := url.Parse(strings.TrimRight(base, "/"))
-	if err != nil || (b.Scheme != "http" && b.Scheme != "https") || b.Host == "" {
-		return nil, orthotriage.Errorf(orthotriage.EInvalid, "fhirServer %q is not an absolute http(s) URL", base)
+	if err != nil || urlx.Origin(base) == "" {
+		return nil, "", orthotriage.Errorf(orthotriage.EInvalid, "fhirServer is not an absolute http(s) URL without userinfo")
 	}
-	if strings.HasPrefix(pathOrURL, "http://") || strings.HasPrefix(pathOrURL, "https://") {
-		u, err := url.Parse(pathOrURL)
-		if err != nil || !sameOrigin(u, b) || !strings.HasPrefix(u.Path, b.Path) {
-			return nil, orthotriage.Errorf(orthotriage.EForbidden, "link outside fhirServer refused")
-		}
-		return u, nil
-	}
-	u, err := url.Parse(b.String() + "/" + strings.TrimLeft(pathOrURL, "/"))
+	ref, err := url.Parse(pathOrURL)
 	if err != nil {
-		return nil, orthotriage.Errorf(orthotriage.EInvalid, "bad FHIR path")
+		return nil, "", orthotriage.Errorf(orthotriage.EInvalid, "bad FHIR path")
 	}
-	return u, nil
+	var u *url.URL
+	if ref.IsAbs() || ref.Host != "" {
+		u = b.ResolveReference(ref)
+	} else if u, err = url.Parse(b.String() + "/" + strings.TrimLeft(pathOrURL, "/")); err != nil {
+		return nil, "", orthotriage.Errorf(orthotriage.EInvalid, "bad FHIR path")
+	}
+	rest, ok := urlx.Under(base, u.String())
+	if !ok {
+		return nil, "", orthotriage.Errorf(orthotriage.EForbidden, "link outside fhirServer refused")
+	}
+	return u, operation(rest, u.RawQuery != ""), nil
 }
 
-func sameOrigin(a, b *url.URL) bool {
-	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Host, b.Host)
-}
+// resourceTypeName is the grammar of a FHIR resource type.
+var resourceTypeName = regexp.MustCompile(`^[A-Z][A-Za-z]{1,63}$`)
 
-// redactQuery drops the query of u for error messages: search parameters may
-// name patients.
-func redactQuery(u *url.URL) string {
-	c := *u
-	if c.RawQuery != "" {
-		c.RawQuery = "..."
+// operation names a GET below the base by its interaction and resource
+// type ("read Patient", "search ImagingStudy", "search page"), the only
+// parts of a FHIR URL that may appear in errors and logs.
+func operation(rest string, query bool) string {
+	segs := strings.Split(rest, "/")
+	typ := segs[0]
+	switch {
+	case rest == "" && query:
+		return "search page"
+	case rest == "":
+		return "GET fhirServer base"
+	case !resourceTypeName.MatchString(typ):
+		return "GET fhirServer resource"
+	case len(segs) == 1 || strings.HasPrefix(segs[1], "_"):
+		return "search " + typ
+	case len(segs) == 2 || segs[2] == "_history":
+		return "read " + typ
+	default:
+		return "GET " + typ + " compartment or operation"
 	}
-	return c.String()
 }

@@ -96,8 +96,9 @@ func BuildReport(r analysis.Result, o ReportOptions) (*Report, error) {
 }
 
 // ReportID returns the id of r's DiagnosticReport, the one cards link to.
-// It depends on the tenant, the FHIR server, the study, the model id and
-// version only.
+// It depends on the tenant, the FHIR server, the patient, the study, the
+// model id and version only: the same pixels answered for another patient
+// (a merged or misfiled study) get other ids, never the first patient's.
 func ReportID(r analysis.Result) string {
 	return resourceID(r, "DiagnosticReport")
 }
@@ -105,7 +106,7 @@ func ReportID(r analysis.Result) string {
 // resourceID derives a FHIR id (40 hex characters, a valid id) from the
 // result's identity and the resource kind.
 func resourceID(r analysis.Result, kind string, extra ...string) string {
-	parts := append([]string{kind, r.Tenant, r.FHIRServer, r.Study.Key(), r.Model.ID, r.Model.Version}, extra...)
+	parts := append([]string{kind, r.Tenant, r.FHIRServer, r.Study.Patient, r.Study.Key(), r.Model.ID, r.Model.Version}, extra...)
 	return hashID(parts...)
 }
 
@@ -166,13 +167,13 @@ func TransactionOf(base string, resources []json.RawMessage) ([]byte, error) {
 		return nil, orthotriage.Errorf(orthotriage.EInvalid, "transaction base %q is not an absolute http(s) URL", base)
 	}
 	bundle := models.Bundle{Type: models.BundleTypeTransaction}
-	for _, raw := range resources {
+	for i, raw := range resources {
 		var head struct {
 			ResourceType string `json:"resourceType"`
 			ID           string `json:"id"`
 		}
 		if err := json.Unmarshal(raw, &head); err != nil || head.ResourceType == "" || head.ID == "" {
-			return nil, fmt.Errorf("transaction entry without resourceType or id: %s", raw)
+			return nil, fmt.Errorf("transaction entry %d without resourceType or id", i)
 		}
 		path := head.ResourceType + "/" + head.ID
 		bundle.Entry = append(bundle.Entry, models.BundleEntry{
@@ -232,7 +233,7 @@ func (b *builder) observation(f analysis.Finding) models.Observation {
 		Device:      &models.Reference{Reference: ptr("Device/" + b.deviceID)},
 		DerivedFrom: []models.Reference{b.imagingStudy},
 		ValueCodeableConcept: &models.CodeableConcept{
-			Coding: []models.Coding{{System: ptr(f.Code.System), Code: ptr(f.Code.Code), Display: nonEmpty(f.Code.Display)}},
+			Coding: []models.Coding{findingCoding(f.Code)},
 			Text:   nonEmpty(f.Display),
 		},
 		BodySite: b.bodySite(f),
@@ -382,20 +383,21 @@ func (b *builder) diagnosticReport() (models.DiagnosticReport, error) {
 }
 
 // conclusionCodes are the codes of the reported abnormal findings, each
-// once; the normal code when every finding is reported normal and none set
-// a priority; else none.
+// code and wording once (the code system's display in the coding, the
+// model's wording as text); the normal code when every finding is reported
+// normal and none set a priority; else none.
 func conclusionCodes(r analysis.Result) []models.CodeableConcept {
 	var out []models.CodeableConcept
 	seen := map[string]bool{}
-	add := func(c analysis.Code) {
-		if k := c.System + "|" + c.Code; !seen[k] {
+	add := func(f analysis.Finding) {
+		if k := f.Code.System + "|" + f.Code.Code + "|" + f.Display; !seen[k] {
 			seen[k] = true
-			out = append(out, models.CodeableConcept{Coding: []models.Coding{{System: ptr(c.System), Code: ptr(c.Code), Display: nonEmpty(c.Display)}}})
+			out = append(out, models.CodeableConcept{Coding: []models.Coding{findingCoding(f.Code)}, Text: nonEmpty(f.Display)})
 		}
 	}
 	for _, f := range r.Findings {
 		if f.Reported && !f.Normal {
-			add(f.Code)
+			add(f)
 		}
 	}
 	if len(out) > 0 || len(r.Findings) == 0 {
@@ -406,7 +408,7 @@ func conclusionCodes(r analysis.Result) []models.CodeableConcept {
 			return nil
 		}
 	}
-	add(r.Findings[0].Code)
+	add(r.Findings[0])
 	return out
 }
 

@@ -258,11 +258,17 @@ func TestReportsAgainstFHIRServer(t *testing.T) {
 				if issues := validate(t, base, res); !testenv.NoIssues(issues) {
 					t.Errorf("$validate found issues in %.80s...: %v", res, issues)
 				}
+				if err := testenv.SchemaValidate(t, res); err != nil {
+					t.Errorf("%.80s...: %v", res, err)
+				}
 			}
 
 			bundle, err := rep.Transaction(base)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if err := testenv.SchemaValidate(t, bundle); err != nil {
+				t.Errorf("transaction Bundle: %v", err)
 			}
 			again, err := fhir.BuildReport(tc.result, fhir.ReportOptions{})
 			if err != nil {
@@ -340,6 +346,25 @@ func TestReportsAgainstFHIRServer(t *testing.T) {
 		slices.Sort(severities)
 		if !slices.Equal(severities, []string{"error", "warning"}) {
 			t.Errorf("issues %v, want the missing status (error) and the wrong subject type (warning)", issues)
+		}
+	})
+
+	t.Run("the schema refuses a status Medplum accepts", func(t *testing.T) {
+		rep, err := fhir.BuildReport(cases[0].result, fhir.ReportOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(rep.DiagnosticReport)
+		var dr map[string]any
+		_ = json.Unmarshal(b, &dr)
+		dr["status"] = "bogus" // not in the required DiagnosticReportStatus value set
+		bogus, _ := json.Marshal(dr)
+		// Medplum 4.5.2 checks no required binding, so its $validate finds
+		// nothing; should it ever, both validators catch this.
+		t.Logf("$validate of status bogus: %v", validate(t, base, bogus))
+		err = testenv.SchemaValidate(t, bogus)
+		if err == nil || !strings.Contains(err.Error(), "/status") {
+			t.Errorf("schema check of status bogus = %v, want a complaint at /status", err)
 		}
 	})
 

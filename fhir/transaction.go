@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/cds"
+	"github.com/orthotriage/orthotriage/internal/urlx"
 )
 
 // RetryPolicy says how often and how patiently a write is retried. A retry
@@ -43,7 +45,7 @@ func (c *Client) Transaction(ctx context.Context, server cds.FHIRServer, bundle 
 // orthotriage code and name the status and the OperationOutcome's
 // diagnostics, never the token.
 func (c *Client) TransactionRetry(ctx context.Context, server cds.FHIRServer, bundle []byte, p RetryPolicy) (json.RawMessage, error) {
-	target, err := resolve(server.BaseURL, "")
+	target, _, err := resolve(server.BaseURL, "")
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +68,7 @@ func (c *Client) TransactionRetry(ctx context.Context, server cds.FHIRServer, bu
 		d := min(max(wait, retryAfter), p.Max)
 		select {
 		case <-ctx.Done():
-			return nil, &orthotriage.Error{Code: orthotriage.EUnavailable, Message: "POST " + url + ": gave up waiting to retry", Err: errors.Join(ctx.Err(), err)}
+			return nil, &orthotriage.Error{Code: orthotriage.EUnavailable, Message: "POST transaction: gave up waiting to retry", Err: errors.Join(ctx.Err(), err)}
 		case <-time.After(d):
 		}
 		wait *= 2
@@ -76,7 +78,7 @@ func (c *Client) TransactionRetry(ctx context.Context, server cds.FHIRServer, bu
 // post makes one try. With an error it says whether another try may
 // succeed (again) and after how long the server asked to be called again.
 func (c *Client) post(ctx context.Context, server cds.FHIRServer, url string, bundle []byte) (body json.RawMessage, again bool, after time.Duration, err error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, baseKey{}, server.BaseURL), c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bundle))
 	if err != nil {
@@ -87,16 +89,15 @@ func (c *Client) post(ctx context.Context, server cds.FHIRServer, url string, bu
 	if server.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+server.Token)
 	}
-	op := "POST " + url
+	const op = "POST transaction"
 	resp, err := c.http.Do(req)
 	if err != nil {
-		// The url.Error text names the URL and the cause, never the header.
-		return nil, true, 0, &orthotriage.Error{Code: orthotriage.EUnavailable, Message: op + ": FHIR server not reachable", Err: err}
+		return nil, true, 0, &orthotriage.Error{Code: orthotriage.EUnavailable, Message: op + ": FHIR server not reachable", Err: urlx.WithoutURL(err)}
 	}
 	defer resp.Body.Close()
 	body, err = io.ReadAll(io.LimitReader(resp.Body, c.maxBytes+1))
 	if err != nil {
-		return nil, true, 0, &orthotriage.Error{Code: orthotriage.EUnavailable, Message: op + ": reading the response failed", Err: err}
+		return nil, true, 0, &orthotriage.Error{Code: orthotriage.EUnavailable, Message: op + ": reading the response failed", Err: urlx.WithoutURL(err)}
 	}
 	if int64(len(body)) > c.maxBytes {
 		return nil, false, 0, orthotriage.Errorf(orthotriage.ETooLarge, "%s: response larger than %d bytes", op, c.maxBytes)
@@ -113,7 +114,9 @@ func (c *Client) post(ctx context.Context, server cds.FHIRServer, url string, bu
 }
 
 // diagnostics quotes an OperationOutcome body's issues (": ..."), or
-// nothing for another body. The token is cut out should a server echo it.
+// nothing for another body. The token is cut out should a server echo it,
+// and so are resource ids ("Patient/123" becomes "Patient/[id]"): servers
+// name the references they could not resolve, and patient ids are PHI.
 func diagnostics(body []byte, token string) string {
 	var oo struct {
 		ResourceType string `json:"resourceType"`
@@ -146,6 +149,7 @@ func diagnostics(body []byte, token string) string {
 	if token != "" {
 		s = strings.ReplaceAll(s, token, "[token]")
 	}
+	s = referenceID.ReplaceAllString(s, "$1/[id]")
 	if len(s) > maxDiagnostics {
 		s = s[:maxDiagnostics] + "..."
 	}
@@ -154,6 +158,9 @@ func diagnostics(body []byte, token string) string {
 	}
 	return ": " + s
 }
+
+// referenceID matches "Type/id" in a server's diagnostics.
+var referenceID = regexp.MustCompile(`\b([A-Z][A-Za-z]{1,63})/[A-Za-z0-9\-.]{1,64}`)
 
 // retryAfter reads a Retry-After of delay seconds; dates and junk read as 0.
 func retryAfter(v string) time.Duration {

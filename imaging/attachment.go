@@ -9,6 +9,8 @@ import (
 	"mime"
 	"net/url"
 	"strings"
+
+	"github.com/orthotriage/orthotriage/internal/urlx"
 )
 
 // attachment is the part of a FHIR Attachment retrieval needs.
@@ -21,8 +23,9 @@ type attachment struct {
 // FromResource decodes the radiographs a Media, DocumentReference or Binary
 // resource carries: attachments of type application/dicom, image/png or
 // image/jpeg, given inline (base64 data) or by url (relative to the FHIR
-// base, or absolute on its origin). Other content types are skipped; an
-// error is returned only when nothing could be decoded.
+// base, or absolute). The hook's token goes only to a url under the FHIR
+// base (urlx.Under). Other content types are skipped; an error is returned
+// only when nothing could be decoded. Errors never name the url.
 func (r *Retriever) FromResource(ctx context.Context, raw json.RawMessage, acc Access) ([]*Image, error) {
 	var res struct {
 		ResourceType string          `json:"resourceType"`
@@ -98,11 +101,19 @@ func (r *Retriever) attachment(ctx context.Context, a attachment, acc Access) (*
 		if err := acc.permit(target); err != nil {
 			return nil, err
 		}
-		auth := ""
-		if acc.Token != "" && sameOrigin(target, acc.FHIRBase) {
-			auth = "Bearer " + acc.Token
+		auth := func(to string) (string, error) {
+			if err := acc.permit(to); err != nil {
+				return "", err
+			}
+			if _, under := urlx.Under(acc.FHIRBase, to); under && acc.Token != "" {
+				return "Bearer " + acc.Token, nil
+			}
+			return "", nil
 		}
-		body, ctype, err := r.get(ctx, target, mt+", application/fhir+json;q=0.5", auth, r.limits.MaxBytes*2)
+		q := request{target: target, op: "attachment GET at " + urlx.Origin(target)}
+		q.auth, _ = auth(target)
+		ctx = context.WithValue(ctx, redirectKey{}, redirectPolicy(auth))
+		body, ctype, err := r.get(ctx, q, mt+", application/fhir+json;q=0.5", r.limits.MaxBytes*2)
 		if err != nil {
 			return nil, err
 		}
@@ -111,7 +122,7 @@ func (r *Retriever) attachment(ctx context.Context, a attachment, acc Access) (*
 			// A FHIR server may answer a Binary read with the resource itself.
 			var bin struct{ Data string }
 			if err := json.Unmarshal(body, &bin); err != nil || bin.Data == "" {
-				return nil, fmt.Errorf("%w: %s returned JSON without Binary data", ErrMalformed, target)
+				return nil, fmt.Errorf("%w: %s returned JSON without Binary data", ErrMalformed, q.op)
 			}
 			if data, err = base64.StdEncoding.DecodeString(bin.Data); err != nil {
 				return nil, fmt.Errorf("%w: Binary data is not base64: %v", ErrMalformed, err)
@@ -135,11 +146,12 @@ func (r *Retriever) attachment(ctx context.Context, a attachment, acc Access) (*
 }
 
 // resolveAttachmentURL makes an attachment url absolute against the FHIR
-// base; an absolute url must be http(s).
+// base; an absolute url must be http(s). A relative url must stay under the
+// base (no "../"). Errors do not quote the url: it may hold ids.
 func resolveAttachmentURL(ref, fhirBase string) (string, error) {
 	u, err := url.Parse(ref)
 	if err != nil {
-		return "", fmt.Errorf("imaging: attachment url %q: %w", ref, err)
+		return "", fmt.Errorf("%w: attachment url does not parse", ErrMalformed)
 	}
 	if u.IsAbs() {
 		if u.Scheme != "http" && u.Scheme != "https" {
@@ -147,8 +159,12 @@ func resolveAttachmentURL(ref, fhirBase string) (string, error) {
 		}
 		return u.String(), nil
 	}
-	if fhirBase == "" {
-		return "", fmt.Errorf("imaging: relative attachment url %q and no FHIR server to resolve it against", ref)
+	if fhirBase == "" || u.Host != "" {
+		return "", errors.New("imaging: attachment url is relative and there is no FHIR server to resolve it against")
 	}
-	return strings.TrimRight(fhirBase, "/") + "/" + strings.TrimLeft(ref, "/"), nil
+	target := strings.TrimRight(fhirBase, "/") + "/" + strings.TrimLeft(ref, "/")
+	if _, ok := urlx.Under(fhirBase, target); !ok {
+		return "", fmt.Errorf("%w: relative attachment url leaves the FHIR base", ErrNotAllowed)
+	}
+	return target, nil
 }

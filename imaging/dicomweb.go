@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orthotriage/orthotriage/internal/urlx"
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
@@ -35,9 +36,10 @@ type Credential struct {
 type Access struct {
 	FHIRBase string
 	Token    string
-	// AllowedBases, when not nil, are the only URL prefixes (besides
-	// FHIRBase) that Endpoint addresses and attachment urls may have: the
-	// tenant binding of an authenticated caller.
+	// AllowedBases, when not nil, are the only bases (besides FHIRBase)
+	// that Endpoint addresses and attachment urls may lie under
+	// (urlx.Under: same origin, whole path segments): the tenant binding of
+	// an authenticated caller.
 	AllowedBases []string
 }
 
@@ -45,28 +47,34 @@ type Access struct {
 // registered DICOMweb bases.
 var ErrNotAllowed = errors.New("imaging: URL not registered for this caller")
 
-// permit refuses a URL outside the caller's registered bases, before any
-// connection is made.
+// ErrBadURL means a URL named in the data is not an absolute http(s) URL
+// retrieval may follow: it has userinfo, dot segments or an encoded "/".
+var ErrBadURL = errors.New("imaging: URL refused: not a plain absolute http(s) URL")
+
+// permit refuses, before any connection is made, a URL that is not a plain
+// absolute http(s) URL, and one outside the caller's registered bases.
 func (a Access) permit(target string) error {
+	if urlx.Origin(target) == "" {
+		return ErrBadURL
+	}
 	if a.AllowedBases == nil {
 		return nil
 	}
 	for _, base := range append([]string{a.FHIRBase}, a.AllowedBases...) {
-		if base == "" {
-			continue
-		}
-		b := strings.TrimRight(base, "/")
-		if sameOrigin(target, b) && (strings.TrimRight(target, "/") == b || strings.HasPrefix(target, b+"/")) {
+		if _, ok := urlx.Under(base, target); ok && base != "" {
 			return nil
 		}
 	}
-	u, _ := url.Parse(target)
-	host := target
-	if u != nil {
-		host = u.Scheme + "://" + u.Host
-	}
-	return fmt.Errorf("%w: %s (auth.issuers_file dicomweb_bases)", ErrNotAllowed, host)
+	return fmt.Errorf("%w: %s (auth.issuers_file dicomweb_bases)", ErrNotAllowed, urlx.Origin(target))
 }
+
+// redirectKey carries a request's redirectPolicy to CheckRedirect.
+type redirectKey struct{}
+
+// redirectPolicy says whether a redirect target may be followed and with
+// which Authorization header ("" for none): the one the target itself is
+// entitled to, never simply the first request's.
+type redirectPolicy func(to string) (auth string, err error)
 
 // Retriever fetches radiographs over DICOMweb (WADO-RS) and from FHIR
 // attachments. It is safe for concurrent use.
@@ -111,8 +119,23 @@ func NewRetriever(o RetrieverOptions) *Retriever {
 			if len(via) >= 5 {
 				return errors.New("too many redirects")
 			}
-			if req.URL.Scheme != via[0].URL.Scheme || !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
-				return fmt.Errorf("redirect to another origin (%s) refused", req.URL.Host)
+			to := req.URL.String()
+			if !urlx.SameOrigin(to, via[0].URL.String()) {
+				return fmt.Errorf("redirect to another origin (%s) refused", urlx.Origin(to))
+			}
+			policy, ok := req.Context().Value(redirectKey{}).(redirectPolicy)
+			if !ok {
+				return errors.New("redirect refused")
+			}
+			auth, err := policy(to)
+			if err != nil {
+				return fmt.Errorf("redirect refused: %w", err)
+			}
+			// Go keeps Authorization on the same host, also on a path
+			// the first request's credentials were not meant for.
+			req.Header.Del("Authorization")
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
 			}
 			return nil
 		}},
@@ -128,10 +151,13 @@ var ErrNoImage = errors.New("imaging: no decodable image")
 // whose path holds a "studies/{uid}" segment pair is a study URL (its UID
 // must be the study's); any other address is a WADO-RS base, and
 // "/studies/{uid}" is appended.
+//
+// Errors name neither the address nor the UIDs: they are logged, and an
+// address may hold anything.
 func StudyURL(address, studyUID string) (string, error) {
 	u, err := url.Parse(strings.TrimRight(address, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("imaging: endpoint address %q is not an absolute http(s) URL", address)
+	if err != nil || urlx.Origin(address) == "" {
+		return "", errors.New("imaging: endpoint address is not a plain absolute http(s) URL")
 	}
 	if studyUID == "" {
 		return "", errors.New("imaging: the ImagingStudy has no DICOM Study Instance UID (identifier system urn:dicom:uid)")
@@ -140,7 +166,7 @@ func StudyURL(address, studyUID string) (string, error) {
 	for i := 0; i+1 < len(parts); i++ {
 		if parts[i] == "studies" {
 			if parts[i+1] != studyUID {
-				return "", fmt.Errorf("imaging: endpoint address names study %s, the ImagingStudy is %s", parts[i+1], studyUID)
+				return "", errors.New("imaging: endpoint address names another study than the ImagingStudy's Study Instance UID")
 			}
 			u.Path = strings.Join(parts[:i+2], "/")
 			return u.String(), nil
@@ -172,7 +198,7 @@ func requiresAccessToken(ep models.Endpoint) bool {
 // image is marked lossy 8-bit.
 func (r *Retriever) Retrieve(ctx context.Context, ep models.Endpoint, ref InstanceRef, acc Access, max int) ([]*Image, error) {
 	if !IsWADORS(ep) {
-		return nil, fmt.Errorf("imaging: endpoint %s is not dicom-wado-rs", ep.Address)
+		return nil, fmt.Errorf("imaging: endpoint at %s is not dicom-wado-rs", urlx.Origin(ep.Address))
 	}
 	if err := acc.permit(ep.Address); err != nil {
 		return nil, err
@@ -182,14 +208,29 @@ func (r *Retriever) Retrieve(ctx context.Context, ep models.Endpoint, ref Instan
 		return nil, err
 	}
 	target := study + "/series/" + url.PathEscape(ref.SeriesInstanceUID)
+	op := "WADO-RS retrieve series"
 	if ref.SOPInstanceUID != "" {
 		target += "/instances/" + url.PathEscape(ref.SOPInstanceUID)
+		op = "WADO-RS retrieve instance"
 	}
-	auth := r.authorization(ep, acc)
+	// The UIDs just added are checked too: one such as ".." must not
+	// climb out of the permitted base.
+	if err := acc.permit(target); err != nil {
+		return nil, err
+	}
+	ctx = context.WithValue(ctx, redirectKey{}, redirectPolicy(func(to string) (string, error) {
+		if err := acc.permit(to); err != nil {
+			return "", err
+		}
+		moved := ep
+		moved.Address = to
+		return r.authorization(moved, acc), nil
+	}))
+	q := request{target: target, op: op + " at " + urlx.Origin(target), auth: r.authorization(ep, acc)}
 	if max <= 0 {
 		max = 1
 	}
-	parts, err := r.multipart(ctx, target, `multipart/related; type="application/dicom"; transfer-syntax=*`, auth, max)
+	parts, err := r.multipart(ctx, q, `multipart/related; type="application/dicom"; transfer-syntax=*`, max)
 	if err != nil {
 		return nil, err
 	}
@@ -203,17 +244,17 @@ func (r *Retriever) Retrieve(ctx context.Context, ep models.Endpoint, ref Instan
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("decode %s: %w", target, err)
+			return nil, fmt.Errorf("decode %s: %w", q.op, err)
 		}
 		img.Meta.Source = target
 		images = append(images, img)
 	}
 	if transcode && len(images) < max {
-		more, err := r.transcoded(ctx, target, auth, max-len(images))
+		more, err := r.transcoded(ctx, q, max-len(images))
 		if err != nil && ref.SOPInstanceUID != "" {
-			img, rerr := r.rendered(ctx, target, auth)
+			img, rerr := r.rendered(ctx, q)
 			if rerr != nil {
-				return nil, fmt.Errorf("%w: %s: transcoding failed (%v) and /rendered failed (%v)", ErrNoImage, target, err, rerr)
+				return nil, fmt.Errorf("%w: %s: transcoding failed (%v) and /rendered failed (%v)", ErrNoImage, q.op, err, rerr)
 			}
 			more = []*Image{img}
 		} else if err != nil && len(images) == 0 {
@@ -222,13 +263,21 @@ func (r *Retriever) Retrieve(ctx context.Context, ep models.Endpoint, ref Instan
 		images = append(images, more...)
 	}
 	if len(images) == 0 {
-		return nil, fmt.Errorf("%w at %s", ErrNoImage, target)
+		return nil, fmt.Errorf("%w: %s", ErrNoImage, q.op)
 	}
 	return images, nil
 }
 
-func (r *Retriever) transcoded(ctx context.Context, target, auth string, max int) ([]*Image, error) {
-	parts, err := r.multipart(ctx, target, `multipart/related; type="application/dicom"; transfer-syntax=`+TSExplicitLE, auth, max)
+// request is one GET: its URL, the name errors give it instead of the URL
+// (the operation and the origin: paths hold UIDs and ids), and its
+// Authorization header ("" for none).
+type request struct {
+	target, op, auth string
+}
+
+func (r *Retriever) transcoded(ctx context.Context, q request, max int) ([]*Image, error) {
+	q.op += " (transcoded)"
+	parts, err := r.multipart(ctx, q, `multipart/related; type="application/dicom"; transfer-syntax=`+TSExplicitLE, max)
 	if err != nil {
 		return nil, err
 	}
@@ -236,16 +285,18 @@ func (r *Retriever) transcoded(ctx context.Context, target, auth string, max int
 	for _, p := range parts {
 		img, err := Decode(p, r.limits)
 		if err != nil {
-			return nil, fmt.Errorf("decode transcoded %s: %w", target, err)
+			return nil, fmt.Errorf("decode %s: %w", q.op, err)
 		}
-		img.Meta.Source = target + " (transcoded)"
+		img.Meta.Source = q.target + " (transcoded)"
 		images = append(images, img)
 	}
 	return images, nil
 }
 
-func (r *Retriever) rendered(ctx context.Context, target, auth string) (*Image, error) {
-	body, ctype, err := r.get(ctx, target+"/rendered", "image/png", auth, r.limits.MaxBytes)
+func (r *Retriever) rendered(ctx context.Context, q request) (*Image, error) {
+	q.target += "/rendered"
+	q.op = strings.Replace(q.op, "WADO-RS retrieve", "WADO-RS rendered", 1)
+	body, ctype, err := r.get(ctx, q, "image/png", r.limits.MaxBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -253,21 +304,23 @@ func (r *Retriever) rendered(ctx context.Context, target, auth string) (*Image, 
 	if err != nil {
 		return nil, err
 	}
-	img.Meta.Source = target + "/rendered"
+	img.Meta.Source = q.target
 	img.Meta.Lossy = true
 	return img, nil
 }
 
 // authorization picks the Authorization header for an endpoint: the hook's
 // bearer token on the FHIR server's origin or when the endpoint requires it,
-// else configured credentials for the longest matching base.
+// else configured credentials for the longest base the address lies under
+// (urlx.Under: https://pacs.example.org/dicom-web does not hold
+// https://pacs.example.org/dicom-webX, nor https://pacs.example.org.evil).
 func (r *Retriever) authorization(ep models.Endpoint, acc Access) string {
-	if acc.Token != "" && (requiresAccessToken(ep) || sameOrigin(ep.Address, acc.FHIRBase)) {
+	if acc.Token != "" && (requiresAccessToken(ep) || urlx.SameOrigin(ep.Address, acc.FHIRBase)) {
 		return "Bearer " + acc.Token
 	}
 	var best *Credential
 	for i, c := range r.credentials {
-		if strings.HasPrefix(ep.Address, strings.TrimRight(c.BaseURL, "/")) && (best == nil || len(c.BaseURL) > len(best.BaseURL)) {
+		if _, ok := urlx.Under(c.BaseURL, ep.Address); ok && (best == nil || len(c.BaseURL) > len(best.BaseURL)) {
 			best = &r.credentials[i]
 		}
 	}
@@ -283,18 +336,12 @@ func (r *Retriever) authorization(ep models.Endpoint, acc Access) string {
 	}
 }
 
-func sameOrigin(a, b string) bool {
-	ua, err1 := url.Parse(a)
-	ub, err2 := url.Parse(b)
-	return err1 == nil && err2 == nil && ua.Host != "" && ua.Scheme == ub.Scheme && strings.EqualFold(ua.Host, ub.Host)
-}
-
 // multipart GETs a multipart/related response and returns up to max parts,
 // reading them as they arrive: a series larger than max parts is not read
 // to its end.
-func (r *Retriever) multipart(ctx context.Context, target, accept, auth string, max int) ([][]byte, error) {
+func (r *Retriever) multipart(ctx context.Context, q request, accept string, max int) ([][]byte, error) {
 	var parts [][]byte
-	err := r.do(ctx, target, accept, auth, func(resp *http.Response) error {
+	err := r.do(ctx, q, accept, func(resp *http.Response) error {
 		var err error
 		parts, err = readMultipart(resp.Body, resp.Header.Get("Content-Type"), r.limits.MaxBytes, max)
 		return err
@@ -343,27 +390,29 @@ func readMultipart(body io.Reader, contentType string, maxPart int64, maxParts i
 }
 
 // HTTPError is a non-success answer of a DICOMweb or attachment server.
+// Op names the request ("WADO-RS retrieve instance at
+// https://pacs.example.org"), never its path: it holds UIDs and ids.
 type HTTPError struct {
-	URL    string
+	Op     string
 	Status int
 }
 
 func (e *HTTPError) Error() string {
-	return fmt.Sprintf("imaging: GET %s answered %d %s", e.URL, e.Status, http.StatusText(e.Status))
+	return fmt.Sprintf("imaging: %s: answered %d %s", e.Op, e.Status, http.StatusText(e.Status))
 }
 
 // get performs a GET (see do) and reads at most limit bytes of the body.
-func (r *Retriever) get(ctx context.Context, target, accept, auth string, limit int64) ([]byte, string, error) {
+func (r *Retriever) get(ctx context.Context, q request, accept string, limit int64) ([]byte, string, error) {
 	var body []byte
 	var ctype string
-	err := r.do(ctx, target, accept, auth, func(resp *http.Response) error {
+	err := r.do(ctx, q, accept, func(resp *http.Response) error {
 		var err error
 		body, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
 		if err != nil {
-			return fmt.Errorf("imaging: GET %s: reading: %w", target, err)
+			return fmt.Errorf("imaging: %s: reading: %w", q.op, urlx.WithoutURL(err))
 		}
 		if int64(len(body)) > limit {
-			return fmt.Errorf("%w: GET %s returned more than %d bytes", ErrTooLarge, target, limit)
+			return fmt.Errorf("%w: %s returned more than %d bytes", ErrTooLarge, q.op, limit)
 		}
 		ctype = resp.Header.Get("Content-Type")
 		return nil
@@ -374,19 +423,19 @@ func (r *Retriever) get(ctx context.Context, target, accept, auth string, limit 
 // do performs a GET with the per-request deadline, retrying with
 // exponential backoff on connection errors, 429 and 5xx, and hands a 200
 // response to consume.
-func (r *Retriever) do(ctx context.Context, target, accept, auth string, consume func(*http.Response) error) error {
+func (r *Retriever) do(ctx context.Context, q request, accept string, consume func(*http.Response) error) error {
 	wait := r.backoff
 	var lastErr error
 	for try := 0; try <= r.retries; try++ {
 		if try > 0 {
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("imaging: GET %s: %w (last error: %v)", target, ctx.Err(), lastErr)
+				return fmt.Errorf("imaging: %s: %w (last error: %v)", q.op, ctx.Err(), lastErr)
 			case <-time.After(wait):
 			}
 			wait *= 2
 		}
-		retry, err := r.doOnce(ctx, target, accept, auth, consume)
+		retry, err := r.doOnce(ctx, q, accept, consume)
 		if err == nil {
 			return nil
 		}
@@ -398,26 +447,26 @@ func (r *Retriever) do(ctx context.Context, target, accept, auth string, consume
 	return lastErr
 }
 
-func (r *Retriever) doOnce(ctx context.Context, target, accept, auth string, consume func(*http.Response) error) (bool, error) {
+func (r *Retriever) doOnce(ctx context.Context, q request, accept string, consume func(*http.Response) error) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, q.target, nil)
 	if err != nil {
-		return false, fmt.Errorf("imaging: bad URL %s", target)
+		return false, fmt.Errorf("imaging: %s: bad URL", q.op)
 	}
 	req.Header.Set("Accept", accept)
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
+	if q.auth != "" {
+		req.Header.Set("Authorization", q.auth)
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {
-		return ctx.Err() == nil, fmt.Errorf("imaging: GET %s: %w", target, err)
+		return ctx.Err() == nil, fmt.Errorf("imaging: %s: %w", q.op, urlx.WithoutURL(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		retry := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
-		return retry, &HTTPError{URL: target, Status: resp.StatusCode}
+		return retry, &HTTPError{Op: q.op, Status: resp.StatusCode}
 	}
 	return false, consume(resp)
 }

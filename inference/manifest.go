@@ -147,12 +147,18 @@ type Normalize struct {
 
 // Label is one output class with its code.
 type Label struct {
-	Key     string `json:"key"`
+	Key string `json:"key"`
+	// Display is the model's wording of the class ("Normal hip"), shown to
+	// readers and written as CodeableConcept.text.
 	Display string `json:"display"`
 	System  string `json:"system"`
 	Code    string `json:"code"`
-	// Verified says where the code was checked, or "local" for a code of
-	// the project's own system where no standard code exists.
+	// CodeDisplay is the code system's own display of Code (its preferred
+	// term, "Normal"), written as Coding.display; empty: none is written.
+	CodeDisplay string `json:"codeDisplay,omitempty"`
+	// Verified says where the code and its display were checked, or
+	// "local: ..." for a code of the project's own system where no
+	// standard code exists.
 	Verified string `json:"verified"`
 	// Normal marks the label meaning "no abnormality" (at most one).
 	Normal bool `json:"normal,omitempty"`

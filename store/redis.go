@@ -40,6 +40,7 @@ func NewUniversalClient(url string, addrs []string, masterName string) (redis.Un
 	}
 	if len(addrs) == 0 { // one node, as the URL says (also unix sockets)
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, time.Second, time.Second
+		opts.ContextTimeoutEnabled = true // callers' deadlines (200 ms store calls, probes) bound each command
 		return redis.NewClient(opts), nil
 	}
 	return redis.NewUniversalClient(&redis.UniversalOptions{
@@ -52,6 +53,8 @@ func NewUniversalClient(url string, addrs []string, masterName string) (redis.Un
 		DialTimeout:  2 * time.Second,
 		ReadTimeout:  time.Second,
 		WriteTimeout: time.Second,
+		// Callers' deadlines (200 ms store calls, probes) bound each command.
+		ContextTimeoutEnabled: true,
 	}), nil
 }
 

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/cds"
 	"github.com/redis/go-redis/v9"
 )
 
 var (
 	_ analysis.Store  = (*RedisResults)(nil)
+	_ cds.ReportStore = (*RedisResults)(nil)
 	_ analysis.Locker = (*RedisLocker)(nil)
 )
 
@@ -60,33 +62,52 @@ func (s *RedisResults) Put(ctx context.Context, key string, r analysis.Result, t
 	return nil
 }
 
-// RedisLocker is a lock per key across replicas: SET NX PX with a random
-// token; renewal and release are scripts that act only while the lock still
-// holds this token, so a holder whose lock expired cannot touch the next
-// holder's.
-type RedisLocker struct{ rdb redis.UniversalClient }
+// Touch extends key's expiry to ttl from now and reports whether it is
+// there.
+func (s *RedisResults) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	ok, err := s.rdb.PExpire(ctx, key, ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("redis touch: %w", err)
+	}
+	return ok, nil
+}
 
-// NewRedisLocker returns the locker on rdb.
-func NewRedisLocker(rdb redis.UniversalClient) *RedisLocker { return &RedisLocker{rdb: rdb} }
+// RedisLocker is a lock per key across replicas: SET NX PX with this
+// locker's random token; renewal and release are scripts that act only while
+// the lock still holds this token, so a holder whose lock expired cannot
+// touch the next holder's. Taking a lock this locker holds already succeeds
+// (and extends it): a SET that Redis carried out after the client stopped
+// waiting for its answer (a busy Redis) does not leave the study locked by
+// nobody for the lock's whole expiry. One locker serves one process's
+// singleflight group (analysis.Cached), which runs one computation per key.
+type RedisLocker struct {
+	rdb   redis.UniversalClient
+	token string
+}
+
+// NewRedisLocker returns the locker on rdb, with a token of its own.
+func NewRedisLocker(rdb redis.UniversalClient) *RedisLocker {
+	tok := make([]byte, 16)
+	_, _ = rand.Read(tok) // crypto/rand.Read never fails on Linux
+	return &RedisLocker{rdb: rdb, token: hex.EncodeToString(tok)}
+}
 
 var (
+	// Set if free, or extend if ours already.
+	lockScript  = redis.NewScript(`local v = redis.call("GET", KEYS[1]) if not v then redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2]) return 1 elseif v == ARGV[1] then redis.call("PEXPIRE", KEYS[1], ARGV[2]) return 1 else return 0 end`)
 	renewScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end`)
 	// Compare-and-delete.
 	releaseScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end`)
 )
 
-// Lock takes key's lock for ttl when free.
+// Lock takes key's lock for ttl when free (or already this locker's).
 func (l *RedisLocker) Lock(ctx context.Context, key string, ttl time.Duration) (analysis.Lease, bool, error) {
-	tok := make([]byte, 16)
-	if _, err := rand.Read(tok); err != nil {
-		return nil, false, err
-	}
-	lease := &redisLease{rdb: l.rdb, key: key + ":lock", token: hex.EncodeToString(tok)}
-	ok, err := l.rdb.SetNX(ctx, lease.key, lease.token, ttl).Result()
+	lease := &redisLease{rdb: l.rdb, key: key + ":lock", token: l.token}
+	n, err := lockScript.Run(ctx, l.rdb, []string{lease.key}, lease.token, ttl.Milliseconds()).Int()
 	if err != nil {
 		return nil, false, fmt.Errorf("redis lock: %w", err)
 	}
-	return lease, ok, nil
+	return lease, n == 1, nil
 }
 
 type redisLease struct {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/cds"
 	"github.com/orthotriage/orthotriage/internal/testenv"
 	"github.com/orthotriage/orthotriage/store"
 )
@@ -55,19 +56,19 @@ func TestRedisLocker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := store.NewRedisLocker(rdb)
-	a, ok, err := l.Lock(t.Context(), "k", 300*time.Millisecond)
+	l1, l2 := store.NewRedisLocker(rdb), store.NewRedisLocker(rdb) // two replicas
+	a, ok, err := l1.Lock(t.Context(), "k", 300*time.Millisecond)
 	if !ok || err != nil {
 		t.Fatalf("first lock: ok=%v err=%v", ok, err)
 	}
-	if _, ok, _ := l.Lock(t.Context(), "k", time.Second); ok {
+	if _, ok, _ := l2.Lock(t.Context(), "k", time.Second); ok {
 		t.Fatal("a second holder got a held lock")
 	}
 	if err := a.Renew(t.Context(), 300*time.Millisecond); err != nil {
 		t.Fatalf("renew: %v", err)
 	}
 	time.Sleep(400 * time.Millisecond) // a's lock expires; b takes it
-	b, ok, _ := l.Lock(t.Context(), "k", time.Second)
+	b, ok, _ := l2.Lock(t.Context(), "k", time.Second)
 	if !ok {
 		t.Fatal("expired lock not taken")
 	}
@@ -77,11 +78,74 @@ func TestRedisLocker(t *testing.T) {
 	if err := a.Release(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := l.Lock(t.Context(), "k", time.Second); ok {
+	if _, ok, _ := l1.Lock(t.Context(), "k", time.Second); ok {
 		t.Error("the old holder's release freed the new holder's lock")
 	}
 	b.Release(t.Context())
-	if _, ok, _ := l.Lock(t.Context(), "k", time.Second); !ok {
+	if _, ok, _ := l1.Lock(t.Context(), "k", time.Second); !ok {
 		t.Error("released lock not free")
+	}
+}
+
+// TestRedisLockerRetakesItsOwnLock: a lock whose SET Redis carried out
+// after the client stopped waiting (a busy Redis) is this locker's on the
+// next try, not nobody's until it expires.
+func TestRedisLockerRetakesItsOwnLock(t *testing.T) {
+	rdb, err := store.NewRedisClient(testenv.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, other := store.NewRedisLocker(rdb), store.NewRedisLocker(rdb)
+	if _, ok, err := l.Lock(t.Context(), "study", time.Minute); !ok || err != nil {
+		t.Fatalf("first lock: ok=%v err=%v", ok, err)
+	}
+	lease, ok, err := l.Lock(t.Context(), "study", time.Minute) // the retry after a lost answer
+	if !ok || err != nil {
+		t.Fatalf("retaking its own lock: ok=%v err=%v, want it granted", ok, err)
+	}
+	if _, ok, _ := other.Lock(t.Context(), "study", time.Minute); ok {
+		t.Fatal("another replica got the retaken lock")
+	}
+	if err := lease.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := other.Lock(t.Context(), "study", time.Minute); !ok {
+		t.Error("released lock not free for the other replica")
+	}
+}
+
+// TestReportStoreContract runs one contract over both report stores (the
+// embedded one and Redis): Touch finds and extends what is there, and
+// reports what expired or was never stored as missing.
+func TestReportStoreContract(t *testing.T) {
+	rdb, err := store.NewRedisClient(testenv.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores := map[string]cds.ReportStore{"memory": analysis.NewMemoryStore(10), "redis": store.NewRedisResults(rdb)}
+	for name, s := range stores {
+		t.Run(name, func(t *testing.T) {
+			r := analysis.Result{Schema: analysis.SchemaVersion, Priority: "stat"}
+			if there, err := s.Touch(t.Context(), "orthotriage:report:none", time.Minute); there || err != nil {
+				t.Errorf("touch of a report never stored: there=%v err=%v", there, err)
+			}
+			if err := s.Put(t.Context(), "orthotriage:report:r1", r, 200*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			if there, err := s.Touch(t.Context(), "orthotriage:report:r1", time.Minute); !there || err != nil {
+				t.Fatalf("touch of a stored report: there=%v err=%v", there, err)
+			}
+			time.Sleep(300 * time.Millisecond) // past the first expiry: the touch extended it
+			if _, ok, _ := s.Get(t.Context(), "orthotriage:report:r1"); !ok {
+				t.Error("a touched report expired at its first expiry")
+			}
+			if err := s.Put(t.Context(), "orthotriage:report:r2", r, 50*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if there, _ := s.Touch(t.Context(), "orthotriage:report:r2", time.Minute); there {
+				t.Error("touch brought an expired report back")
+			}
+		})
 	}
 }

@@ -45,27 +45,60 @@ type service struct {
 	done chan error
 }
 
+// buildBinary returns the service's binary, built once for all the
+// package's tests (building is the slowest part of starting a service); the
+// build's folder is removed by TestMain.
 func buildBinary(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "orthotriage")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := builtBinary()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
 
+var (
+	binaryDir   string
+	builtBinary = sync.OnceValues(func() (string, error) {
+		dir, err := os.MkdirTemp("", "orthotriage-e2e-")
+		if err != nil {
+			return "", err
+		}
+		binaryDir = dir
+		bin := filepath.Join(dir, "orthotriage")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build: %v\n%s", err, out)
+		}
+		return bin, nil
+	})
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binaryDir != "" {
+		os.RemoveAll(binaryDir)
+	}
+	os.Exit(code)
+}
+
 func startService(t testing.TB, bin string, env ...string) *service {
 	t.Helper()
-	s := &service{cmd: exec.Command(bin, "serve", "--listen", "127.0.0.1:0"), done: make(chan error, 1)}
+	// The port is picked here, so that the public base URL (the aud of
+	// tokens, required with authentication on) can name it; env may
+	// override the URL.
+	port := testenv.FreePort(t)
+	s := &service{cmd: exec.Command(bin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port)), done: make(chan error, 1)}
 	lib := filepath.Join(testenv.RepoRoot(t), ".cache", "onnxruntime", "libonnxruntime.so")
-	s.cmd.Env = append(append(os.Environ(), "ORTHOTRIAGE_ONNXRUNTIME_LIBRARY="+lib), env...)
+	s.cmd.Env = append(append(os.Environ(), "ORTHOTRIAGE_ONNXRUNTIME_LIBRARY="+lib,
+		fmt.Sprintf("ORTHOTRIAGE_AUTH_PUBLIC_BASE_URL=http://127.0.0.1:%d", port)), env...)
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.cmd.Stderr = os.Stderr
-	if err := s.cmd.Start(); err != nil {
+	// Bound to the test process: it dies with the test binary even when
+	// that ends without cleanups (a test timeout).
+	if err := testenv.Start(t, s.cmd); err != nil {
 		t.Fatal(err)
 	}
 	addr := make(chan string, 1)
@@ -212,7 +245,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 	t.Run("imaging-study-available reads the named study", func(t *testing.T) {
-		url := s.base + "/cds-services/hip-radiograph-screening"
+		url := s.base + "/cds-services/hip-radiograph-screening-imagingstudy-available"
 		status, body := call(t, http.MethodPost, url,
 			hookBody("org.orthotriage.imagingstudy-available", fhirBase, token, `{"patientId":"`+patient+`","studies":["ImagingStudy/`+studies[1]+`"]}`), signed(url))
 		if status != 200 || body != `{"cards":[]}` {
@@ -381,9 +414,15 @@ func TestServeFailsFastOnABrokenModel(t *testing.T) {
 		{"ORTHOTRIAGE_ONNXRUNTIME_MODELS=hip-999", `no shipped model "hip-999"`},
 		{"ORTHOTRIAGE_ONNXRUNTIME_LIBRARY=" + filepath.Join(dir, "libonnxruntime.so"), "onnxruntime.library"},
 	} {
-		cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--auth-disabled", "true")
+		cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--auth-disabled")
 		cmd.Env = append(os.Environ(), "ORTHOTRIAGE_ONNXRUNTIME_LIBRARY="+lib, tc.env)
-		out, err := cmd.CombinedOutput()
+		var buf bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		if err := testenv.Start(t, cmd); err != nil {
+			t.Fatal(err)
+		}
+		err := cmd.Wait()
+		out := buf.Bytes()
 		if err == nil || !strings.Contains(string(out), tc.want) {
 			t.Errorf("%s: exit %v, output lacks %q:\n%s", tc.env, err, tc.want, out)
 		}

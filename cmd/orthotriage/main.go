@@ -376,7 +376,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 	}}}
 	var feedback cds.FeedbackLog = store.NewMemoryFeedback(cfg.Feedback.MaxEvents)
 	var replay auth.ReplayCache = auth.NewMemoryReplay(cfg.Auth.ReplayMax)
-	var results analysis.Store = analysis.NewMemoryStore(cfg.Results.Kept)
+	var results cds.ReportStore = analysis.NewMemoryStore(cfg.Results.Kept)
 	var locker analysis.Locker = analysis.LocalLocker{}
 	queuePolicy := analysis.QueuePolicy{MaxAttempts: cfg.Precompute.MaxAttempts, Backoff: cfg.Precompute.Backoff}
 	memQueue := analysis.NewMemoryQueue(cfg.Precompute.QueueSize, queuePolicy, log)
@@ -434,8 +434,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 			func(s analysis.CacheStats) uint64 { return s.Hits }},
 		{"orthotriage_result_cache_misses_total", "Analyses not in the store when asked (computed, or waited for).",
 			func(s analysis.CacheStats) uint64 { return s.Misses }},
-		{"orthotriage_result_store_errors_total", "Result store or lock operations that failed (Redis down or slow); the analysis went on without.",
+		{"orthotriage_result_store_errors_total", "Result store or lock operations that failed (Redis down or slow); they were retried, or the analysis went on without.",
 			func(s analysis.CacheStats) uint64 { return s.StoreErrors }},
+		{"orthotriage_result_store_outages_total", "Times the result store was found down (connection refused, or failing without a success for 3 s).",
+			func(s analysis.CacheStats) uint64 { return s.Outages }},
+		{"orthotriage_study_lock_bypassed_total", "Analyses run without the cross-replica study lock because the store was down (another replica may compute the same study).",
+			func(s analysis.CacheStats) uint64 { return s.LockBypassed }},
 	} {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help},
 			func() float64 { return float64(m.value(cached.Stats())) }))
@@ -494,12 +498,27 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 		NotificationToken: cfg.Precompute.NotificationToken,
 		AdminToken:        cfg.Precompute.AdminToken,
 	}
+	// Readiness is checked in the background (once before listening), so
+	// that /readyz answers at once whatever Redis does; the checks run
+	// until serve returns, after draining, and stop before Redis closes.
+	readiness := api.NewReadiness(ready, api.DefaultReadinessInterval, api.DefaultReadinessTimeout)
+	readiness.Refresh(ctx)
+	checking, stopChecking := context.WithCancel(context.WithoutCancel(ctx))
+	checkingDone := make(chan struct{})
+	defer func() {
+		stopChecking()
+		<-checkingDone
+	}()
+	go func() {
+		defer close(checkingDone)
+		readiness.Run(checking)
+	}()
 	gin.SetMode(gin.ReleaseMode)
 	handler := api.NewRouter(api.Options{
 		Log:            log,
 		Registry:       reg,
 		CDS:            engine,
-		Ready:          ready,
+		Ready:          readiness,
 		BodyLimit:      cfg.HTTP.BodyLimitBytes,
 		RequestTimeout: cfg.HTTP.RequestTimeout,
 		AllowedOrigins: cfg.CORS.AllowedOrigins,

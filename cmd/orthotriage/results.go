@@ -35,7 +35,7 @@ func (rp reporter) HTML(r analysis.Result) ([]byte, error) { return fhir.ReportH
 
 // wireResults gives the engine its analysis, cards and write-back.
 func wireResults(e *cds.Engine, cfg config.Config, models []servedModel, retriever *imaging.Retriever, client *fhir.Client,
-	results analysis.Store, locker analysis.Locker, log *slog.Logger) *analysis.Cached {
+	results cds.ReportStore, locker analysis.Locker, log *slog.Logger) *analysis.Cached {
 	rc := cfg.Results
 	a := &analysis.Analyzer{
 		Retriever: retriever,
@@ -59,12 +59,18 @@ func wireResults(e *cds.Engine, cfg config.Config, models []servedModel, retriev
 	e.Reports, e.ReportTTL, e.Stored = results, rc.TTL, lru.New[bool](rc.Kept)
 	e.Built = lru.New[cds.Report](min(rc.Kept, 200))
 	e.WrittenBack = lru.New[bool](rc.Kept)
-	if rc.LinkSecret != "" {
+	_, embedded := results.(*analysis.MemoryStore)
+	switch {
+	case rc.LinkSecret != "":
 		e.LinkKey = []byte(rc.LinkSecret)
-	} else {
+	case embedded:
 		e.LinkKey = make([]byte, 32)
 		rand.Read(e.LinkKey)
-		log.Info("report links are signed with a key of this process: set results.link_secret (the same on every replica) for links that survive restarts and work on any replica")
+		log.Info("report links are signed with a key of this process: set results.link_secret for links that survive restarts")
+	default:
+		// A key of this process would sign links that the other replicas
+		// sharing the store cannot open: no link rather than a broken one.
+		log.Warn("cards carry no report link: with a shared result store, set results.link_secret (the same on every replica)")
 	}
 	if rc.WriteBack {
 		log.Info("write-back on: results are stored on the EHR's FHIR server", "retries", rc.WriteBackRetries)

@@ -109,7 +109,7 @@ func uploadDICOM(t testing.TB, orthanc string, img imaging.Radiograph) {
 // hook calls the hip service's imaging-study-available hook on one case.
 func (e *resultsEnv) hook(t *testing.T, s *service, phantomCase int) hookAnswer {
 	t.Helper()
-	url := s.base + "/cds-services/hip-radiograph-screening"
+	url := s.base + "/cds-services/hip-radiograph-screening-imagingstudy-available"
 	body := hookBody("org.orthotriage.imagingstudy-available", e.fhirBase, resultsToken,
 		`{"patientId":"`+e.patient+`","studies":["ImagingStudy/`+e.studies[phantomCase]+`"]}`)
 	return e.callHook(t, url, body)
@@ -156,12 +156,16 @@ func (e *resultsEnv) fhirDo(t *testing.T, method, path string, body []byte) (int
 }
 
 // validate runs the FHIR test server's validateResource on each resource and
-// fails on any issue, warnings included.
+// fails on any issue, warnings included; and the FHIR R4 JSON schema, an
+// independent second check.
 func (e *resultsEnv) validate(t *testing.T, actions []action) {
 	t.Helper()
 	for _, a := range actions {
 		if issues := testenv.FHIRValidate(t, e.fhirBase, resultsToken, a.Resource); !testenv.NoIssues(issues) {
 			t.Errorf("%.80s...: $validate issues %v", a.Resource, issues)
+		}
+		if err := testenv.SchemaValidate(t, a.Resource); err != nil {
+			t.Errorf("%.80s...: %v", a.Resource, err)
 		}
 	}
 }
@@ -276,13 +280,13 @@ func TestHookAnswersWithCardsAndResources(t *testing.T) {
 	})
 
 	t.Run("feedback is matched to the card", func(t *testing.T) {
-		url := s.base + "/cds-services/hip-radiograph-screening/feedback"
+		url := s.base + "/cds-services/hip-radiograph-screening-imagingstudy-available/feedback"
 		fb := `{"feedback":[{"card":"` + card.UUID + `","outcome":"overridden","overrideReason":{"reason":{"code":"disagree","system":"https://orthotriage.github.io/fhir/CodeSystem/override-reason"}},"outcomeTimestamp":"2026-11-28T10:00:00Z"}]}`
 		if status, out := call(t, http.MethodPost, url, fb, e.sign(url)); status != http.StatusOK {
 			t.Fatalf("feedback = %d %s", status, out)
 		}
 		_, metrics := call(t, http.MethodGet, s.base+"/metrics", "")
-		want := `orthotriage_card_feedback_total{card="critical",outcome="overridden",reason="disagree",service="hip-radiograph-screening"} 1`
+		want := `orthotriage_card_feedback_total{card="critical",outcome="overridden",reason="disagree",service="hip-radiograph-screening-imagingstudy-available"} 1`
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}

@@ -1,7 +1,9 @@
 // Package testenv starts the real servers that integration tests talk to:
-// Redis and the FHIR R4 test server (Medplum's in-memory router under Node).
-// `make setup` installs them; a test that cannot start one fails with a
-// message saying how to install it, it never skips.
+// Redis, the FHIR R4 test server (Medplum's in-memory router under Node) and
+// Orthanc. `make setup` installs them; a test that cannot start one fails
+// with a message saying how to install it, it never skips. Every server is
+// stopped when its test ends, and on Linux it also dies with the test
+// binary when that ends without cleanups (a test timeout, a kill).
 package testenv
 
 import (
@@ -13,8 +15,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -66,24 +70,57 @@ func RedisOnPort(t testing.TB, port int) string {
 // StoppableRedis is RedisOnPort that can also be stopped mid-test.
 func StoppableRedis(t testing.TB, port int) (url string, stop func()) {
 	t.Helper()
+	r := StartRedis(t, port)
+	return r.URL, r.Stop
+}
+
+// RedisServer is a private redis-server of one test, which the test can
+// pause (SIGSTOP: a Redis that hangs, connections open, no answers), resume
+// and stop. It is stopped when the test ends, paused or not.
+type RedisServer struct {
+	URL  string // redis://127.0.0.1:port/0
+	Addr string // 127.0.0.1:port
+	cmd  *exec.Cmd
+	stop func()
+}
+
+// StartRedis starts a RedisServer on port, keeping nothing on disk, and
+// waits until it answers PING.
+func StartRedis(t testing.TB, port int) *RedisServer {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatal("testenv: redis-server not found; run `make setup` (installs Debian's redis-server)")
 	}
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	stop = start(t, cmd)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	r := &RedisServer{Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	r.URL = "redis://" + r.Addr + "/0"
+	r.cmd = exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	stop := start(t, r.cmd)
+	// A paused server would not see the interrupt that stops it.
+	r.stop = func() { _ = r.cmd.Process.Signal(syscall.SIGCONT); stop() }
+	t.Cleanup(r.stop)
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if pingRedis(addr) {
-			return "redis://" + addr + "/0", stop
-		}
+	for !pingRedis(r.Addr) {
 		if time.Now().After(deadline) {
-			t.Fatalf("testenv: redis-server on %s did not answer PING within 10s", addr)
+			t.Fatalf("testenv: redis-server on %s did not answer PING within 10s", r.Addr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return r
 }
+
+// Pause freezes the server (SIGSTOP): it keeps its connections and answers
+// nothing, as a hung Redis does.
+func (r *RedisServer) Pause() error { return r.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume lets a paused server go on (SIGCONT).
+func (r *RedisServer) Resume() error { return r.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Stop stops the server for good, paused or not, and waits for it.
+func (r *RedisServer) Stop() { r.stop() }
+
+// Answers reports whether the server answers PING now.
+func (r *RedisServer) Answers() bool { return pingRedis(r.Addr) }
 
 func pingRedis(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
@@ -142,13 +179,43 @@ func FHIRServer(t testing.TB, token string) string {
 	}
 }
 
-// start runs cmd with stderr passed through, and stops it when the test
-// ends; the returned function stops it earlier.
+// Start starts cmd so that it cannot outlive the test: when the test ends
+// (its cleanups run) or the test binary dies without running them (a test
+// timeout panics the binary; it may also be killed), the kernel kills the
+// process (on Linux; see bindToParent). Stopping it earlier and waiting for
+// it stay with the caller.
+func Start(t testing.TB, cmd *exec.Cmd) error {
+	t.Helper()
+	bindToParent(cmd)
+	// Pdeathsig fires when the OS thread that forked the child exits, not
+	// the process, and the Go runtime ends a thread whenever a goroutine
+	// that locked it returns. So the child is started from a thread of its
+	// own, locked until the test's cleanups have run; this goroutine then
+	// returns still locked, its thread exits and takes the child (if
+	// anything still runs) with it.
+	started := make(chan error, 1)
+	release := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		started <- cmd.Start()
+		<-release
+	}()
+	if err := <-started; err != nil {
+		close(release)
+		return fmt.Errorf("start %s: %w", cmd.Path, err)
+	}
+	t.Cleanup(func() { close(release) })
+	return nil
+}
+
+// start runs cmd with stderr passed through, bound to the test process (see
+// Start), and stops it when the test ends; the returned function stops it
+// earlier.
 func start(t testing.TB, cmd *exec.Cmd) (stop func()) {
 	t.Helper()
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testenv: start %s: %v", cmd.Path, err)
+	if err := Start(t, cmd); err != nil {
+		t.Fatalf("testenv: %v", err)
 	}
 	var once sync.Once
 	stop = func() {
@@ -159,7 +226,7 @@ func start(t testing.TB, cmd *exec.Cmd) (stop func()) {
 			select {
 			case <-done:
 			case <-time.After(5 * time.Second):
-				_ = cmd.Process.Kill()
+				killGroup(cmd.Process)
 				<-done
 			}
 		})

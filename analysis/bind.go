@@ -1,0 +1,93 @@
+package analysis
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/orthotriage/orthotriage/imaging"
+	"github.com/orthotriage/orthotriage/internal/urlx"
+)
+
+// ErrOtherPatient means the study's subject is not the patient the call is
+// for: it is neither analysed nor shown for that patient.
+var ErrOtherPatient = errors.New("analysis: the ImagingStudy's subject is not the call's patient")
+
+// A Result holds two kinds of facts. What the pixels say (model, images,
+// findings, priority) is computed once per study and cached. What names a
+// patient, an ImagingStudy or a FHIR server is bound from the call at answer
+// time: a study that reaches the service under another patient (a merge, a
+// misfiled study) is answered for that call's patient and study, never with
+// the first caller's.
+
+// boundStudy is the Study of in as this call names it: its Study Instance
+// UID, ImagingStudy id, start and orders, and its patient, which must be the
+// call's patient when the call names one.
+func boundStudy(in Input) (Study, error) {
+	s := Study{UID: imaging.StudyInstanceUID(in.Study), ImagingStudyID: deref(in.Study.Id), Started: deref(in.Study.Started)}
+	for _, b := range in.Study.BasedOn {
+		if b.Reference != nil && strings.HasPrefix(*b.Reference, "ServiceRequest/") {
+			s.BasedOn = append(s.BasedOn, *b.Reference)
+		}
+	}
+	if s.UID == "" && s.ImagingStudyID == "" {
+		return Study{}, errors.New("analysis: the ImagingStudy has neither a Study Instance UID identifier nor an id")
+	}
+	subject := deref(in.Study.Subject.Reference)
+	switch {
+	case in.Patient == "":
+		s.Patient = subject
+	case SubjectIs(subject, in.Patient, in.FHIRServer):
+		s.Patient = in.Patient
+	default:
+		return Study{}, ErrOtherPatient
+	}
+	return s, nil
+}
+
+// SubjectIs reports whether a subject reference as written (relative, or
+// absolute under the FHIR server by whole path segments) names patient
+// ("Patient/{id}") of that server.
+func SubjectIs(subject, patient, fhirServer string) bool {
+	if subject == "" || patient == "" {
+		return false
+	}
+	if subject == patient {
+		return true
+	}
+	rest, ok := urlx.Under(fhirServer, subject)
+	return ok && rest == patient
+}
+
+// bind returns r, as cached, answered for in: the patient, ImagingStudy,
+// FHIR server and tenant are in's, never those of the call that first
+// computed it.
+func bind(r Result, in Input) (Result, error) {
+	s, err := boundStudy(in)
+	if err != nil {
+		return Result{}, err
+	}
+	if r.Study.UID != "" && s.UID != "" && r.Study.UID != s.UID {
+		return Result{}, fmt.Errorf("analysis: cached result is of study %s, not %s", r.Study.UID, s.UID)
+	}
+	r.Tenant, r.FHIRServer, r.Study = in.Tenant, in.FHIRServer, s
+	r.Findings = cloneFindings(r.Findings)
+	return r, nil
+}
+
+// pixelsOnly is r as it is cached: what the pixels say, with nothing that
+// names a patient, an ImagingStudy or a FHIR server.
+func pixelsOnly(r Result) Result {
+	r.Tenant, r.FHIRServer = "", ""
+	r.Study = Study{UID: r.Study.UID}
+	return r
+}
+
+// cloneFindings copies the findings slice so that one caller's result
+// cannot change another's through a shared backing array.
+func cloneFindings(fs []Finding) []Finding {
+	if fs == nil {
+		return nil
+	}
+	return append([]Finding(nil), fs...)
+}
