@@ -36,13 +36,24 @@ func boundStudy(in Input) (Study, error) {
 	subject := deref(in.Study.Subject.Reference)
 	switch {
 	case in.Patient == "":
-		s.Patient = subject
+		s.Patient = relativeSubject(subject, in.FHIRServer)
 	case SubjectIs(subject, in.Patient, in.FHIRServer):
 		s.Patient = in.Patient
 	default:
 		return Study{}, ErrOtherPatient
 	}
 	return s, nil
+}
+
+// relativeSubject writes a subject given as its absolute URL on the FHIR
+// server as "Patient/{id}", as a hook's context names it, so that a job
+// (precompute) and a hook bind one study to the same patient, with the same
+// resource ids; any other subject is kept as written.
+func relativeSubject(subject, fhirServer string) string {
+	if rest, ok := urlx.Under(fhirServer, subject); ok && strings.HasPrefix(rest, "Patient/") && strings.Count(rest, "/") == 1 {
+		return rest
+	}
+	return subject
 }
 
 // SubjectIs reports whether a subject reference as written (relative, or

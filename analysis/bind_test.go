@@ -288,3 +288,27 @@ func TestOnlyAnOutageRelaxesTheLock(t *testing.T) {
 		})
 	}
 }
+
+// TestJobAndHookBindTheSamePatient: a precompute job (no context patient)
+// reading a study whose subject is the Patient's absolute URL on the server
+// binds it as the hook does, "Patient/{id}": same key, same resource ids.
+func TestJobAndHookBindTheSamePatient(t *testing.T) {
+	probs := p(0, 0, 0, 1, 0, 0, 0, 0)
+	a := analyzer(&fakeRetriever{bodyPart: "PELVIS"}, hipClassifier(t, "0.1.0", probs, probs))
+	c := analysis.NewCached(a, nil, nil, analysis.CacheOptions{}, a.Log)
+	job := underPatient("alice", "is-a")
+	job.Patient = ""
+	job.Study.Subject.Reference = ptr("https://ehr.example.org/fhir/Patient/alice")
+	r, err := c.Analyze(t.Context(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Study.Patient != "Patient/alice" {
+		t.Errorf("the job bound the study to %q, want Patient/alice", r.Study.Patient)
+	}
+	hook := underPatient("alice", "is-a")
+	job.Task, hook.Task = inference.TaskVertebral, inference.TaskVertebral
+	if c.Key(job) != c.Key(hook) {
+		t.Error("a vertebral job and a hook for the same patient have different keys")
+	}
+}

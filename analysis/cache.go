@@ -136,7 +136,7 @@ func (c *Cached) Key(in Input) string {
 	if in.Task == inference.TaskVertebral {
 		patient := in.Patient
 		if patient == "" {
-			patient = deref(in.Study.Subject.Reference)
+			patient = relativeSubject(deref(in.Study.Subject.Reference), in.FHIRServer)
 		}
 		study += "#patient=" + patient
 	}
