@@ -1,19 +1,46 @@
 // Package imaging gets radiographs from where hospitals keep them (DICOMweb
 // servers, FHIR attachments) and decodes them to calibrated grayscale. It
 // knows nothing of models.
+//
+// Decoding reads every transfer syntax an archive stores radiographs in:
+// native (implicit and explicit VR, little and big endian), Deflated, RLE
+// (in Go, PS3.5 Annex G), and through package codec the compressed ones:
+// JPEG baseline, extended 12-bit and lossless (processes 14 and 14 SV1,
+// 2-16 bits), JPEG-LS lossless and near-lossless, JPEG 2000 lossless and
+// lossy (also multi-component, RCT/ICT) and HTJ2K (with OpenJPEG 2.5.1 or
+// later: codec.HTSafe).
+//
+// Why these libraries: GDCM (Debian libgdcm-dev) covers every syntax, but
+// its codec classes are C++ built with assertions on in Debian's package
+// (a malformed stream can abort the whole process) and copy each frame
+// several times; what GDCM itself decodes with is the right set of
+// libraries, so package codec calls them directly through small C
+// wrappers: the IJG 6b with the lossless extension that GDCM ships
+// (libgdcmjpeg8/12/16, the same IJG lineage as dcmtk's; Debian 12's
+// libjpeg-turbo 2.1 has no lossless process and no 12-bit build), CharLS 2.4
+// (JPEG-LS, its C API) and OpenJPEG 2.5 (JPEG 2000; from 2.5.0 also
+// High-Throughput JPEG 2000, used from 2.5.1 on: 2.5.0 aborts on some
+// malformed HT streams). Nothing of the codecs is written by hand here
+// but the RLE decoder and the JPEG frame-header scan that picks the IJG
+// build. The DICOM header is read by github.com/suyashkumar/dicom; where
+// the pixel data lies (fragments, offset tables) is found by this package's
+// own walk of the element headers, which also bounds every length first.
+//
+// Memory: stored values stay as compact as they were decoded (often a view
+// of the file's own bytes); the modality rescale and VOI are one lookup
+// table over the possible stored values (at most 2^16 entries), so decoding
+// holds the display pixels (4 bytes each) and at most 2 bytes a pixel of
+// decoded samples beyond the file.
 package imaging
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"image"
-	"image/jpeg"
-	"math"
 	"strconv"
 	"strings"
 
+	"github.com/orthotriage/orthotriage/imaging/codec"
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
@@ -33,6 +60,13 @@ const (
 	TSJPEG2000LL    = "1.2.840.10008.1.2.4.90"
 	TSJPEG2000      = "1.2.840.10008.1.2.4.91"
 	TSRLE           = "1.2.840.10008.1.2.5"
+	// JPEG 2000 Part 2 multi-component: named, not decoded.
+	TSJPEG2000MCLL = "1.2.840.10008.1.2.4.92"
+	TSJPEG2000MC   = "1.2.840.10008.1.2.4.93"
+	// High-Throughput JPEG 2000 (PS3.5 A.4.11).
+	TSHTJ2KLossless     = "1.2.840.10008.1.2.4.201"
+	TSHTJ2KLosslessRPCL = "1.2.840.10008.1.2.4.202"
+	TSHTJ2K             = "1.2.840.10008.1.2.4.203"
 )
 
 var tsNames = map[string]string{
@@ -41,14 +75,19 @@ var tsNames = map[string]string{
 	TSJPEGBaseline: "JPEG Baseline", TSJPEGExtended: "JPEG Extended", TSJPEGLossless: "JPEG Lossless",
 	TSJPEGLosslessF: "JPEG Lossless SV1", TSJPEGLS: "JPEG-LS Lossless", TSJPEGLSNear: "JPEG-LS Near-Lossless",
 	TSJPEG2000LL: "JPEG 2000 Lossless", TSJPEG2000: "JPEG 2000", TSRLE: "RLE Lossless",
+	TSJPEG2000MCLL: "JPEG 2000 Part 2 Multi-component Lossless", TSJPEG2000MC: "JPEG 2000 Part 2 Multi-component",
+	TSHTJ2KLossless: "HTJ2K Lossless", TSHTJ2KLosslessRPCL: "HTJ2K Lossless RPCL", TSHTJ2K: "HTJ2K",
 }
 
 // CanDecode reports whether Decode handles transfer syntax ts locally. The
 // DICOMweb client asks the server to transcode the others.
 func CanDecode(ts string) bool {
 	switch ts {
-	case TSImplicitLE, TSExplicitLE, TSExplicitBE, TSRLE, TSJPEGBaseline, TSJPEGExtended:
+	case TSImplicitLE, TSExplicitLE, TSExplicitBE, TSDeflatedLE, TSRLE:
 		return true
+	case TSJPEGBaseline, TSJPEGExtended, TSJPEGLossless, TSJPEGLosslessF, TSJPEGLS, TSJPEGLSNear,
+		TSJPEG2000LL, TSJPEG2000, TSHTJ2KLossless, TSHTJ2KLosslessRPCL, TSHTJ2K:
+		return codec.Built()
 	}
 	return false
 }
@@ -114,6 +153,10 @@ type Metadata struct {
 	Lossy               bool   // lossy compression now or in the image's history
 	VOI                 string // how grayscale was windowed: window, voi-lut, min-max, none
 	Source              string // where the bytes came from, set by the retriever
+	Route               string // how the retriever got them: as-stored, transcoded or rendered (empty for local files)
+	Frames              int    // NumberOfFrames (1 when absent)
+
+	decoded decodedLayout
 }
 
 // Stats are the stored values (before rescale) of the first frame.
@@ -127,57 +170,48 @@ type Stats struct {
 // the VOI transform.
 type Image struct {
 	Pixels []float32
-	Stored []int32 // the gray stored values the pixels came from, before rescale
+	Stored Stored // the gray stored values the pixels came from, before rescale
 	Meta   Metadata
 	Stats  Stats
 }
 
-// Decode decodes the first frame of a DICOM Part 10 instance.
-func Decode(data []byte, lim Limits) (img *Image, err error) {
+// Decode decodes the first frame of a DICOM instance.
+func Decode(data []byte, lim Limits) (*Image, error) { return DecodeFrame(data, 0, lim) }
+
+// DecodeFrame decodes frame k (from 0) of a DICOM instance.
+func DecodeFrame(data []byte, k int, lim Limits) (*Image, error) {
 	if lim == (Limits{}) {
 		lim = DefaultLimits()
 	}
 	if int64(len(data)) > lim.MaxBytes {
 		return nil, fmt.Errorf("%w: instance of %d bytes, limit %d", ErrTooLarge, len(data), lim.MaxBytes)
 	}
-	_, pixelSpan, err := scan(data)
+	l, err := layOut(data, lim.MaxBytes)
 	if err != nil {
 		return nil, err
 	}
-	header, err := parse(data, dicom.SkipPixelData())
+	header, err := parse(l.parserInput())
 	if err != nil {
 		return nil, err
 	}
 	a := attrs{header}
-	m, frames, err := readMetadata(a, lim)
+	m, err := readMetadata(a, lim, l.ts)
 	if err != nil {
 		return nil, err
 	}
-	switch m.TransferSyntax {
-	case TSImplicitLE, TSExplicitLE, TSExplicitBE:
-		need := int64(m.Rows) * int64(m.Columns) * int64(m.SamplesPerPixel) * int64(m.BitsAllocated/8) * int64(frames)
-		if need > int64(len(data)) {
-			return nil, fmt.Errorf("%w: %d rows x %d columns x %d frames need %d bytes of pixel data, the instance has %d in all",
-				ErrMalformed, m.Rows, m.Columns, frames, need, len(data))
-		}
-	default:
-		if !CanDecode(m.TransferSyntax) {
-			return nil, &ErrUnsupportedTransferSyntax{UID: m.TransferSyntax}
-		}
+	if k < 0 || k >= m.Frames {
+		return nil, fmt.Errorf("%w: frame %d of %d", ErrNotImage, k, m.Frames)
 	}
-	samples, ok := nativeSamples(data, pixelSpan, m)
-	if !ok {
-		full, err := parse(data)
-		if err != nil {
-			return nil, err
-		}
-		if samples, err = pixelSamples(full, &m, frames); err != nil {
-			return nil, err
-		}
+	px, err := frameSamples(l, &m, k)
+	if err != nil {
+		return nil, err
 	}
-	gray := toGray(samples, m, a.int(tag.PlanarConfiguration, 0))
-	img = &Image{Meta: m, Stored: gray, Stats: stats(gray)}
-	img.Pixels, img.Meta.VOI = displayValues(gray, a, m)
+	gray, err := toGray(px, &m, a)
+	if err != nil {
+		return nil, err
+	}
+	img := &Image{Meta: m, Stored: gray, Stats: stats(gray)}
+	img.Pixels, img.Meta.VOI = displayValues(gray, img.Stats, a, m)
 	return img, nil
 }
 
@@ -196,11 +230,11 @@ func parse(data []byte, opts ...dicom.ParseOption) (ds dicom.Dataset, err error)
 	return ds, nil
 }
 
-func readMetadata(a attrs, lim Limits) (Metadata, int, error) {
+func readMetadata(a attrs, lim Limits, ts string) (Metadata, error) {
 	m := Metadata{
 		Rows: a.int(tag.Rows, 0), Columns: a.int(tag.Columns, 0),
 		Photometric:         strings.TrimSpace(a.str(tag.PhotometricInterpretation)),
-		TransferSyntax:      a.str(tag.TransferSyntaxUID),
+		TransferSyntax:      ts,
 		BitsAllocated:       a.int(tag.BitsAllocated, 0),
 		BitsStored:          a.int(tag.BitsStored, 0),
 		PixelRepresentation: a.int(tag.PixelRepresentation, 0),
@@ -214,6 +248,7 @@ func readMetadata(a attrs, lim Limits) (Metadata, int, error) {
 		BodyPart:            a.str(tag.BodyPartExamined),
 		Laterality:          a.str(tag.ImageLaterality),
 		Lossy:               a.str(tag.LossyImageCompression) == "01",
+		Frames:              1,
 	}
 	if m.Laterality == "" {
 		m.Laterality = a.str(tag.Laterality)
@@ -223,243 +258,192 @@ func readMetadata(a attrs, lim Limits) (Metadata, int, error) {
 	} else if ps := a.floats(tag.ImagerPixelSpacing); len(ps) == 2 {
 		m.PixelSpacing, m.SpacingSource = [2]float64{ps[0], ps[1]}, "ImagerPixelSpacing"
 	}
-	frames := 1
 	if s := a.str(tag.NumberOfFrames); s != "" {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
-			return m, 0, fmt.Errorf("%w: NumberOfFrames %q", ErrMalformed, s)
+			return m, fmt.Errorf("%w: NumberOfFrames %q", ErrMalformed, s)
 		}
-		frames = n
-	}
-	if m.TransferSyntax == "" {
-		return m, 0, fmt.Errorf("%w: no TransferSyntaxUID in the file meta information", ErrMalformed)
+		m.Frames = n
 	}
 	switch {
 	case m.Rows <= 0 || m.Columns <= 0:
-		return m, 0, fmt.Errorf("%w: no pixel matrix (Rows %d, Columns %d)", ErrNotImage, m.Rows, m.Columns)
+		return m, fmt.Errorf("%w: no pixel matrix (Rows %d, Columns %d)", ErrNotImage, m.Rows, m.Columns)
 	case m.Rows > lim.MaxRows || m.Columns > lim.MaxColumns:
-		return m, 0, fmt.Errorf("%w: %d x %d pixels, limit %d x %d", ErrTooLarge, m.Rows, m.Columns, lim.MaxRows, lim.MaxColumns)
-	case frames > lim.MaxFrames:
-		return m, 0, fmt.Errorf("%w: %d frames, limit %d", ErrTooLarge, frames, lim.MaxFrames)
-	case m.BitsAllocated != 8 && m.BitsAllocated != 16:
-		return m, 0, fmt.Errorf("%w: BitsAllocated %d (8 or 16 supported)", ErrNotImage, m.BitsAllocated)
+		return m, fmt.Errorf("%w: %d x %d pixels, limit %d x %d", ErrTooLarge, m.Rows, m.Columns, lim.MaxRows, lim.MaxColumns)
+	case m.Frames > lim.MaxFrames:
+		return m, fmt.Errorf("%w: %d frames, limit %d", ErrTooLarge, m.Frames, lim.MaxFrames)
+	case m.BitsAllocated != 1 && m.BitsAllocated != 8 && m.BitsAllocated != 16 && m.BitsAllocated != 32:
+		return m, fmt.Errorf("%w: BitsAllocated %d (1, 8, 16 or 32 supported)", ErrNotImage, m.BitsAllocated)
 	case m.BitsStored < 1 || m.BitsStored > m.BitsAllocated:
-		return m, 0, fmt.Errorf("%w: BitsStored %d with BitsAllocated %d", ErrMalformed, m.BitsStored, m.BitsAllocated)
+		return m, fmt.Errorf("%w: BitsStored %d with BitsAllocated %d", ErrMalformed, m.BitsStored, m.BitsAllocated)
 	case a.int(tag.HighBit, m.BitsStored-1) != m.BitsStored-1:
-		return m, 0, fmt.Errorf("%w: HighBit %d is not BitsStored-1", ErrNotImage, a.int(tag.HighBit, 0))
+		return m, fmt.Errorf("%w: HighBit %d is not BitsStored-1", ErrNotImage, a.int(tag.HighBit, 0))
 	case m.PixelRepresentation != 0 && m.PixelRepresentation != 1:
-		return m, 0, fmt.Errorf("%w: PixelRepresentation %d", ErrMalformed, m.PixelRepresentation)
+		return m, fmt.Errorf("%w: PixelRepresentation %d", ErrMalformed, m.PixelRepresentation)
 	}
+	want := 3
 	switch m.Photometric {
-	case "MONOCHROME1", "MONOCHROME2":
-		if m.SamplesPerPixel != 1 {
-			return m, 0, fmt.Errorf("%w: %s with %d samples per pixel", ErrMalformed, m.Photometric, m.SamplesPerPixel)
-		}
-	case "RGB", "YBR_FULL", "YBR_FULL_422":
-		if m.SamplesPerPixel != 3 {
-			return m, 0, fmt.Errorf("%w: %s with %d samples per pixel", ErrMalformed, m.Photometric, m.SamplesPerPixel)
-		}
+	case "MONOCHROME1", "MONOCHROME2", "PALETTE COLOR":
+		want = 1
+	case "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT":
 	default:
-		return m, 0, fmt.Errorf("%w: photometric interpretation %q", ErrNotImage, m.Photometric)
+		return m, fmt.Errorf("%w: photometric interpretation %q", ErrNotImage, m.Photometric)
+	}
+	if m.SamplesPerPixel != want {
+		return m, fmt.Errorf("%w: %s with %d samples per pixel", ErrMalformed, m.Photometric, m.SamplesPerPixel)
+	}
+	if m.SamplesPerPixel == 3 && m.BitsAllocated == 1 {
+		return m, fmt.Errorf("%w: %s with 1-bit samples", ErrNotImage, m.Photometric)
 	}
 	switch m.TransferSyntax {
-	case TSJPEGBaseline, TSJPEGExtended, TSJPEGLSNear, TSJPEG2000:
+	case TSJPEGBaseline, TSJPEGExtended, TSJPEGLSNear, TSJPEG2000, TSHTJ2K, TSJPEG2000MC:
 		m.Lossy = true
 	}
-	return m, frames, nil
+	return m, nil
 }
 
-// pixelSamples returns the first frame's samples (interleaved as stored),
-// masked to BitsStored and sign-extended when signed.
-// nativeSamples reads the first frame of little-endian native pixel data
-// straight from the file's bytes (the parser reads it a sample at a time,
-// which was more than half of the decoding time), with the same masking
-// and sign extension as pixelSamples. ok is false where it does not apply
-// (big endian, compressed, unusual bit depths): the parser reads those.
-func nativeSamples(data []byte, sp span, m Metadata) (samples []int32, ok bool) {
-	if (m.TransferSyntax != TSExplicitLE && m.TransferSyntax != TSImplicitLE) || sp.length == 0 {
-		return nil, false
+// frameSamples returns frame k's samples as stored or decoded.
+func frameSamples(l *layout, m *Metadata, k int) (samples, error) {
+	if !l.encaps {
+		return nativeFrame(l, *m, k)
 	}
-	n := m.Rows * m.Columns * m.SamplesPerPixel
-	bytesPer := m.BitsAllocated / 8
-	if (m.BitsAllocated != 8 && m.BitsAllocated != 16) || n <= 0 || n*bytesPer > sp.length || sp.start+sp.length > len(data) {
-		return nil, false
+	if l.native.length > 0 {
+		return samples{}, fmt.Errorf("%w: PixelData both native and encapsulated", ErrMalformed)
 	}
-	raw := data[sp.start : sp.start+n*bytesPer]
-	out := make([]int32, n)
-	if bytesPer == 1 {
-		for i, v := range raw {
-			out[i] = int32(v)
-		}
-	} else {
-		for i := range out {
-			out[i] = int32(binary.LittleEndian.Uint16(raw[2*i:]))
-		}
-	}
-	maskSamples(out, m)
-	return out, true
-}
-
-// maskSamples keeps BitsStored bits of each sample and sign-extends them
-// when PixelRepresentation is 1.
-func maskSamples(raw []int32, m Metadata) {
-	mask := int32(1)<<m.BitsStored - 1
-	sign := int32(1) << (m.BitsStored - 1)
-	for i, v := range raw {
-		v &= mask
-		if m.PixelRepresentation == 1 && v&sign != 0 {
-			v -= mask + 1
-		}
-		raw[i] = v
-	}
-}
-
-func pixelSamples(ds dicom.Dataset, m *Metadata, frames int) ([]int32, error) {
-	el, err := ds.FindElementByTag(tag.PixelData)
-	if err != nil {
-		return nil, fmt.Errorf("%w: no PixelData", ErrNotImage)
-	}
-	info, ok := el.Value.GetValue().(dicom.PixelDataInfo)
-	if !ok || len(info.Frames) == 0 || info.Frames[0] == nil {
-		return nil, fmt.Errorf("%w: PixelData holds no frame", ErrMalformed)
-	}
-	var raw []int32
-	if !info.IsEncapsulated {
-		nf, err := info.Frames[0].GetNativeFrame()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
-		raw = make([]int32, 0, m.Rows*m.Columns*m.SamplesPerPixel)
-		switch d := nf.RawDataSlice().(type) {
-		case []uint8:
-			for _, v := range d {
-				raw = append(raw, int32(v))
-			}
-		case []uint16:
-			for _, v := range d {
-				raw = append(raw, int32(v))
-			}
-		default:
-			return nil, fmt.Errorf("%w: native pixel data of type %T", ErrNotImage, d)
-		}
-	} else {
-		// The parser makes one "frame" per fragment; a single-frame image's
-		// fragments together are its one compressed frame.
-		var stream []byte
-		if frames == 1 {
-			for _, f := range info.Frames {
-				stream = append(stream, f.EncapsulatedData.Data...)
-			}
-		} else {
-			stream = info.Frames[0].EncapsulatedData.Data
-		}
-		raw, err = decodeCompressed(stream, m)
-		if err != nil {
-			return nil, err
-		}
-	}
-	n := m.Rows * m.Columns * m.SamplesPerPixel // after decoding: a colour JPEG becomes gray
-	if len(raw) < n {
-		return nil, fmt.Errorf("%w: %d samples for %d x %d x %d", ErrMalformed, len(raw), m.Rows, m.Columns, m.SamplesPerPixel)
-	}
-	raw = raw[:n]
-	maskSamples(raw, *m)
-	return raw, nil
-}
-
-func decodeCompressed(stream []byte, m *Metadata) ([]int32, error) {
 	switch m.TransferSyntax {
-	case TSRLE:
+	case TSImplicitLE, TSExplicitLE, TSExplicitBE, TSDeflatedLE:
+		return samples{}, fmt.Errorf("%w: encapsulated PixelData in the native syntax %s", ErrMalformed, m.TransferSyntax)
+	}
+	stream, err := frameStream(l, *m, k)
+	if err != nil {
+		return samples{}, err
+	}
+	if m.TransferSyntax == TSRLE {
+		m.decoded = decodedLayout{set: true} // interleaved by pixel, whatever PlanarConfiguration says
 		return decodeRLE(stream, m.Rows, m.Columns, m.SamplesPerPixel, m.BitsAllocated)
-	case TSJPEGBaseline, TSJPEGExtended:
-		// The JPEG's own frame header sizes the decoder's buffers: check it
-		// against the DICOM header before decoding.
-		cfg, err := jpeg.DecodeConfig(bytes.NewReader(stream))
-		if err == nil && (cfg.Width != m.Columns || cfg.Height != m.Rows) {
-			return nil, fmt.Errorf("%w: JPEG is %dx%d, header says %dx%d", ErrMalformed, cfg.Width, cfg.Height, m.Columns, m.Rows)
-		}
-		im, err := jpeg.Decode(bytes.NewReader(stream))
-		if err != nil {
-			if strings.Contains(err.Error(), "unsupported") {
-				return nil, &ErrUnsupportedTransferSyntax{UID: m.TransferSyntax, Detail: err.Error()}
-			}
-			return nil, fmt.Errorf("%w: JPEG: %v", ErrMalformed, err)
-		}
-		return jpegSamples(im, m)
 	}
-	return nil, &ErrUnsupportedTransferSyntax{UID: m.TransferSyntax}
-}
-
-// jpegSamples takes the decoder's output as stored samples. A colour JPEG's
-// luma is kept as a single gray channel (YBR_FULL_422's Y).
-func jpegSamples(im image.Image, m *Metadata) ([]int32, error) {
-	b := im.Bounds()
-	if b.Dx() != m.Columns || b.Dy() != m.Rows {
-		return nil, fmt.Errorf("%w: JPEG is %dx%d, header says %dx%d", ErrMalformed, b.Dx(), b.Dy(), m.Columns, m.Rows)
-	}
-	out := make([]int32, 0, m.Rows*m.Columns*m.SamplesPerPixel)
-	switch im := im.(type) {
-	case *image.Gray:
-		for y := 0; y < b.Dy(); y++ {
-			for _, v := range im.Pix[y*im.Stride : y*im.Stride+b.Dx()] {
-				out = append(out, int32(v))
-			}
-		}
-	case *image.YCbCr:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				out = append(out, int32(im.Y[im.YOffset(x, y)]))
-			}
-		}
-		m.SamplesPerPixel, m.Photometric = 1, grayOf(m.Photometric)
+	var decode func([]byte, func(codec.Info) error) (*codec.Frame, error)
+	switch m.TransferSyntax {
+	case TSJPEGBaseline, TSJPEGExtended, TSJPEGLossless, TSJPEGLosslessF:
+		decode = codec.JPEG
+	case TSJPEGLS, TSJPEGLSNear:
+		decode = codec.JPEGLS
+	case TSJPEG2000LL, TSJPEG2000, TSHTJ2KLossless, TSHTJ2KLosslessRPCL, TSHTJ2K:
+		decode = codec.JPEG2000
 	default:
-		return nil, &ErrUnsupportedTransferSyntax{UID: m.TransferSyntax, Detail: fmt.Sprintf("JPEG colour model %T", im)}
+		return samples{}, &ErrUnsupportedTransferSyntax{UID: m.TransferSyntax}
 	}
-	return out, nil
-}
-
-// grayOf keeps MONOCHROME1/2 and maps colour to MONOCHROME2 (the Y channel).
-func grayOf(p string) string {
-	if strings.HasPrefix(p, "MONOCHROME") {
-		return p
-	}
-	return "MONOCHROME2"
-}
-
-// toGray reduces samples to one gray value per pixel: luminance for RGB,
-// the Y channel for YBR.
-func toGray(s []int32, m Metadata, planar int) []int32 {
-	if m.SamplesPerPixel == 1 {
-		return s
-	}
-	n := m.Rows * m.Columns
-	at := func(i, c int) float64 {
-		if planar == 1 {
-			return float64(s[c*n+i])
+	f, err := decode(stream, func(i codec.Info) error {
+		switch {
+		case i.Columns != m.Columns || i.Rows != m.Rows:
+			return fmt.Errorf("%w: the compressed frame is %d x %d, the header says %d x %d", ErrMalformed, i.Columns, i.Rows, m.Columns, m.Rows)
+		case i.Components != m.SamplesPerPixel:
+			return fmt.Errorf("%w: the compressed frame has %d components, the header says %d samples per pixel", ErrMalformed, i.Components, m.SamplesPerPixel)
+		case i.Precision > max(m.BitsAllocated, 8):
+			return fmt.Errorf("%w: the compressed frame has %d-bit samples, BitsAllocated is %d", ErrMalformed, i.Precision, m.BitsAllocated)
 		}
-		return float64(s[i*3+c])
+		return nil
+	})
+	switch {
+	case errors.Is(err, codec.ErrUnsupported) || errors.Is(err, codec.ErrNotBuilt):
+		return samples{}, &ErrUnsupportedTransferSyntax{UID: m.TransferSyntax, Detail: err.Error()}
+	case errors.Is(err, codec.ErrCorrupt):
+		return samples{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	case err != nil:
+		return samples{}, err
 	}
-	out := make([]int32, n)
-	for i := range out {
-		if m.Photometric == "RGB" {
-			out[i] = int32(math.Round(0.299*at(i, 0) + 0.587*at(i, 1) + 0.114*at(i, 2)))
-		} else {
-			out[i] = int32(at(i, 0))
-		}
+	m.Lossy = m.Lossy || f.Lossy
+	m.decoded = decodedLayout{planar: f.Planar, ycbcr: f.YCbCr, set: true}
+	if f.Bytes != nil {
+		return bytesSamples(f.Bytes), nil
 	}
-	return out
+	return wordSamples(f.Words), nil
 }
 
-func stats(s []int32) Stats {
-	st := Stats{StoredMin: math.MaxInt32, StoredMax: math.MinInt32}
-	var sum float64
-	for _, v := range s {
-		st.StoredMin = min(st.StoredMin, int(v))
-		st.StoredMax = max(st.StoredMax, int(v))
-		sum += float64(v)
+// decodedLayout is how a codec left colour samples, which then overrides
+// PlanarConfiguration.
+type decodedLayout struct {
+	set, planar, ycbcr bool
+}
+
+// samplesPerFrame is the number of samples a native frame holds:
+// YBR_FULL_422 keeps two luma and one pair of chroma samples per two pixels.
+func samplesPerFrame(m Metadata) int {
+	n := m.Rows * m.Columns * m.SamplesPerPixel
+	if m.Photometric == "YBR_FULL_422" {
+		n = m.Rows * m.Columns * 2
 	}
-	if len(s) > 0 {
-		st.StoredMean = sum / float64(len(s))
+	return n
+}
+
+// nativeFrame returns frame k of native pixel data: a view of the file's
+// bytes where they are little endian, else a copy.
+func nativeFrame(l *layout, m Metadata, k int) (samples, error) {
+	if l.native.length == 0 {
+		return samples{}, fmt.Errorf("%w: no PixelData", ErrNotImage)
 	}
-	return st
+	if m.Photometric == "YBR_FULL_422" && m.Columns%2 != 0 {
+		return samples{}, fmt.Errorf("%w: YBR_FULL_422 with an odd number of columns (%d)", ErrMalformed, m.Columns)
+	}
+	n := samplesPerFrame(m)
+	pixels := l.native.of(l.body)
+	if m.BitsAllocated == 1 {
+		bits := int64(n) * int64(m.Frames)
+		if (bits+7)/8 > int64(len(pixels)) {
+			return samples{}, fmt.Errorf("%w: %d frames of %d x %d 1-bit pixels need %d bytes, PixelData has %d", ErrMalformed, m.Frames, m.Rows, m.Columns, (bits+7)/8, len(pixels))
+		}
+		out := make([]byte, n)
+		first := k * n
+		for i := range out {
+			b := first + i
+			out[i] = pixels[b/8] >> (b % 8) & 1 // the first pixel in the lowest bit (PS3.5 8.1.1)
+		}
+		return bytesSamples(out), nil
+	}
+	size := m.BitsAllocated / 8
+	need := int64(n) * int64(size) * int64(m.Frames)
+	if need > int64(len(pixels)) {
+		return samples{}, fmt.Errorf("%w: %d rows x %d columns x %d frames need %d bytes of pixel data, PixelData has %d",
+			ErrMalformed, m.Rows, m.Columns, m.Frames, need, len(pixels))
+	}
+	first := k * n * size
+	raw := pixels[first : first+n*size]
+	big := m.TransferSyntax == TSExplicitBE
+	switch {
+	case size == 1 && big && l.nativeVR == "OW":
+		// 8-bit samples in 16-bit words, each word big endian (PS3.5 8.1.1).
+		b := make([]byte, len(raw))
+		for i := range b {
+			if j := (first + i) ^ 1; j < len(pixels) {
+				b[i] = pixels[j]
+			}
+		}
+		return bytesSamples(b), nil
+	case size == 1:
+		return bytesSamples(raw), nil
+	case size == 2 && !big:
+		return le16Samples(raw), nil
+	case size == 4 && !big:
+		return le32Samples(raw), nil
+	case size == 2:
+		w := make([]uint16, n)
+		for i := range w {
+			w[i] = uint16(raw[2*i])<<8 | uint16(raw[2*i+1])
+		}
+		return wordSamples(w), nil
+	default:
+		d := make([]int32, n)
+		for i := range d {
+			d[i] = int32(uint32(raw[4*i])<<24 | uint32(raw[4*i+1])<<16 | uint32(raw[4*i+2])<<8 | uint32(raw[4*i+3]))
+		}
+		return intSamples(d), nil
+	}
+}
+
+func stats(st Stored) Stats {
+	if st.Len() == 0 {
+		return Stats{}
+	}
+	lo, hi, sum := st.minMaxSum()
+	return Stats{StoredMin: int(lo), StoredMax: int(hi), StoredMean: sum / float64(st.Len())}
 }

@@ -85,6 +85,8 @@ type Retriever struct {
 	retries     int           // extra tries after a 5xx, 429 or connection error
 	backoff     time.Duration // first wait between tries, doubled each time
 	credentials []Credential
+	refuse      map[string]bool // transfer syntaxes always asked for transcoded
+	compressed  bool            // let responses be gzip-compressed
 }
 
 // RetrieverOptions configure a Retriever; zero values take the defaults
@@ -96,6 +98,17 @@ type RetrieverOptions struct {
 	Backoff     time.Duration
 	Credentials []Credential
 	Transport   http.RoundTripper // nil: Go's default; the egress policy comes in here
+	// Transcode names transfer syntaxes not decoded here even when they
+	// could be: the server is asked to transcode them (a way to route
+	// around a codec, and how tests reach that route).
+	Transcode []string
+	// Compressed lets responses come gzip-compressed (Go asks for it and
+	// inflates them). Off by default: DICOM files are mostly compressed
+	// already or barely compressible, and a PACS compressing every
+	// instance on the fly (Orthanc does) costs more time than the bytes
+	// save on a hospital network; requests then say Accept-Encoding:
+	// identity.
+	Compressed bool
 }
 
 // NewRetriever returns a Retriever.
@@ -113,6 +126,13 @@ func NewRetriever(o RetrieverOptions) *Retriever {
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = 250 * time.Millisecond
+	}
+	var refuse map[string]bool
+	for _, ts := range o.Transcode {
+		if refuse == nil {
+			refuse = map[string]bool{}
+		}
+		refuse[ts] = true
 	}
 	return &Retriever{
 		http: &http.Client{Transport: o.Transport, CheckRedirect: func(req *http.Request, via []*http.Request) error {
@@ -140,6 +160,7 @@ func NewRetriever(o RetrieverOptions) *Retriever {
 			return nil
 		}},
 		limits: o.Limits, timeout: o.Timeout, retries: o.Retries, backoff: o.Backoff, credentials: o.Credentials,
+		refuse: refuse, compressed: o.Compressed,
 	}
 }
 
@@ -190,12 +211,20 @@ func requiresAccessToken(ep models.Endpoint) bool {
 	return false
 }
 
+// Routes by which the retriever got an image's bytes (Metadata.Route).
+const (
+	RouteAsStored   = "as-stored"
+	RouteTranscoded = "transcoded"
+	RouteRendered   = "rendered"
+)
+
 // Retrieve fetches and decodes the image(s) ref names from a WADO-RS
 // endpoint: a single instance, or the first images of a series when ref has
-// no SOP Instance UID. Files are asked for as stored; a transfer syntax that
-// cannot be decoded here is asked for again transcoded to Explicit VR Little
-// Endian; when that fails too, an instance's /rendered PNG is used and the
-// image is marked lossy 8-bit.
+// no SOP Instance UID. Files are asked for as stored; when an answer cannot
+// be decoded here, for whatever reason (a syntax, a colour model, a broken
+// file), it is asked for again transcoded to Explicit VR Little Endian; when
+// that fails too, an instance's /rendered PNG is used and the image is
+// marked lossy 8-bit. Metadata.Route says which route each image took.
 func (r *Retriever) Retrieve(ctx context.Context, ep models.Endpoint, ref InstanceRef, acc Access, max int) ([]*Image, error) {
 	if !IsWADORS(ep) {
 		return nil, fmt.Errorf("imaging: endpoint at %s is not dicom-wado-rs", urlx.Origin(ep.Address))
@@ -231,41 +260,56 @@ func (r *Retriever) Retrieve(ctx context.Context, ep models.Endpoint, ref Instan
 		max = 1
 	}
 	parts, err := r.multipart(ctx, q, `multipart/related; type="application/dicom"; transfer-syntax=*`, max)
-	if err != nil {
-		return nil, err
-	}
 	var images []*Image
-	var transcode bool
-	for _, p := range parts {
-		img, err := Decode(p, r.limits)
-		var unsupported *ErrUnsupportedTransferSyntax
-		if errors.As(err, &unsupported) {
-			transcode = true
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("decode %s: %w", q.op, err)
-		}
-		img.Meta.Source = target
-		images = append(images, img)
-	}
-	if transcode && len(images) < max {
-		more, err := r.transcoded(ctx, q, max-len(images))
-		if err != nil && ref.SOPInstanceUID != "" {
-			img, rerr := r.rendered(ctx, q)
-			if rerr != nil {
-				return nil, fmt.Errorf("%w: %s: transcoding failed (%v) and /rendered failed (%v)", ErrNoImage, q.op, err, rerr)
-			}
-			more = []*Image{img}
-		} else if err != nil && len(images) == 0 {
+	var firstErr error
+	if err != nil {
+		var he *HTTPError
+		if !errors.As(err, &he) || he.Status != http.StatusNotAcceptable {
 			return nil, err
 		}
-		images = append(images, more...)
+		firstErr = err // a server that will not send files as stored may still transcode
 	}
-	if len(images) == 0 {
-		return nil, fmt.Errorf("%w: %s", ErrNoImage, q.op)
+	for _, p := range parts {
+		img, err := r.decode(p)
+		if err != nil {
+			if errors.Is(err, ErrTooLarge) {
+				return nil, fmt.Errorf("decode %s: %w", q.op, err)
+			}
+			firstErr = fmt.Errorf("decode %s: %w", q.op, err)
+			continue
+		}
+		img.Meta.Source, img.Meta.Route = target, RouteAsStored
+		images = append(images, img)
 	}
-	return images, nil
+	if firstErr == nil || len(images) >= max {
+		if len(images) == 0 {
+			return nil, fmt.Errorf("%w: %s", ErrNoImage, q.op)
+		}
+		return images, nil
+	}
+	more, err := r.transcoded(ctx, q, max-len(images))
+	if err != nil && ref.SOPInstanceUID != "" && len(images) == 0 {
+		img, rerr := r.rendered(ctx, q)
+		if rerr != nil {
+			return nil, fmt.Errorf("%w: %s: as stored (%v), transcoded (%v) and /rendered (%v) all failed", ErrNoImage, q.op, firstErr, err, rerr)
+		}
+		more, err = []*Image{img}, nil
+	}
+	if err != nil && len(images) == 0 {
+		return nil, fmt.Errorf("%w: %s: as stored (%v), then transcoded (%v)", ErrNoImage, q.op, firstErr, err)
+	}
+	return append(images, more...), nil
+}
+
+// decode decodes a DICOM part, refusing the syntaxes configured to be
+// transcoded by the server.
+func (r *Retriever) decode(p []byte) (*Image, error) {
+	if len(r.refuse) > 0 {
+		if ts, _, err := fileMeta(p); err == nil && r.refuse[ts] {
+			return nil, &ErrUnsupportedTransferSyntax{UID: ts, Detail: "configured to be transcoded by the server"}
+		}
+	}
+	return Decode(p, r.limits)
 }
 
 // request is one GET: its URL, the name errors give it instead of the URL
@@ -287,7 +331,7 @@ func (r *Retriever) transcoded(ctx context.Context, q request, max int) ([]*Imag
 		if err != nil {
 			return nil, fmt.Errorf("decode %s: %w", q.op, err)
 		}
-		img.Meta.Source = q.target + " (transcoded)"
+		img.Meta.Source, img.Meta.Route = q.target+" (transcoded)", RouteTranscoded
 		images = append(images, img)
 	}
 	return images, nil
@@ -304,7 +348,7 @@ func (r *Retriever) rendered(ctx context.Context, q request) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img.Meta.Source = q.target
+	img.Meta.Source, img.Meta.Route = q.target, RouteRendered
 	img.Meta.Lossy = true
 	return img, nil
 }
@@ -353,6 +397,12 @@ func (r *Retriever) multipart(ctx context.Context, q request, accept string, max
 // reading the boundary (quoted or not) from the Content-Type.
 func ParseMultipart(body []byte, contentType string, maxPart int64, maxParts int) ([][]byte, error) {
 	return readMultipart(bytes.NewReader(body), contentType, maxPart, maxParts)
+}
+
+// ReadMultipart is ParseMultipart reading from a stream: it stops after
+// maxParts parts.
+func ReadMultipart(body io.Reader, contentType string, maxPart int64, maxParts int) ([][]byte, error) {
+	return readMultipart(body, contentType, maxPart, maxParts)
 }
 
 func readMultipart(body io.Reader, contentType string, maxPart int64, maxParts int) ([][]byte, error) {
@@ -455,6 +505,9 @@ func (r *Retriever) doOnce(ctx context.Context, q request, accept string, consum
 		return false, fmt.Errorf("imaging: %s: bad URL", q.op)
 	}
 	req.Header.Set("Accept", accept)
+	if !r.compressed {
+		req.Header.Set("Accept-Encoding", "identity")
+	}
 	if q.auth != "" {
 		req.Header.Set("Authorization", q.auth)
 	}

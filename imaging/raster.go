@@ -47,7 +47,6 @@ func DecodeRaster(data []byte, contentType string, lim Limits) (*Image, error) {
 	b := im.Bounds()
 	img := &Image{
 		Pixels: make([]float32, 0, b.Dx()*b.Dy()),
-		Stored: make([]int32, 0, b.Dx()*b.Dy()),
 		Meta: Metadata{Rows: b.Dy(), Columns: b.Dx(), Photometric: "MONOCHROME2", SamplesPerPixel: 1,
 			BitsAllocated: 8, BitsStored: 8, Lossy: mt == "image/jpeg", VOI: "none"},
 	}
@@ -56,16 +55,28 @@ func DecodeRaster(data []byte, contentType string, lim Limits) (*Image, error) {
 		sixteen = true
 		img.Meta.BitsAllocated, img.Meta.BitsStored = 16, 16
 	}
+	var stored8 []byte
+	var stored16 []uint16
+	if sixteen {
+		stored16 = make([]uint16, 0, b.Dx()*b.Dy())
+	} else {
+		stored8 = make([]byte, 0, b.Dx()*b.Dy())
+	}
 	for y := b.Min.Y; y < b.Max.Y; y++ {
 		for x := b.Min.X; x < b.Max.X; x++ {
 			g := color.Gray16Model.Convert(im.At(x, y)).(color.Gray16).Y
-			v := int32(g)
-			if !sixteen {
-				v >>= 8
+			if sixteen {
+				stored16 = append(stored16, g)
+			} else {
+				stored8 = append(stored8, uint8(g>>8))
 			}
-			img.Stored = append(img.Stored, v)
 			img.Pixels = append(img.Pixels, float32(g)/65535)
 		}
+	}
+	if sixteen {
+		img.Stored = storedOf(wordSamples(stored16), 16, false)
+	} else {
+		img.Stored = storedOf(bytesSamples(stored8), 8, false)
 	}
 	img.Stats = stats(img.Stored)
 	return img, nil

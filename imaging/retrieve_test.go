@@ -62,38 +62,11 @@ func upload(t *testing.T, base string, data []byte) string {
 	return r.ID
 }
 
-// TestJPEG2000IsRefusedLocally: a JPEG 2000 Lossless file (written by GDCM's
-// gdcmconv; dcmtk has no JPEG 2000 encoder) is refused with a typed error
-// naming its syntax, so retrieval asks the server to transcode it.
-//
-// JPEG 2000 is not part of TestRetrieveFromOrthanc: Debian 12's Orthanc GDCM
-// plugin (orthanc-gdcm 1.5) crashed the server in about one in five JPEG
-// 2000 transcodes, reproduced with plain curl, so that test could not be
-// made reliable with the Orthanc this machine installs.
-func TestJPEG2000IsRefusedLocally(t *testing.T) {
-	path := write(t, phantom(64, 48, 12, false))
-	checkJPEG2000(t, dcmtk(t, "gdcmconv", path, "--j2k"))
-}
-
-func checkJPEG2000(t *testing.T, path string) {
-	t.Helper()
-	j2k, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ts, err := checkLengths(j2k); err != nil || ts != TSJPEG2000LL {
-		t.Fatalf("gdcmconv --j2k: syntax %s, %v", ts, err)
-	}
-	var unsupported *ErrUnsupportedTransferSyntax
-	if _, err := Decode(j2k, Limits{}); !errors.As(err, &unsupported) || unsupported.UID != TSJPEG2000LL {
-		t.Fatalf("local decode of JPEG 2000: %v, want ErrUnsupportedTransferSyntax", err)
-	}
-}
-
 // TestRetrieveFromOrthanc stores one phantom in five encodings in a real
 // Orthanc and retrieves each through both Endpoint address conventions:
-// native and RLE are decoded as stored; JPEG-LS and JPEG lossless
-// are transcoded by Orthanc on request. Pixels must equal the phantom's.
+// native, RLE, JPEG-LS, JPEG lossless and JPEG 2000 are decoded as stored;
+// a retriever told to leave JPEG-LS to the server gets it transcoded by
+// Orthanc. Pixels must equal the phantom's, and the route is recorded.
 func TestRetrieveFromOrthanc(t *testing.T) {
 	base := testenv.Orthanc(t, orthancUser, orthancPassword)
 	const study = "2.25.400"
@@ -105,8 +78,9 @@ func TestRetrieveFromOrthanc(t *testing.T) {
 	}{
 		{series: "2.25.401"},
 		{series: "2.25.402", tool: "dcmcrle"},
-		{series: "2.25.403", tool: "dcmcjpls", transcoded: true},
-		{series: "2.25.404", tool: "dcmcjpeg", opts: []string{"+e1"}, transcoded: true},
+		{series: "2.25.403", tool: "dcmcjpls"},
+		{series: "2.25.404", tool: "dcmcjpeg", opts: []string{"+e1"}},
+		{series: "2.25.405", tool: "gdcmconv", opts: []string{"--j2k"}},
 	}
 	for _, v := range variants {
 		r := p
@@ -132,15 +106,30 @@ func TestRetrieveFromOrthanc(t *testing.T) {
 					t.Fatal(err)
 				}
 				img := images[0]
-				if d := maxDiff(img.Stored, ints(p.Stored)); d != 0 {
+				if d := maxDiff(img.Stored.Values(), ints(p.Stored)); d != 0 {
 					t.Errorf("pixels differ from the phantom by up to %d", d)
 				}
-				if got := strings.HasSuffix(img.Meta.Source, "(transcoded)"); got != v.transcoded {
-					t.Errorf("source %q: transcoded %v, want %v", img.Meta.Source, got, v.transcoded)
+				if got := strings.HasSuffix(img.Meta.Source, "(transcoded)"); got != v.transcoded || img.Meta.Route != RouteAsStored {
+					t.Errorf("source %q route %s: transcoded %v, want %v", img.Meta.Source, img.Meta.Route, got, v.transcoded)
 				}
 			})
 		}
 	}
+	t.Run("JPEG-LS left to the server is transcoded", func(t *testing.T) {
+		rt := NewRetriever(RetrieverOptions{Credentials: creds, Transcode: []string{TSJPEGLS}})
+		ref := InstanceRef{StudyInstanceUID: study, SeriesInstanceUID: "2.25.403", SOPInstanceUID: "2.25.403.1"}
+		images, err := rt.Retrieve(t.Context(), wadoEndpoint(base+"/dicom-web", false), ref, Access{}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := images[0]
+		if img.Meta.Route != RouteTranscoded || img.Meta.TransferSyntax != TSExplicitLE || img.Meta.Lossy {
+			t.Errorf("route %s, syntax %s, lossy %v; want transcoded to explicit VR little endian, lossless", img.Meta.Route, img.Meta.TransferSyntax, img.Meta.Lossy)
+		}
+		if d := maxDiff(img.Stored.Values(), ints(p.Stored)); d != 0 {
+			t.Errorf("pixels differ from the phantom by up to %d", d)
+		}
+	})
 	t.Run("series without listed instances", func(t *testing.T) {
 		images, err := r.Retrieve(t.Context(), wadoEndpoint(base+"/dicom-web", false), InstanceRef{StudyInstanceUID: study, SeriesInstanceUID: "2.25.402"}, Access{}, 2)
 		if err != nil || len(images) != 1 || images[0].Meta.SOPInstanceUID != "2.25.402.1" {
@@ -213,14 +202,16 @@ func TestAuthorizationChoice(t *testing.T) {
 }
 
 // TestRetryAndRenderedFallback uses an in-process server: two 503s before
-// success are retried; a server that can neither send a decodable syntax nor
-// transcode is read through /rendered, marked lossy.
+// success are retried; a server that can neither send a decodable syntax
+// (here one from the future) nor transcode is read through /rendered,
+// marked lossy.
 func TestRetryAndRenderedFallback(t *testing.T) {
 	var calls atomic.Int32
 	jls, err := os.ReadFile(dcmtk(t, "dcmcjpls", write(t, phantom(8, 8, 12, false))))
 	if err != nil {
 		t.Fatal(err)
 	}
+	jls = bytes.Replace(jls, []byte(TSJPEGLS), []byte("1.2.840.10008.1.2.4.98"), 1)
 	var pngBytes bytes.Buffer
 	g := image.NewGray(image.Rect(0, 0, 4, 2))
 	g.SetGray(1, 0, color.Gray{Y: 255})
@@ -247,12 +238,67 @@ func TestRetryAndRenderedFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := images[0]
-	if !img.Meta.Lossy || !strings.HasSuffix(img.Meta.Source, "/rendered") || img.Meta.Rows != 2 || img.Pixels[1] != 1 {
+	if !img.Meta.Lossy || !strings.HasSuffix(img.Meta.Source, "/rendered") || img.Meta.Route != RouteRendered || img.Meta.Rows != 2 || img.Pixels[1] != 1 {
 		t.Errorf("rendered fallback gave %+v", img.Meta)
 	}
 	if calls.Load() != 5 {
 		t.Errorf("%d calls, want 2 failures, retrieve, transcode, rendered", calls.Load())
 	}
+}
+
+// TestRouteAfterAnyRefusal: an answer refused for a reason other than its
+// transfer syntax (a colour model this package does not read, a broken file)
+// is also asked for again transcoded, and the route is recorded.
+func TestRouteAfterAnyRefusal(t *testing.T) {
+	good, err := os.ReadFile(write(t, phantom(8, 8, 12, false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := variantBytes(t, func(r *Radiograph) { r.Photometric = "YBR_PARTIAL_420" })
+	tests := []struct {
+		name     string
+		stored   []byte
+		wantErr  error
+		wantPath string
+	}{
+		{name: "colour model refused", stored: partial, wantErr: ErrNotImage},
+		{name: "broken file", stored: good[:len(good)-40], wantErr: ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Decode(tt.stored, Limits{}); !errors.Is(err, tt.wantErr) {
+				t.Fatalf("local decode: %v, want %v", err, tt.wantErr)
+			}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body := good
+				if strings.Contains(r.Header.Get("Accept"), "transfer-syntax=*") {
+					body = tt.stored
+				}
+				w.Header().Set("Content-Type", `multipart/related; type="application/dicom"; boundary=b`)
+				fmt.Fprintf(w, "--b\r\nContent-Type: application/dicom\r\n\r\n%s\r\n--b--\r\n", body)
+			}))
+			t.Cleanup(srv.Close)
+			r := NewRetriever(RetrieverOptions{Backoff: time.Millisecond})
+			images, err := r.Retrieve(t.Context(), wadoEndpoint(srv.URL, false), InstanceRef{StudyInstanceUID: "1", SeriesInstanceUID: "2", SOPInstanceUID: "3"}, Access{}, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if images[0].Meta.Route != RouteTranscoded || images[0].Meta.Lossy {
+				t.Errorf("route %s lossy %v, want transcoded, lossless", images[0].Meta.Route, images[0].Meta.Lossy)
+			}
+		})
+	}
+}
+
+func variantBytes(t *testing.T, mutate func(*Radiograph)) []byte {
+	t.Helper()
+	r := phantom(8, 8, 12, false)
+	mutate(&r)
+	var b bytes.Buffer
+	if err := WriteDICOM(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 func TestParseMultipart(t *testing.T) {

@@ -9,17 +9,35 @@ import (
 // 64-byte header of up to 15 segment offsets, one PackBits segment per byte
 // plane (most significant byte first, sample by sample). It returns the
 // samples interleaved by pixel.
-func decodeRLE(frame []byte, rows, cols, spp, bitsAllocated int) ([]int32, error) {
+func decodeRLE(frame []byte, rows, cols, spp, bitsAllocated int) (samples, error) {
 	if len(frame) < 64 {
-		return nil, fmt.Errorf("%w: RLE frame of %d bytes has no header", ErrMalformed, len(frame))
+		return samples{}, fmt.Errorf("%w: RLE frame of %d bytes has no header", ErrMalformed, len(frame))
+	}
+	if bitsAllocated == 1 {
+		return samples{}, &ErrUnsupportedTransferSyntax{UID: TSRLE, Detail: "1-bit RLE"}
 	}
 	bytesPerSample := bitsAllocated / 8
 	nseg := int(binary.LittleEndian.Uint32(frame))
 	if nseg != spp*bytesPerSample {
-		return nil, fmt.Errorf("%w: RLE frame has %d segments, want %d", ErrMalformed, nseg, spp*bytesPerSample)
+		return samples{}, fmt.Errorf("%w: RLE frame has %d segments, want %d", ErrMalformed, nseg, spp*bytesPerSample)
 	}
 	n := rows * cols
-	out := make([]int32, n*spp)
+	var out samples
+	var b []byte
+	var w []uint16
+	var d []int32
+	switch bytesPerSample {
+	case 1:
+		b = make([]byte, n*spp)
+		out = bytesSamples(b)
+	case 2:
+		w = make([]uint16, n*spp)
+		out = wordSamples(w)
+	default:
+		d = make([]int32, n*spp)
+		out = intSamples(d)
+	}
+	plane := make([]byte, 0, n)
 	for s := 0; s < nseg; s++ {
 		start := int(binary.LittleEndian.Uint32(frame[4+4*s:]))
 		end := len(frame)
@@ -27,25 +45,32 @@ func decodeRLE(frame []byte, rows, cols, spp, bitsAllocated int) ([]int32, error
 			end = int(binary.LittleEndian.Uint32(frame[4+4*(s+1):]))
 		}
 		if start < 64 || end > len(frame) || start > end {
-			return nil, fmt.Errorf("%w: RLE segment %d offsets %d-%d outside the frame", ErrMalformed, s, start, end)
+			return samples{}, fmt.Errorf("%w: RLE segment %d offsets %d-%d outside the frame", ErrMalformed, s, start, end)
 		}
-		plane, err := unpackBits(frame[start:end], n)
+		var err error
+		plane, err = unpackBits(frame[start:end], n, plane[:0])
 		if err != nil {
-			return nil, fmt.Errorf("%w: RLE segment %d: %v", ErrMalformed, s, err)
+			return samples{}, fmt.Errorf("%w: RLE segment %d: %v", ErrMalformed, s, err)
 		}
 		sample, byteIdx := s/bytesPerSample, s%bytesPerSample
 		shift := uint(8 * (bytesPerSample - 1 - byteIdx))
-		for i, b := range plane {
-			out[i*spp+sample] |= int32(b) << shift
+		for i, v := range plane {
+			switch bytesPerSample {
+			case 1:
+				b[i*spp+sample] = v
+			case 2:
+				w[i*spp+sample] |= uint16(v) << shift
+			default:
+				d[i*spp+sample] |= int32(uint32(v) << shift)
+			}
 		}
 	}
 	return out, nil
 }
 
-// unpackBits decodes a PackBits byte segment to exactly n bytes; a segment
-// may carry one padding byte past n.
-func unpackBits(seg []byte, n int) ([]byte, error) {
-	out := make([]byte, 0, n)
+// unpackBits decodes a PackBits byte segment to exactly n bytes into out; a
+// segment may carry one padding byte past n.
+func unpackBits(seg []byte, n int, out []byte) ([]byte, error) {
 	for i := 0; i < len(seg) && len(out) < n; {
 		h := int(int8(seg[i]))
 		i++

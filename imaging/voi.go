@@ -12,63 +12,74 @@ import (
 // VOI was used. The order follows PS3.3 C.11: modality LUT (rescale), then
 // VOI LUT Sequence if present, else the first window (WindowCenter/Width
 // with VOILUTFunction LINEAR, LINEAR_EXACT or SIGMOID), else the image's own
-// min-max; finally MONOCHROME1 is inverted.
-func displayValues(gray []int32, a attrs, m Metadata) ([]float32, string) {
-	slope, intercept := 1.0, 0.0
-	if m.SamplesPerPixel == 1 && strings.HasPrefix(m.Photometric, "MONOCHROME") {
-		if s := a.floats(tag.RescaleSlope); len(s) > 0 && s[0] != 0 && !math.IsNaN(s[0]) && !math.IsInf(s[0], 0) {
-			slope = s[0]
+// min-max; finally MONOCHROME1 is inverted. The transform is computed once
+// per possible stored value (a lookup table) where the depth is at most 16
+// bits, else once per pixel.
+func displayValues(st Stored, s Stats, a attrs, m Metadata) ([]float32, string) {
+	f, voi := displayTransform(st, s, a, m)
+	out := make([]float32, st.Len())
+	if lo, size, ok := st.lutRange(); ok && size <= 1<<16 {
+		lut := make([]float32, size)
+		for i := range lut {
+			lut[i] = float32(f(lo + int64(i)))
 		}
-		if i := a.floats(tag.RescaleIntercept); len(i) > 0 && !math.IsNaN(i[0]) && !math.IsInf(i[0], 0) {
-			intercept = i[0]
-		}
+		st.applyLUT(lut, out)
+		return out, voi
 	}
-	mod := make([]float64, len(gray))
-	for i, v := range gray {
-		mod[i] = slope*float64(v) + intercept
-	}
-	out := make([]float32, len(gray))
-	voi := "min-max"
-	switch {
-	case !strings.HasPrefix(m.Photometric, "MONOCHROME"):
-		voi = "none"
-		maxVal := float64(int(1)<<m.BitsStored - 1)
-		for i, v := range mod {
-			out[i] = float32(clamp01(v / maxVal))
-		}
-	case applyVOILUT(a, mod, out):
-		voi = "voi-lut"
-	case applyWindow(a, mod, out):
-		voi = "window"
-	default:
-		lo, hi := math.Inf(1), math.Inf(-1)
-		for _, v := range mod {
-			lo, hi = math.Min(lo, v), math.Max(hi, v)
-		}
-		for i, v := range mod {
-			if hi > lo {
-				out[i] = float32((v - lo) / (hi - lo))
-			}
-		}
-	}
-	if m.Photometric == "MONOCHROME1" {
-		for i, v := range out {
-			out[i] = 1 - v
-		}
-	}
+	st.each(func(i int, v int64) { out[i] = float32(f(v)) })
 	return out, voi
 }
 
-// applyVOILUT applies the first item of the VOI LUT Sequence.
-func applyVOILUT(a attrs, mod []float64, out []float32) bool {
+// displayTransform is the function of one stored value that displayValues
+// applies.
+func displayTransform(st Stored, s Stats, a attrs, m Metadata) (func(int64) float64, string) {
+	if !strings.HasPrefix(m.Photometric, "MONOCHROME") {
+		maxVal := float64(int64(1)<<st.bits - 1)
+		return func(v int64) float64 { return clamp01(float64(v) / maxVal) }, "none"
+	}
+	slope, intercept := 1.0, 0.0
+	if v := a.floats(tag.RescaleSlope); len(v) > 0 && v[0] != 0 && !math.IsNaN(v[0]) && !math.IsInf(v[0], 0) {
+		slope = v[0]
+	}
+	if v := a.floats(tag.RescaleIntercept); len(v) > 0 && !math.IsNaN(v[0]) && !math.IsInf(v[0], 0) {
+		intercept = v[0]
+	}
+	mod := func(v int64) float64 { return slope*float64(v) + intercept }
+	voiFn, voi := voiLUT(a)
+	if voiFn == nil {
+		voiFn, voi = window(a)
+	}
+	if voiFn == nil {
+		lo, hi := mod(int64(s.StoredMin)), mod(int64(s.StoredMax))
+		lo, hi = math.Min(lo, hi), math.Max(lo, hi)
+		voiFn, voi = func(x float64) float64 {
+			if hi > lo {
+				return (x - lo) / (hi - lo)
+			}
+			return 0
+		}, "min-max"
+	}
+	invert := m.Photometric == "MONOCHROME1"
+	return func(v int64) float64 {
+		y := voiFn(mod(v))
+		if invert {
+			y = 1 - y
+		}
+		return y
+	}, voi
+}
+
+// voiLUT returns the first item of the VOI LUT Sequence as a function, or
+// nil.
+func voiLUT(a attrs) (func(float64) float64, string) {
 	items := a.sequenceItems(tag.VOILUTSequence)
 	if len(items) == 0 {
-		return false
+		return nil, ""
 	}
 	desc := items[0].uint16s(tag.LUTDescriptor)
 	data := items[0].uint16s(tag.LUTData)
 	if len(desc) != 3 || len(data) == 0 {
-		return false
+		return nil, ""
 	}
 	entries, first, bits := desc[0], desc[1], desc[2]
 	if entries == 0 {
@@ -78,36 +89,36 @@ func applyVOILUT(a attrs, mod []float64, out []float32) bool {
 		first -= 65536 // the first mapped value may be signed
 	}
 	if bits < 8 || bits > 16 || len(data) < entries {
-		return false
+		return nil, ""
 	}
 	top := float64(int(1)<<bits - 1)
-	for i, v := range mod {
-		idx := int(math.Round(v)) - first
+	return func(x float64) float64 {
+		idx := int(math.Round(x)) - first
 		idx = max(0, min(entries-1, idx))
-		out[i] = float32(clamp01(float64(data[idx]) / top))
-	}
-	return true
+		return clamp01(float64(data[idx]) / top)
+	}, "voi-lut"
 }
 
-// applyWindow applies the first WindowCenter/WindowWidth pair.
-func applyWindow(a attrs, mod []float64, out []float32) bool {
+// window returns the first WindowCenter/WindowWidth pair as a function, or
+// nil.
+func window(a attrs) (func(float64) float64, string) {
 	cs, ws := a.floats(tag.WindowCenter), a.floats(tag.WindowWidth)
 	if len(cs) == 0 || len(ws) == 0 {
-		return false
+		return nil, ""
 	}
 	c, w := cs[0], ws[0]
 	fn := strings.ToUpper(a.str(tag.VOILUTFunction))
 	switch fn {
 	case "LINEAR_EXACT", "SIGMOID":
 		if !(w > 0) {
-			return false
+			return nil, ""
 		}
 	default:
 		if !(w >= 1) {
-			return false
+			return nil, ""
 		}
 	}
-	for i, x := range mod {
+	return func(x float64) float64 {
 		var y float64
 		switch fn {
 		case "LINEAR_EXACT": // C.11.2.1.3.2
@@ -117,9 +128,8 @@ func applyWindow(a attrs, mod []float64, out []float32) bool {
 		default: // LINEAR, C.11.2.1.2.1
 			y = (x-(c-0.5))/(w-1) + 0.5
 		}
-		out[i] = float32(clamp01(y))
-	}
-	return true
+		return clamp01(y)
+	}, "window"
 }
 
 func clamp01(v float64) float64 {

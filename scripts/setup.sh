@@ -4,7 +4,10 @@
 # (git-ignored). Parts: ort (ONNX Runtime library), redis (Debian's
 # redis-server), node (Debian's nodejs + npm when absent), fhirserver (the
 # FHIR test server's npm packages), curl (for the demo), dcmtk (reference DICOM
-# codecs for tests), gdcm (gdcmconv, JPEG 2000 test files), orthanc (DICOMweb server for tests), torch (PyTorch and onnx
+# codecs for tests), gdcm (gdcmconv, JPEG 2000 test files), openjph (OpenJPH's
+# ojph_compress/ojph_expand, HTJ2K test files), codecs (the DICOM codec
+# libraries the binary links: GDCM's IJG JPEG builds, CharLS, OpenJPEG),
+# orthanc (DICOMweb server for tests), torch (PyTorch and onnx
 # for `make train-hip`, not installed by default). No argument: all but torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +15,7 @@ cd "$(dirname "$0")/.."
 ORT_NPM_VERSION=1.24.1   # onnxruntime_go v1.27.0 targets the 1.24 C API
 CACHE=.cache
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(ort redis node fhirserver curl dcmtk gdcm orthanc)
+[ ${#parts[@]} -gt 0 ] || parts=(codecs ort redis node fhirserver curl dcmtk gdcm openjph orthanc)
 
 say() { echo "setup: $*" >&2; }
 
@@ -64,6 +67,17 @@ for part in "${parts[@]}"; do
     # GDCM's gdcmconv writes the JPEG 2000 test files.
     command -v gdcmconv >/dev/null || apt_install libgdcm-tools
     ;;
+  codecs)
+    # Build and run time of the orthotriage binary (imaging/codec): headers
+    # and libraries of libgdcm3.0 (libgdcmjpeg8/12/16), libcharls2, libopenjp2-7.
+    [ -f /usr/include/gdcm-3.0/gdcmjpeg/8/jpeglib.h ] && [ -f /usr/include/charls/charls.h ] \
+      && [ -f /usr/include/openjpeg-2.5/openjpeg.h ] \
+      || apt_install libgdcm-dev libcharls-dev libopenjp2-7-dev
+    ;;
+  openjph)
+    # OpenJPH's ojph_compress writes the HTJ2K test files, ojph_expand is their reference.
+    command -v ojph_compress >/dev/null || apt_install openjph-tools
+    ;;
   orthanc)
     # Debian's Orthanc with its DICOMweb plugin.
     # The tests start their own instances; the package's service is not used.
@@ -91,7 +105,7 @@ for part in "${parts[@]}"; do
     fi
     ;;
   *)
-    say "unknown part $part (want ort, redis, node, fhirserver, curl, dcmtk, gdcm, orthanc, torch or sklearn)"; exit 2
+    say "unknown part $part (want codecs, ort, redis, node, fhirserver, curl, dcmtk, gdcm, openjph, orthanc, torch or sklearn)"; exit 2
     ;;
   esac
 done

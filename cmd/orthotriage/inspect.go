@@ -12,6 +12,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -65,7 +66,10 @@ func inspect(ctx context.Context, args []string, lim imaging.Limits, stdout, std
 		return errors.New("inspect: want one FILE.dcm or URL")
 	}
 	src := fs.Arg(0)
-	data, err := readSource(ctx, src, lim.MaxBytes)
+	if u, err := url.Parse(src); err == nil && u.User != nil {
+		src = u.Redacted() // errors and the report never show a password
+	}
+	data, err := readSource(ctx, fs.Arg(0), lim.MaxBytes)
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", src, err)
 	}
@@ -92,40 +96,68 @@ func inspect(ctx context.Context, args []string, lim imaging.Limits, stdout, std
 	return enc.Encode(r)
 }
 
-// readSource reads a file, or GETs a URL, up to max bytes.
+// dicomAccept asks a WADO-RS instance URL for the file as stored (Orthanc
+// refuses a bare application/dicom, and any list naming it, with 400); a
+// server that answers with a plain application/dicom body is read too.
+const dicomAccept = `multipart/related; type="application/dicom"; transfer-syntax=*`
+
+// readSource reads a file, or GETs a URL (a WADO-RS instance or a plain
+// file), up to max bytes.
 func readSource(ctx context.Context, src string, max int64) ([]byte, error) {
-	var body io.Reader
-	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Accept", "application/dicom")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("GET answered %s", resp.Status)
-		}
-		body = resp.Body
-	} else {
-		f, err := os.Open(src)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		body = f
+	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
+		return readFile(src, max)
 	}
-	data, err := io.ReadAll(io.LimitReader(body, max+1))
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", dicomAccept)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET answered %s", resp.Status)
+	}
+	ctype := resp.Header.Get("Content-Type")
+	if strings.HasPrefix(strings.ToLower(ctype), "multipart/") {
+		parts, err := imaging.ReadMultipart(resp.Body, ctype, max, 1)
+		if err != nil {
+			return nil, err
+		}
+		return parts[0], nil
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(data)) > max {
 		return nil, fmt.Errorf("%w: more than %d bytes", imaging.ErrTooLarge, max)
+	}
+	return data, nil
+}
+
+// readFile reads a file in one allocation of its size (io.ReadAll would
+// grow its buffer by doubling, costing up to twice the file).
+func readFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > max {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", imaging.ErrTooLarge, st.Size(), max)
+	}
+	data := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, err
 	}
 	return data, nil
 }
