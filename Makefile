@@ -7,12 +7,17 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 BIN := bin/orthotriage
 
-.PHONY: all build setup demo test lint fmt clean fuzz train-hip train-spine bench bench-hook
+.PHONY: all build codecs setup demo test lint fmt clean fuzz train-hip train-spine bench bench-hook
 
 all: build
 
-build:
+# The binary links the DICOM codec libraries (imaging/codec); `codecs`
+# installs their Debian -dev packages when missing.
+build: codecs
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/orthotriage
+
+codecs:
+	scripts/setup.sh codecs
 
 # Installs what is missing: ONNX Runtime library, redis-server, Node and the
 # FHIR test server's packages (downloads cached in .cache/).
@@ -52,7 +57,11 @@ fuzz:
 	$(GO) test ./cds -run '^$$' -fuzz '^FuzzParseBodies$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging -run '^$$' -fuzz '^FuzzParseMultipart$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./imaging/codec -run '^$$' -fuzz '^FuzzJPEG$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./imaging/codec -run '^$$' -fuzz '^FuzzJPEGLS$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./imaging/codec -run '^$$' -fuzz '^FuzzJPEG2000$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./inference/radiomics -run '^$$' -fuzz '^FuzzFeatures$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./sandbox -run '^$$' -fuzz '^FuzzCheckAnswer$$' -fuzztime $(FUZZTIME)
 
 # Reproduces the reference hip model (inference/models/hip-000): phantom
 # crops, training with Debian's PyTorch, ONNX export, golden probabilities,
@@ -73,9 +82,11 @@ train-spine: build
 bench:
 	scripts/bench.sh
 
-# Load-tests cached patient-view calls over loopback against the real
-# binary (embedded store, then Redis) and prints p50/p90/p99 latency and
-# throughput. BENCH_RATE (calls/s, default 200) and BENCH_SECONDS (default
-# 10) set the load. Not part of `make test`.
+# Hook-path benchmarks against the real binary over loopback: cached
+# patient-view against a bare gin handler answering the same bytes (ratio,
+# 8 and 32 connections, auth off and ES384, embedded store and Redis), the
+# cold hook via Orthanc (median of BENCH_STUDIES, default 10), and the
+# open-loop latency at BENCH_RATE calls/s (default 200). BENCH_SECONDS sets
+# each run. Not part of `make test`.
 bench-hook: setup
-	$(GO) test ./cmd/orthotriage -run '^$$' -bench '^BenchmarkHookLoad$$' -benchtime 1x -timeout 10m
+	$(GO) test ./cmd/orthotriage -run '^$$' -bench '^(BenchmarkHookVsBare|BenchmarkColdHook|BenchmarkHookLoad)$$' -benchtime 1x -timeout 20m

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"image/png"
+	"io"
 	"log/slog"
 	"maps"
 	"math"
@@ -251,7 +253,7 @@ func (a *Analyzer) classify(ctx context.Context, c Classifier, img *imaging.Imag
 		if a.Policy.HeatmapSide > 0 {
 			thumb := inference.Thumbnail(img.Pixels, img.Meta.Rows, img.Meta.Columns, crop.Box, f.ActivationMap(outs[k]), a.Policy.HeatmapSide)
 			var buf bytes.Buffer
-			if err := png.Encode(&buf, thumb); err == nil {
+			if err := encodeThumbnail(&buf, thumb); err == nil {
 				out.Heatmap = buf.Bytes()
 			}
 		}
@@ -275,6 +277,15 @@ func newResult(m *inference.Manifest, img *imaging.Image) Result {
 		Images: []Image{{SeriesUID: img.Meta.SeriesInstanceUID, SOPUID: img.Meta.SOPInstanceUID, ViewPosition: img.Meta.ViewPosition,
 			BodyPart: img.Meta.BodyPart, Rows: img.Meta.Rows, Columns: img.Meta.Columns, Lossy: img.Meta.Lossy}},
 	}
+}
+
+// encodeThumbnail writes a heat-map thumbnail as PNG with fast
+// compression: thumbnails are small and written on the hook's path, where
+// BestSpeed costs a few hundred bytes more and much less time than the
+// default level.
+func encodeThumbnail(w io.Writer, img image.Image) error {
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	return enc.Encode(w, img)
 }
 
 // round4 keeps four decimals: results are shown and stored at that

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"image/png"
 	"math"
 	"strings"
 	"time"
@@ -160,7 +159,7 @@ func (a *Analyzer) acuityFinding(m *inference.Manifest, img *imaging.Image, rd s
 		box := m.Vertebral.ROI.ROIBox(rd.Body.Box)
 		thumb := inference.Thumbnail(img.Pixels, img.Meta.Rows, img.Meta.Columns, box, nil, a.Policy.HeatmapSide)
 		var buf bytes.Buffer
-		if err := png.Encode(&buf, thumb); err == nil {
+		if err := encodeThumbnail(&buf, thumb); err == nil {
 			f.Heatmap = buf.Bytes()
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strings"
 	"unicode/utf8"
 
@@ -32,6 +31,9 @@ type Reporter interface {
 type Report struct {
 	ID        string // the DiagnosticReport's id
 	Resources []json.RawMessage
+	// Types are the resources' types, in the same order (nil: read from
+	// each resource).
+	Types []string
 }
 
 // CardOptions shape the cards of results.
@@ -70,9 +72,17 @@ type IssuedCard struct {
 	Indicator string
 }
 
-// card builds the card for one result, or returns false when the result
-// calls for none (all normal and no normal card configured).
-func (e *Engine) card(svc Service, hookInstance string, r analysis.Result, rep Report, base string) (Card, []Action, bool) {
+// cardUUIDs are the uuids of a result's card in one call (hookInstance) and
+// of its save suggestion.
+func cardUUIDs(hookInstance, reportID string) (card, save string) {
+	card = uuid.NewSHA1(uuid.NameSpaceURL, []byte(hookInstance+"\x00"+reportID)).String()
+	return card, uuid.NewSHA1(uuid.NameSpaceURL, []byte(card+"\x00save")).String()
+}
+
+// card builds the card for one result with the given uuids (cardUUIDs), or
+// returns false when the result calls for none (all normal and no normal
+// card configured).
+func (e *Engine) card(svc Service, cardUUID, saveUUID string, r analysis.Result, rep Report, base string) (Card, []Action, bool) {
 	top, notable := r.Top()
 	unlocalised := r.Model.Task == inference.TaskVertebral && len(r.Localised) == 0
 	if !notable && !r.Review && !e.Cards.NormalCard && !unlocalised {
@@ -83,7 +93,7 @@ func (e *Engine) card(svc Service, hookInstance string, r analysis.Result, rep R
 		indicator = IndicatorWarning
 	}
 	c := Card{
-		UUID:            uuid.NewSHA1(uuid.NameSpaceURL, []byte(hookInstance+"\x00"+rep.ID)).String(),
+		UUID:            cardUUID,
 		Summary:         summary(r, top, notable),
 		Detail:          detail(r),
 		Indicator:       indicator,
@@ -92,19 +102,21 @@ func (e *Engine) card(svc Service, hookInstance string, r analysis.Result, rep R
 	}
 	c.Source.Topic = &Coding{System: localCodes + "/card-topic", Code: r.Model.Task + "-triage", Display: svc.Title}
 	var actions []Action
-	for _, res := range rep.Resources {
-		actions = append(actions, Action{Type: "create", Description: "Create " + resourceType(res) + " (AI preliminary result)", Resource: res})
+	for i, res := range rep.Resources {
+		typ := ""
+		if len(rep.Types) == len(rep.Resources) {
+			typ = rep.Types[i]
+		} else {
+			typ = resourceType(res)
+		}
+		actions = append(actions, Action{Type: "create", Description: "Create " + typ + " (AI preliminary result)", Resource: res})
 	}
 	if !e.Cards.SystemActions && len(actions) > 0 {
-		c.Suggestions = []Suggestion{{
-			Label: "Save AI preliminary report", UUID: uuid.NewSHA1(uuid.NameSpaceURL, []byte(c.UUID+"\x00save")).String(),
-			Actions: actions,
-		}}
+		c.Suggestions = []Suggestion{{Label: "Save AI preliminary report", UUID: saveUUID, Actions: actions}}
 		c.SelectionBehavior = "any"
 	}
-	if base != "" && len(e.LinkKey) > 0 {
-		c.Links = append(c.Links, Link{Label: "AI triage report (HTML)", Type: "absolute",
-			URL: strings.TrimRight(base, "/") + "/reports/" + url.PathEscape(rep.ID) + "?sig=" + e.linkSignature(rep.ID)})
+	if u := e.ReportURL(base, rep.ID); u != "" {
+		c.Links = append(c.Links, Link{Label: "AI triage report (HTML)", Type: "absolute", URL: u})
 	}
 	if e.Cards.ViewerURL != "" {
 		app, _ := json.Marshal(map[string]string{

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +59,10 @@ type Engine struct {
 	// Built keeps the resources built for recent results: a cached study
 	// is answered without building them again.
 	Built *lru.Map[Report]
+	// Encoded keeps recent results' cards built, checked and encoded once
+	// (nil: every call builds and encodes them); a call only splices in
+	// its card uuids.
+	Encoded *lru.Map[EncodedCard]
 	// WriteBack, when set, is called (it should return at once and work
 	// in the background) with each result that got a card, once per
 	// result and process as long as WrittenBack remembers it.
@@ -161,7 +166,7 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 		if linked {
 			base = BaseURLFrom(ctx)
 		}
-		card, actions, ok := e.card(svc, req.HookInstance, r, rep, base)
+		card, actions, ok := e.cardFor(svc, req.HookInstance, r, rep, base)
 		if !ok {
 			continue
 		}
@@ -232,6 +237,15 @@ func (e *Engine) report(r analysis.Result) (Report, error) {
 		e.Built.Put(key, rep)
 	}
 	return rep, err
+}
+
+// ReportURL is the signed link to report id under the service's base URL;
+// "" when there is no base or no signing key.
+func (e *Engine) ReportURL(base, id string) string {
+	if base == "" || len(e.LinkKey) == 0 {
+		return ""
+	}
+	return strings.TrimRight(base, "/") + "/reports/" + url.PathEscape(id) + "?sig=" + e.linkSignature(id)
 }
 
 // linkSignature signs a report id for its link.

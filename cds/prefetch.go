@@ -373,7 +373,14 @@ func nextLink(b models.Bundle) string {
 	return ""
 }
 
+// resourceType is the resource's "resourceType". FHIR servers write it
+// first, so it is read from the first member without decoding the rest (a
+// resource whose first member is another is decoded in full); whether the
+// rest is valid is for the resource's own decoding to say.
 func resourceType(raw json.RawMessage) string {
+	if t, ok := firstResourceType(raw); ok {
+		return t
+	}
 	var r struct {
 		ResourceType string `json:"resourceType"`
 	}
@@ -381,6 +388,34 @@ func resourceType(raw json.RawMessage) string {
 		return ""
 	}
 	return r.ResourceType
+}
+
+// firstResourceType reads `{"resourceType":"X"` at the start of raw (JSON
+// whitespace allowed); ok is false for anything else, including a value
+// with escapes.
+func firstResourceType(raw []byte) (string, bool) {
+	i := 0
+	skip := func() {
+		for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
+			i++
+		}
+	}
+	expect := func(lit string) bool {
+		skip()
+		if !bytes.HasPrefix(raw[i:], []byte(lit)) {
+			return false
+		}
+		i += len(lit)
+		return true
+	}
+	if !expect("{") || !expect(`"resourceType"`) || !expect(":") || !expect(`"`) {
+		return "", false
+	}
+	end := bytes.IndexByte(raw[i:], '"')
+	if end < 0 || bytes.IndexByte(raw[i:i+end], '\\') >= 0 {
+		return "", false
+	}
+	return string(raw[i : i+end]), true
 }
 
 func resourceID(raw json.RawMessage, wantType string) string {

@@ -55,6 +55,10 @@ type Card struct {
 	SelectionBehavior string       `json:"selectionBehavior,omitempty"`
 	OverrideReasons   []Coding     `json:"overrideReasons,omitempty"`
 	Links             []Link       `json:"links,omitempty"`
+
+	// encoded is the card as checked JSON, when the engine built it from
+	// an EncodedCard: Marshal then writes these bytes as they are.
+	encoded []byte
 }
 
 // Source says who produced a card.
@@ -86,6 +90,9 @@ type Action struct {
 	Description string          `json:"description,omitempty"`
 	Resource    json.RawMessage `json:"resource,omitempty"`
 	ResourceID  string          `json:"resourceId,omitempty"`
+
+	// encoded is the action as checked JSON (see Card.encoded).
+	encoded []byte
 }
 
 // Link is a reference or a SMART app launch offered on a card.

@@ -101,6 +101,11 @@ type Results struct {
 	// LinkSecret signs report links; the same on every replica. Empty: a
 	// random key per process.
 	LinkSecret string `yaml:"link_secret"`
+	// PresentedForm is how the DiagnosticReport carries the HTML report:
+	// "none" (the card links it), "link" (presentedForm.url, the signed
+	// link) or "inline" (base64 data, when at most PresentedFormMaxBytes).
+	PresentedForm         string `yaml:"presented_form"`
+	PresentedFormMaxBytes int    `yaml:"presented_form_max_bytes"`
 }
 
 // Egress holds which addresses outbound calls to request-named URLs may
@@ -162,8 +167,10 @@ type Imaging struct {
 	MaxFrames        int           `yaml:"max_frames"`
 	FetchTimeout     time.Duration `yaml:"fetch_timeout"`
 	FetchRetries     int           `yaml:"fetch_retries"`
-	ImagesPerSeries  int           `yaml:"images_per_series"`
-	ImagesPerStudy   int           `yaml:"images_per_study"`
+	// CompressedTransfer lets DICOMweb answers come gzip-compressed.
+	CompressedTransfer bool `yaml:"compressed_transfer"`
+	ImagesPerSeries    int  `yaml:"images_per_series"`
+	ImagesPerStudy     int  `yaml:"images_per_study"`
 	// CredentialsFile names a YAML file listing DICOMweb credentials, kept
 	// apart from the main configuration because it holds secrets.
 	CredentialsFile string `yaml:"credentials_file"`
@@ -232,6 +239,7 @@ type ONNXRuntime struct {
 	// holding manifest.json and the ONNX file.
 	Models            []string      `yaml:"models"`
 	IntraOpThreads    int           `yaml:"intra_op_threads"`
+	AllowSpinning     bool          `yaml:"allow_spinning"`
 	GraphOptimization string        `yaml:"graph_optimization"`
 	ExecutionProvider string        `yaml:"execution_provider"`
 	BatchMax          int           `yaml:"batch_max"`
@@ -267,7 +275,7 @@ func Default() Config {
 		Results: Results{StudiesPerCall: 3, ReviewBelow: 0.6, SourceLabel: "orthotriage AI triage",
 			SourceURL: "https://github.com/orthotriage/orthotriage", HeatmapSide: 96, Kept: 1000, WriteBackRetries: 3,
 			TTL: 24 * time.Hour, BudgetPatientView: 1500 * time.Millisecond, BudgetStudyAvailable: 5 * time.Second,
-			PendingCard: true, AnalysisTimeout: 2 * time.Minute},
+			PendingCard: true, AnalysisTimeout: 2 * time.Minute, PresentedForm: "none", PresentedFormMaxBytes: 64 << 10},
 		ONNXRuntime: ONNXRuntime{Models: []string{"hip-000", "spine-000"}, GraphOptimization: "all", ExecutionProvider: "cpu",
 			BatchMax: 8, BatchWait: 5 * time.Millisecond},
 		Imaging: Imaging{
@@ -333,6 +341,7 @@ func (c *Config) settings() []setting {
 		str("onnxruntime.library", "path of libonnxruntime.so; empty searches .cache/onnxruntime and /usr/local/lib", &c.ONNXRuntime.Library),
 		list("onnxruntime.models", "comma-separated models to serve: shipped ids (hip-000, spine-000) or folders with manifest.json and the model files", &c.ONNXRuntime.Models),
 		integer("onnxruntime.intra_op_threads", "threads one inference may use (0: one per core)", &c.ONNXRuntime.IntraOpThreads),
+		boolean("onnxruntime.allow_spinning", "let ONNX Runtime's threads spin between runs (a little lower latency under constant load; burns a core while idle)", &c.ONNXRuntime.AllowSpinning),
 		str("onnxruntime.graph_optimization", "graph optimisation level: all, extended, basic or disabled", &c.ONNXRuntime.GraphOptimization),
 		str("onnxruntime.execution_provider", "cpu, or cuda when the library was built with it", &c.ONNXRuntime.ExecutionProvider),
 		integer("onnxruntime.batch_max", "most crops run together in one batch", &c.ONNXRuntime.BatchMax),
@@ -343,6 +352,7 @@ func (c *Config) settings() []setting {
 		integer("imaging.max_frames", "most frames of a DICOM instance (the first is analysed)", &c.Imaging.MaxFrames),
 		dur("imaging.fetch_timeout", "deadline for one DICOMweb or attachment request", &c.Imaging.FetchTimeout),
 		integer("imaging.fetch_retries", "retries after a 5xx, 429 or connection error, with doubling backoff", &c.Imaging.FetchRetries),
+		boolean("imaging.compressed_transfer", "let DICOMweb answers come gzip-compressed (off: Accept-Encoding: identity, as DICOM files barely compress and a PACS compressing each instance costs more than it saves)", &c.Imaging.CompressedTransfer),
 		integer("imaging.images_per_series", "radiographs taken from each series of a study", &c.Imaging.ImagesPerSeries),
 		integer("imaging.images_per_study", "radiographs taken from one study in all", &c.Imaging.ImagesPerStudy),
 		boolean("auth.disabled", "turn CDS client JWT checks off (local demo only; logged loudly)", &c.Auth.Disabled),
@@ -371,6 +381,8 @@ func (c *Config) settings() []setting {
 		boolean("results.pending_card", "answer an info card naming studies still in analysis at the budget", &c.Results.PendingCard),
 		dur("results.analysis_timeout", "deadline of one background analysis of a study", &c.Results.AnalysisTimeout),
 		str("results.link_secret", "secret signing report links (at least 32 characters, the same on every replica); empty: a random key per process", &c.Results.LinkSecret),
+		str("results.presented_form", "how the DiagnosticReport carries the HTML report: none (the card links it), link (presentedForm.url, the signed link) or inline (base64 data)", &c.Results.PresentedForm),
+		integer("results.presented_form_max_bytes", "largest HTML report put inline (results.presented_form=inline); a larger one is left out", &c.Results.PresentedFormMaxBytes),
 		integer("results.write_back_retries", "retries of a failed write-back (5xx, 429, connection), with doubling backoff", &c.Results.WriteBackRetries),
 		integer("precompute.workers", "workers analysing queued studies in this process", &c.Precompute.Workers),
 		integer("precompute.queue_size", "most studies waiting in the in-memory queue (without redis)", &c.Precompute.QueueSize),
@@ -602,6 +614,14 @@ func (c Config) validate(serving bool) error {
 		bad("listen", "want host:port, got %q", c.Listen)
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		bad("listen", "port %q is not 0-65535", port)
+	}
+	switch c.Results.PresentedForm {
+	case "none", "link", "inline":
+	default:
+		bad("results.presented_form", "want none, link or inline, got %q", c.Results.PresentedForm)
+	}
+	if c.Results.PresentedFormMaxBytes < 1024 || c.Results.PresentedFormMaxBytes > 16<<20 {
+		bad("results.presented_form_max_bytes", "must be 1024 to 16777216, got %d", c.Results.PresentedFormMaxBytes)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

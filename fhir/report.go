@@ -30,7 +30,24 @@ const (
 // ReportOptions tunes BuildReport.
 type ReportOptions struct {
 	Manufacturer string // Device.manufacturer; default "orthotriage"
+	// PresentedForm is how the DiagnosticReport carries the HTML report:
+	// PresentedNone (the default: the card links it), PresentedLink
+	// (presentedForm.url from ReportLink) or PresentedInline (base64 data
+	// when at most MaxInlineBytes, 64 KiB when 0; a larger report is left
+	// out).
+	PresentedForm  string
+	MaxInlineBytes int
+	// ReportLink gives the report's URL for PresentedLink; nil, or "" for
+	// a report, leaves the form out.
+	ReportLink func(reportID string) string
 }
+
+// How a DiagnosticReport carries the HTML report (ReportOptions).
+const (
+	PresentedNone   = "none"
+	PresentedLink   = "link"
+	PresentedInline = "inline"
+)
 
 // Report is the FHIR R4 resources for one analysis.Result: the model as a
 // Device, one Observation per finding (hip or vertebra), the
@@ -123,6 +140,19 @@ func hashID(parts ...string) string {
 		fmt.Fprintf(h, "%d:%s;", len(p), p)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:40]
+}
+
+// ResourceTypes are the types of Resources, in its order.
+func (rep *Report) ResourceTypes() []string {
+	types := []string{"Device"}
+	for range rep.Observations {
+		types = append(types, "Observation")
+	}
+	types = append(types, "DiagnosticReport")
+	if rep.Task != nil {
+		types = append(types, "Task")
+	}
+	return append(types, "Provenance")
 }
 
 // Resources returns the report's resources as JSON, in the order Device,
@@ -335,17 +365,56 @@ func probability(p float64) *models.Quantity {
 
 // diagnosticReport gathers the Observations under the exam code, with a
 // plain-language conclusion and the HTML summary.
+// presentedForm is the HTML report as the options say: none, a link, or
+// inline when small enough.
+func (b *builder) presentedForm() ([]models.Attachment, error) {
+	switch b.o.PresentedForm {
+	case PresentedLink:
+		if b.o.ReportLink == nil {
+			return nil, nil
+		}
+		u := b.o.ReportLink(b.reportID)
+		if u == "" {
+			return nil, nil
+		}
+		return []models.Attachment{{ContentType: ptr("text/html; charset=utf-8"), Language: ptr("en"), Url: ptr(u),
+			Title: ptr(reportTitle(b.r)), Creation: ptr(b.issued)}}, nil
+	case PresentedInline:
+		html, err := ReportHTML(b.r)
+		if err != nil {
+			return nil, err
+		}
+		limit := b.o.MaxInlineBytes
+		if limit <= 0 {
+			limit = 64 << 10
+		}
+		if len(html) > limit {
+			return nil, nil
+		}
+		sum := sha1.Sum(html) // Attachment.hash is defined as SHA-1
+		return []models.Attachment{{
+			ContentType: ptr("text/html; charset=utf-8"),
+			Language:    ptr("en"),
+			Data:        ptr(base64.StdEncoding.EncodeToString(html)),
+			Size:        ptr(len(html)),
+			Hash:        ptr(base64.StdEncoding.EncodeToString(sum[:])),
+			Title:       ptr(reportTitle(b.r)),
+			Creation:    ptr(b.issued),
+		}}, nil
+	}
+	return nil, nil
+}
+
 func (b *builder) diagnosticReport() (models.DiagnosticReport, error) {
 	r := b.r
 	exam := keyExamHip
 	if r.Model.Task == TaskVertebral {
 		exam = keyExamSpine
 	}
-	html, err := ReportHTML(r)
+	form, err := b.presentedForm()
 	if err != nil {
 		return models.DiagnosticReport{}, err
 	}
-	sum := sha1.Sum(html) // Attachment.hash is defined as SHA-1
 	conclusion := Conclusion(r)
 	dr := models.DiagnosticReport{
 		Id:             ptr(b.reportID),
@@ -358,15 +427,7 @@ func (b *builder) diagnosticReport() (models.DiagnosticReport, error) {
 		ImagingStudy:   []models.Reference{b.imagingStudy},
 		Conclusion:     ptr(conclusion),
 		ConclusionCode: conclusionCodes(r),
-		PresentedForm: []models.Attachment{{
-			ContentType: ptr("text/html; charset=utf-8"),
-			Language:    ptr("en"),
-			Data:        ptr(base64.StdEncoding.EncodeToString(html)),
-			Size:        ptr(len(html)),
-			Hash:        ptr(base64.StdEncoding.EncodeToString(sum[:])),
-			Title:       ptr(reportTitle(r)),
-			Creation:    ptr(b.issued),
-		}},
+		PresentedForm:  form,
 		// The conclusion is a core element, so its narrative is "generated".
 		Text: narrative(models.NarrativeStatusGenerated, conclusion),
 	}

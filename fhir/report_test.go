@@ -422,7 +422,7 @@ func TestReportMapping(t *testing.T) {
 	r := hipResult(t, m, "fnf", "https://ehr.example.org/fhir", "p1", "", []string{"ServiceRequest/o1"})
 	r.Findings[1].LowConfidence = true
 	r.Review = true
-	rep, err := fhir.BuildReport(r, fhir.ReportOptions{Manufacturer: "Example Hospital AI"})
+	rep, err := fhir.BuildReport(r, fhir.ReportOptions{Manufacturer: "Example Hospital AI", PresentedForm: fhir.PresentedInline, MaxInlineBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -588,6 +588,58 @@ func TestBuildReportChecksItsInput(t *testing.T) {
 			}
 			if !slices.Contains(fields, tt.field) {
 				t.Errorf("error %v names %v, want %s", err, fields, tt.field)
+			}
+		})
+	}
+}
+
+// TestPresentedForm: the DiagnosticReport carries the HTML report as
+// configured: not at all (the default; the card links it), as the signed
+// link, or inline when small enough.
+func TestPresentedForm(t *testing.T) {
+	m := loadHipManifest(t)
+	r := flaggedNormal(t, m, "https://ehr.example.org/fhir", "p1", "s1")
+	html, err := fhir.ReportHTML(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := func(id string) string { return "https://cds.example.org/reports/" + id + "?sig=abc" }
+	tests := []struct {
+		name          string
+		opt           fhir.ReportOptions
+		wantURL, data bool
+	}{
+		{"default: none", fhir.ReportOptions{}, false, false},
+		{"link", fhir.ReportOptions{PresentedForm: fhir.PresentedLink, ReportLink: link}, true, false},
+		{"link without a URL", fhir.ReportOptions{PresentedForm: fhir.PresentedLink}, false, false},
+		{"inline", fhir.ReportOptions{PresentedForm: fhir.PresentedInline, MaxInlineBytes: len(html)}, false, true},
+		{"inline, too large", fhir.ReportOptions{PresentedForm: fhir.PresentedInline, MaxInlineBytes: len(html) - 1}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep, err := fhir.BuildReport(r, tt.opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			forms := rep.DiagnosticReport.PresentedForm
+			if !tt.wantURL && !tt.data {
+				if len(forms) != 0 {
+					t.Fatalf("presentedForm %+v, want none", forms)
+				}
+				return
+			}
+			if len(forms) != 1 {
+				t.Fatalf("presentedForm %+v, want one", forms)
+			}
+			f := forms[0]
+			if tt.wantURL && (f.Url == nil || *f.Url != link(*rep.DiagnosticReport.Id) || f.Data != nil) {
+				t.Errorf("link form %+v", f)
+			}
+			if tt.data {
+				got, _ := base64.StdEncoding.DecodeString(*f.Data)
+				if !bytes.Equal(got, html) || f.Url != nil || *f.Size != len(html) {
+					t.Errorf("inline form differs from ReportHTML")
+				}
 			}
 		})
 	}

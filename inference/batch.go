@@ -12,8 +12,9 @@ import (
 var ErrClosed = errors.New("inference: batcher closed")
 
 // Batcher coalesces concurrent Classify calls for one model into batches of
-// up to MaxBatch crops, waiting at most MaxWait after the first request for
-// others to join. Each caller gets exactly the outputs of its own crops. A
+// up to MaxBatch crops: the requests waiting when a batch starts join it; a
+// lone request runs at once, and a batch that found others waiting (load)
+// waits at most MaxWait for more to join. Each caller gets exactly the outputs of its own crops. A
 // caller whose context ends before its batch runs is answered with the
 // context's error and left out; one whose context ends while the batch runs
 // is answered the same, and the others are unaffected.
@@ -109,7 +110,25 @@ func (b *Batcher) loop() {
 		}
 		batch := []*batchRequest{first}
 		total := first.n
-		if b.maxWait > 0 && total < b.maxBatch {
+		// Whoever is waiting already joins at once; a lone request runs at
+		// once (no window to wait out). Only when others were waiting, a
+		// sign of load, does the batch wait up to maxWait for more.
+	ready:
+		for total < b.maxBatch {
+			select {
+			case r := <-b.reqs:
+				if total+r.n > b.maxBatch {
+					b.run(batch)
+					batch, total = []*batchRequest{r}, r.n
+					continue
+				}
+				batch = append(batch, r)
+				total += r.n
+			default:
+				break ready
+			}
+		}
+		if b.maxWait > 0 && total < b.maxBatch && len(batch) > 1 {
 			timer := time.NewTimer(b.maxWait)
 		collect:
 			for total < b.maxBatch {

@@ -40,6 +40,10 @@ type SessionOptions struct {
 	IntraOpThreads    int    // 0: ONNX Runtime's default (one per core)
 	GraphOptimization string // all (default), extended, basic or disabled
 	ExecutionProvider string // cpu (default) or cuda
+	// Spinning lets ONNX Runtime's worker threads spin between runs
+	// (lower latency for back-to-back runs, a core burnt while idle); off
+	// by default: a service waits between hooks.
+	Spinning bool
 }
 
 var graphLevels = map[string]ort.GraphOptimizationLevel{
@@ -117,6 +121,15 @@ func newSession(m *Manifest, data []byte, inputs, outputs []string, opt SessionO
 	if opt.IntraOpThreads > 0 {
 		if err := so.SetIntraOpNumThreads(opt.IntraOpThreads); err != nil {
 			return nil, fmt.Errorf("model %s: %w", m.ID, err)
+		}
+	}
+	spin := "0"
+	if opt.Spinning {
+		spin = "1"
+	}
+	for _, key := range []string{"session.intra_op.allow_spinning", "session.inter_op.allow_spinning"} {
+		if err := so.AddSessionConfigEntry(key, spin); err != nil {
+			return nil, fmt.Errorf("model %s: %s: %w", m.ID, key, err)
 		}
 	}
 	level, ok := graphLevels[opt.GraphOptimization]

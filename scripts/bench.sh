@@ -1,28 +1,48 @@
 #!/usr/bin/env bash
-# Benchmarks the hip model on this machine and prints a table: batched
+# Benchmarks the models on this machine and prints tables: batched
 # throughput of the service's pipeline against the ONNX Runtime session
 # alone (same threads, same process), effective GFLOP/s from the manifest's
-# counted FLOPs, and the stage breakdown for one AP pelvis DICOM file.
-# BENCHTIME (default 5s) sets each benchmark's duration.
+# counted FLOPs, the stage breakdown for one AP pelvis DICOM file, and ONNX
+# Runtime's thread spinning on and off. Each for hip-000 and, beside it, a
+# full-size ResNet-50 at 224 px with random weights (written to
+# .cache/bench/resnet50 by scripts/resnet50-bench.py with Debian's PyTorch;
+# not committed), so that the pipeline's share shows for the model size a
+# hospital would bring. BENCHTIME (default 5s) sets each benchmark's
+# duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh ort
+scripts/setup.sh ort torch
 mkdir -p .cache
-go test ./inference/models -run '^$' -bench . -benchtime "${BENCHTIME:-5s}" | tee .cache/bench.txt | grep -E '^(goos|goarch|cpu|Benchmark)' >&2
+resnet=$PWD/.cache/bench/resnet50
+[ -f "$resnet/manifest.json" ] || /usr/bin/python3 scripts/resnet50-bench.py "$resnet"
+ORTHOTRIAGE_BENCH_MODEL_DIR=$resnet go test ./inference/models -run '^$' -bench . -benchtime "${BENCHTIME:-5s}" -timeout 30m |
+  tee .cache/bench.txt | grep -E '^(goos|goarch|cpu|Benchmark)' >&2
 awk '
 function metric(name,   i) { for (i = 3; i < NF; i++) if ($(i+1) == name) return $i; return "" }
-/^BenchmarkThroughput\/batch=/ {
-  split($1, a, /[=-]/); n = a[2]; sizes[n] = 1
-  raw[n] = metric("raw-crops/s"); pipe[n] = metric("pipeline-crops/s"); ratio[n] = metric("ratio")
-  rawg[n] = metric("raw-GFLOP/s"); pipeg[n] = metric("pipeline-GFLOP/s")
+/^BenchmarkThroughput\/model=/ {
+  m = $1; sub(/^BenchmarkThroughput\/model=/, "", m); sub(/\/batch=.*/, "", m)
+  n = $1; sub(/.*\/batch=/, "", n); sub(/-[0-9]+$/, "", n); key = m " " n; rows[++nr] = key
+  raw[key] = metric("raw-crops/s"); pipe[key] = metric("pipeline-crops/s"); ratio[key] = metric("ratio")
+  rawg[key] = metric("raw-GFLOP/s"); pipeg[key] = metric("pipeline-GFLOP/s")
 }
-/^BenchmarkStages/ { d = metric("decode-ms"); p = metric("preprocess-ms"); f = metric("infer-ms"); q = metric("postprocess-ms") }
+/^BenchmarkStages\/model=/ {
+  split($1, a, /[=]/); m = a[2]; sub(/-[0-9]+$/, "", m); stages[++ns] = m
+  d[m] = metric("decode-ms"); p[m] = metric("preprocess-ms"); f[m] = metric("infer-ms"); q[m] = metric("postprocess-ms")
+}
+/^BenchmarkSpinning\// {
+  split($1, a, /[=]/); s = a[2]; sub(/-[0-9]+$/, "", s); spins[++nsp] = s
+  run[s] = metric("run-ms"); cpu[s] = metric("cpu-ms/run")
+}
 END {
-  printf "\nhip-000 throughput (crops/s; one radiograph = 2 crops; raw and pipeline interleaved)\n"
-  printf "%-6s %12s %12s %8s %14s %14s\n", "batch", "raw ORT", "pipeline", "ratio", "raw GFLOP/s", "pipe GFLOP/s"
-  for (n = 1; n <= 64; n++) if (n in sizes)
-    printf "%-6d %12.1f %12.1f %8.2f %14.1f %14.1f\n", n, raw[n], pipe[n], ratio[n], rawg[n], pipeg[n]
-  t = d + p + f + q
+  printf "\nthroughput (crops/s; one radiograph = 2 crops; raw and pipeline interleaved)\n"
+  printf "%-16s %-6s %12s %12s %8s %14s %14s\n", "model", "batch", "raw ORT", "pipeline", "ratio", "raw GFLOP/s", "pipe GFLOP/s"
+  for (i = 1; i <= nr; i++) { k = rows[i]; split(k, kk, " ")
+    printf "%-16s %-6d %12.1f %12.1f %8.2f %14.1f %14.1f\n", kk[1], kk[2], raw[k], pipe[k], ratio[k], rawg[k], pipeg[k] }
   printf "\none AP pelvis DICOM, per stage (ms)\n"
-  printf "decode %.2f, preprocess %.2f, inference %.2f, postprocess %.2f; total %.2f; outside inference %.1f%%\n", d, p, f, q, t, 100 * (d + p + q) / t
+  printf "%-16s %8s %11s %10s %12s %8s %18s\n", "model", "decode", "preprocess", "inference", "postprocess", "total", "outside inference"
+  for (i = 1; i <= ns; i++) { m = stages[i]; t = d[m] + p[m] + f[m] + q[m]
+    printf "%-16s %8.2f %11.2f %10.2f %12.2f %8.2f %17.1f%%\n", m, d[m], p[m], f[m], q[m], t, 100 * (d[m] + p[m] + q[m]) / t }
+  printf "\nhip-000, one radiograph at a time with 5 ms idle between runs\n"
+  printf "%-10s %10s %14s\n", "spinning", "run ms", "CPU ms / run"
+  for (i = 1; i <= nsp; i++) { s = spins[i]; printf "%-10s %10.2f %14.2f\n", s, run[s], cpu[s] }
 }' .cache/bench.txt

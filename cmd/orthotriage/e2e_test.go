@@ -74,6 +74,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if body := os.Getenv(bareHookEnv); body != "" {
+		serveBareHook(body) // the benchmarks' baseline server, in its own process
+		return
+	}
 	code := m.Run()
 	if binaryDir != "" {
 		os.RemoveAll(binaryDir)

@@ -6,6 +6,7 @@
 //	orthotriage phantom KIND    generate synthetic radiographs with known truth
 //	orthotriage analyze FILE    run the model on a radiograph locally
 //	orthotriage eval            evaluate a model on labelled radiographs
+//	orthotriage sandbox         seed a FHIR sandbox and PACS, and test the service as an EHR
 //	orthotriage version         print version, commit, Go and ONNX Runtime versions
 package main
 
@@ -24,6 +25,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -74,6 +76,8 @@ Usage:
                               run the model on radiographs locally: findings per hip, timings, heat maps
   orthotriage eval --model ID|DIR --data DIR [--json] [--plots DIR]
                               evaluate a model on labelled DICOM files (accuracy, macro-F1, macro-AUC, CIs)
+  orthotriage sandbox seed|keys|check
+                              the integration kit: seed a FHIR server and PACS, then play the EHR
   orthotriage version         print version, commit, Go and ONNX Runtime versions
 `
 
@@ -124,6 +128,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return evalCmd(ctx, args[1:], cfg.ONNXRuntime.Library, retrieverOptions(cfg).Limits, stdout, stderr)
+	case "sandbox":
+		return sandboxCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -143,42 +149,50 @@ func loadModels(o config.ONNXRuntime, log *slog.Logger) ([]servedModel, error) {
 	if err := inference.Init(lib); err != nil {
 		return nil, err
 	}
-	opt := inference.SessionOptions{IntraOpThreads: o.IntraOpThreads, GraphOptimization: o.GraphOptimization, ExecutionProvider: o.ExecutionProvider}
-	var out []servedModel
-	load := func(name string) error {
+	opt := inference.SessionOptions{IntraOpThreads: o.IntraOpThreads, GraphOptimization: o.GraphOptimization, ExecutionProvider: o.ExecutionProvider,
+		Spinning: o.AllowSpinning}
+	load := func(name string) (servedModel, error) {
 		m, err := loadManifest(name)
 		if err != nil {
-			return fmt.Errorf("onnxruntime.models: %w", err)
+			return servedModel{}, fmt.Errorf("onnxruntime.models: %w", err)
 		}
 		md, err := inference.Load(m, opt)
 		if err != nil {
-			return err
+			return servedModel{}, err
 		}
 		sm := servedModel{Batcher: inference.NewBatcher(md, o.BatchMax, o.BatchWait)}
 		if m.Task == inference.TaskVertebral {
 			if sm.pipeline, err = vertebralPipeline(m, sm.Batcher, opt); err != nil {
 				sm.Close()
 				md.Close()
-				return err
+				return servedModel{}, err
 			}
 		}
-		out = append(out, sm)
 		log.Info("model loaded", "id", m.ID, "version", m.Version, "file", m.ModelPath(), "trainingData", m.TrainingData,
 			"executionProvider", o.ExecutionProvider, "batchMax", o.BatchMax, "batchWait", o.BatchWait.String())
 		if m.TrainingData == "synthetic" {
 			log.Warn("model trained on synthetic data", "id", m.ID, "warning", m.Warning)
 		}
-		return nil
+		return sm, nil
 	}
-	for _, name := range o.Models {
-		if err := load(name); err != nil {
-			for _, b := range out {
-				b.close()
+	// The models load side by side (session creation is most of a start);
+	// they are served in the configured order.
+	loaded := make([]servedModel, len(o.Models))
+	errs := make([]error, len(o.Models))
+	var wg sync.WaitGroup
+	for i, name := range o.Models {
+		wg.Go(func() { loaded[i], errs[i] = load(name) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for i, sm := range loaded {
+			if errs[i] == nil {
+				sm.close()
 			}
-			return nil, err
 		}
+		return nil, err
 	}
-	return out, nil
+	return loaded, nil
 }
 
 // servedModel is a loaded model behind its batcher, with the vertebral
@@ -301,6 +315,8 @@ func retrieverOptions(cfg config.Config) imaging.RetrieverOptions {
 		Limits:  imaging.Limits{MaxBytes: im.MaxInstanceBytes, MaxRows: im.MaxRows, MaxColumns: im.MaxColumns, MaxFrames: im.MaxFrames},
 		Timeout: im.FetchTimeout,
 		Retries: im.FetchRetries,
+		// Off by default: see imaging.RetrieverOptions.Compressed.
+		Compressed: im.CompressedTransfer,
 	}
 	if im.FetchRetries == 0 {
 		o.Retries = -1 // zero configured means none; the imaging default is 2

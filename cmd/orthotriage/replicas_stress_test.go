@@ -121,7 +121,7 @@ func (e *resultsEnv) studyAvailableURL(t *testing.T, s *service) string {
 // addStudies stores n copies of one phantom radiograph under new UIDs in
 // Orthanc, each as its own ImagingStudy of the env's patient: n cold
 // studies.
-func (e *resultsEnv) addStudies(t *testing.T, tag string, n int) []string {
+func (e *resultsEnv) addStudies(t testing.TB, tag string, n int) []string {
 	t.Helper()
 	orthanc := strings.TrimSuffix(e.dicomweb, "/dicom-web")
 	endpoint := e.createEndpoint(t)

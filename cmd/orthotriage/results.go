@@ -28,7 +28,7 @@ func (rp reporter) Report(r analysis.Result) (cds.Report, error) {
 	if err != nil {
 		return cds.Report{}, err
 	}
-	return cds.Report{ID: fhir.ReportID(r), Resources: res}, nil
+	return cds.Report{ID: fhir.ReportID(r), Resources: res, Types: rep.ResourceTypes()}, nil
 }
 
 func (rp reporter) HTML(r analysis.Result) ([]byte, error) { return fhir.ReportHTML(r) }
@@ -49,7 +49,11 @@ func wireResults(e *cds.Engine, cfg config.Config, models []servedModel, retriev
 	}
 	cached := analysis.NewCached(a, results, locker, analysis.CacheOptions{TTL: rc.TTL, Timeout: rc.AnalysisTimeout}, log)
 	e.Analyzer = cached
-	e.Reporter = reporter{}
+	opt := fhir.ReportOptions{PresentedForm: rc.PresentedForm, MaxInlineBytes: rc.PresentedFormMaxBytes}
+	if base := cfg.Auth.PublicBaseURL; base != "" {
+		opt.ReportLink = func(id string) string { return e.ReportURL(base, id) }
+	}
+	e.Reporter = reporter{opt: opt}
 	e.Cards = cds.CardOptions{NormalCard: rc.NormalCard, SystemActions: rc.SystemActions, ViewerURL: rc.ViewerURL,
 		Source: cds.Source{Label: rc.SourceLabel, URL: rc.SourceURL, Icon: rc.SourceIcon}}
 	e.StudiesPerCall = rc.StudiesPerCall
@@ -58,6 +62,7 @@ func wireResults(e *cds.Engine, cfg config.Config, models []servedModel, retriev
 	e.Issued = lru.New[cds.IssuedCard](rc.Kept * 4)
 	e.Reports, e.ReportTTL, e.Stored = results, rc.TTL, lru.New[bool](rc.Kept)
 	e.Built = lru.New[cds.Report](min(rc.Kept, 200))
+	e.Encoded = lru.New[cds.EncodedCard](min(rc.Kept, 200))
 	e.WrittenBack = lru.New[bool](rc.Kept)
 	_, embedded := results.(*analysis.MemoryStore)
 	switch {

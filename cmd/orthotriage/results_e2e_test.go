@@ -183,6 +183,11 @@ func TestHookAnswersWithCardsAndResources(t *testing.T) {
 	if len(first.Cards) != 1 {
 		t.Fatalf("fracture study: %d cards, want 1: %s\n%s", len(first.Cards), first.raw, s.logText())
 	}
+	// A lean answer: the HTML report travels as the card's link, not inside
+	// every DiagnosticReport (results.presented_form=none).
+	if n := len(first.raw); n > 16<<10 {
+		t.Errorf("a two-hip card with its resources is %d bytes, want at most 16 KiB", n)
+	}
 	card := first.Cards[0]
 	if card.Indicator != "critical" || !strings.Contains(card.Summary, "left hip") || !strings.Contains(card.Summary, "STAT read suggested") ||
 		!strings.Contains(strings.ToLower(card.Summary), "fracture of neck of femur") {

@@ -81,24 +81,46 @@ func TestBatcherConcurrentCallers(t *testing.T) {
 	}
 }
 
-// Requests arriving within the wait coalesce into one batch.
-func TestBatcherCoalesces(t *testing.T) {
+// A lone request runs at once: it does not wait out the batch window (an
+// hour here; the test's deadline would end it first).
+func TestBatcherRunsALoneRequestAtOnce(t *testing.T) {
 	md := loadHip(t)
 	_, crops, _ := prepared(t, md, 31, 0)
-	b := inference.NewBatcher(md, 8, 2*time.Second)
+	b := inference.NewBatcher(md, 8, time.Hour)
 	defer b.Close()
+	for range 3 {
+		if _, err := b.Classify(t.Context(), crops, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if batches, n := b.Stats(); batches != 3 || n != 6 {
+		t.Fatalf("3 lone calls of 2 crops: %d batches, %d crops; want 3 and 6", batches, n)
+	}
+}
+
+// Requests that find others waiting coalesce: under load (16 callers at
+// once, each one crop at a time) batches form while the model runs.
+func TestBatcherCoalescesUnderLoad(t *testing.T) {
+	md := loadHip(t)
+	_, crops, _ := prepared(t, md, 31, 0)
+	one := crops[:len(crops)/2]
+	b := inference.NewBatcher(md, 8, 20*time.Millisecond)
+	defer b.Close()
+	const callers, each = 16, 4
 	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := b.Classify(t.Context(), crops, 2); err != nil {
-				t.Error(err)
+	for range callers {
+		wg.Go(func() {
+			for range each {
+				if _, err := b.Classify(t.Context(), one, 1); err != nil {
+					t.Error(err)
+				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	if batches, n := b.Stats(); batches != 1 || n != 8 {
-		t.Fatalf("4 callers of 2 crops with max batch 8: %d batches, %d crops; want 1 and 8", batches, n)
+	batches, n := b.Stats()
+	t.Logf("%d calls of one crop ran in %d batches", callers*each, batches)
+	if n != callers*each || batches > callers*each*3/4 {
+		t.Fatalf("%d calls: %d batches, %d crops; want the crops all run, in at most %d batches", callers*each, batches, n, callers*each*3/4)
 	}
 }

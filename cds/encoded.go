@@ -1,0 +1,168 @@
+package cds
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/orthotriage/orthotriage/analysis"
+)
+
+// EncodedCard is a result's card (and its system actions) built, checked
+// against the CDS Hooks rules and encoded once. Only the card's uuid and
+// its suggestion's differ from one call to the next (they derive from the
+// hookInstance): they are written into the bytes at known offsets.
+// Everything else that names the call's patient or study is part of the
+// result as bound to the call (resultKey), so a card is never reused for
+// another patient.
+type EncodedCard struct {
+	card    Card
+	actions []Action
+	// json is the card with placeholder uuids at uuidAt and saveAt (saveAt
+	// -1: no suggestion).
+	json           []byte
+	uuidAt, saveAt int
+	none           bool // the result calls for no card
+}
+
+// Placeholders of the uuids in an EncodedCard: well-formed uuids that no
+// card of a real call carries (a version-5 uuid has a 5 where these have 4).
+const (
+	placeholderCard = "00000000-0000-4000-8000-0000000000c1"
+	placeholderSave = "00000000-0000-4000-8000-0000000000c2"
+)
+
+// cardFor returns the card of r for one call, from the encoded cards when
+// kept, else built (and, with Encoded set, kept for the next call).
+func (e *Engine) cardFor(svc Service, hookInstance string, r analysis.Result, rep Report, base string) (Card, []Action, bool) {
+	cardUUID, saveUUID := cardUUIDs(hookInstance, rep.ID)
+	if e.Encoded == nil {
+		return e.card(svc, cardUUID, saveUUID, r, rep, base)
+	}
+	key := svc.ID + "\x00" + base + "\x00" + rep.ID + "\x00" + resultKey(r)
+	ec, ok := e.Encoded.Get(key)
+	if !ok {
+		var err error
+		if ec, err = e.encodeCard(svc, r, rep, base); err != nil {
+			// Not kept: this call's card is checked by Marshal, which
+			// names the broken element.
+			e.Log.Error("card not encoded", "service", svc.ID, "err", err)
+			return e.card(svc, cardUUID, saveUUID, r, rep, base)
+		}
+		e.Encoded.Put(key, ec)
+	}
+	if ec.none {
+		return Card{}, nil, false
+	}
+	return ec.forCall(cardUUID, saveUUID), ec.actions, true
+}
+
+// encodeCard builds r's card with placeholder uuids, checks it and encodes
+// it with its system actions.
+func (e *Engine) encodeCard(svc Service, r analysis.Result, rep Report, base string) (EncodedCard, error) {
+	c, actions, ok := e.card(svc, placeholderCard, placeholderSave, r, rep, base)
+	if !ok {
+		return EncodedCard{none: true}, nil
+	}
+	if err := c.Validate(); err != nil {
+		return EncodedCard{}, err
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return EncodedCard{}, err
+	}
+	if !clean(b) {
+		return EncodedCard{}, fmt.Errorf("cds: the card has an empty or null element")
+	}
+	ec := EncodedCard{card: c, json: b, uuidAt: onlyIndex(b, `"uuid":"`+placeholderCard+`"`), saveAt: -1}
+	if ec.uuidAt < 0 {
+		return EncodedCard{}, fmt.Errorf("cds: the card's uuid is not where it is written once")
+	}
+	ec.uuidAt += len(`"uuid":"`)
+	if len(c.Suggestions) > 0 {
+		if ec.saveAt = onlyIndex(b, `"uuid":"`+placeholderSave+`"`); ec.saveAt < 0 {
+			return EncodedCard{}, fmt.Errorf("cds: the suggestion's uuid is not where it is written once")
+		}
+		ec.saveAt += len(`"uuid":"`)
+	}
+	for _, a := range actions {
+		if err := a.validate(); err != nil {
+			return EncodedCard{}, err
+		}
+		if a.encoded, err = json.Marshal(a); err != nil {
+			return EncodedCard{}, err
+		}
+		if !clean(a.encoded) {
+			return EncodedCard{}, fmt.Errorf("cds: a system action has an empty or null element")
+		}
+		ec.actions = append(ec.actions, a)
+	}
+	return ec, nil
+}
+
+// forCall is the card with this call's uuids, in its fields and its bytes.
+func (ec EncodedCard) forCall(cardUUID, saveUUID string) Card {
+	c := ec.card
+	c.UUID = cardUUID
+	b := bytes.Clone(ec.json)
+	copy(b[ec.uuidAt:], cardUUID)
+	if ec.saveAt >= 0 {
+		c.Suggestions = append([]Suggestion(nil), c.Suggestions...)
+		c.Suggestions[0].UUID = saveUUID
+		copy(b[ec.saveAt:], saveUUID)
+	}
+	c.encoded = b
+	return c
+}
+
+// onlyIndex is the index of the one occurrence of sub in b, or -1 when
+// there is none or more than one.
+func onlyIndex(b []byte, sub string) int {
+	i := bytes.Index(b, []byte(sub))
+	if i < 0 || bytes.Contains(b[i+1:], []byte(sub)) {
+		return -1
+	}
+	return i
+}
+
+// encodedResponse writes r from its cards' and actions' checked bytes, when
+// every one has them; ok is false otherwise (Marshal then encodes and checks
+// the whole response).
+func (r Response) encodedResponse() ([]byte, bool) {
+	if len(r.Cards) == 0 {
+		return nil, false
+	}
+	n := 32
+	for _, c := range r.Cards {
+		if c.encoded == nil {
+			return nil, false
+		}
+		n += len(c.encoded) + 1
+	}
+	for _, a := range r.SystemActions {
+		if a.encoded == nil {
+			return nil, false
+		}
+		n += len(a.encoded) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"cards":[`...)
+	for i, c := range r.Cards {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, c.encoded...)
+	}
+	b = append(b, ']')
+	if len(r.SystemActions) > 0 {
+		b = append(b, `,"systemActions":[`...)
+		for i, a := range r.SystemActions {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, a.encoded...)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}'), true
+}

@@ -1,0 +1,92 @@
+package cds_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/cds"
+	"github.com/orthotriage/orthotriage/internal/lru"
+)
+
+// plain re-encodes a response through the general path (a copy of its
+// fields, without the engine's encoded bytes), checking it as Marshal does.
+func plain(t *testing.T, resp cds.Response) []byte {
+	t.Helper()
+	b, err := json.Marshal(resp) // the encoded bytes are unexported: not written
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields cds.Response
+	if err := json.Unmarshal(b, &fields); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cds.Marshal(fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestEncodedCardsAreTheCardsOfTheCall: a card encoded once and reused
+// writes the same bytes as the card built for the call, with the call's own
+// uuids, in both card modes.
+func TestEncodedCardsAreTheCardsOfTheCall(t *testing.T) {
+	for _, systemActions := range []bool{false, true} {
+		res := hips("is-a", normal(), found("fnf", "Fracture of neck of femur", 0.97, "stat"))
+		e, _ := engineFor(map[string]analysis.Result{"is-a": res}, cds.CardOptions{SystemActions: systemActions, Source: cds.Source{Label: "orthotriage"}})
+		e.Encoded, e.Built = lru.New[cds.EncodedCard](10), lru.New[cds.Report](10)
+		first := callFor(t, e, "p1", "is-a")
+		body := func(hookInstance string) []byte {
+			return []byte(`{"hook":"patient-view","hookInstance":"` + hookInstance + `","context":{"userId":"Practitioner/u","patientId":"p1"},` +
+				`"prefetch":{"patient":{"resourceType":"Patient","id":"p1"},"studies":` + bundle("", study("is-a", "p1")) + `}}`)
+		}
+		again, err := e.Call(t.Context(), "hip-radiograph-screening", body("h1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := e.Call(t.Context(), "hip-radiograph-screening", body("h2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, resp := range map[string]cds.Response{"first": first, "again": again, "other hookInstance": other} {
+			got, err := cds.Marshal(resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := plain(t, resp); !bytes.Equal(got, want) {
+				t.Errorf("system actions %v, %s: encoded answer differs from the checked encoding:\n%s\n%s", systemActions, name, got, want)
+			}
+		}
+		if again.Cards[0].UUID != first.Cards[0].UUID || other.Cards[0].UUID == first.Cards[0].UUID {
+			t.Errorf("uuids: first %s, same hookInstance %s, other hookInstance %s", first.Cards[0].UUID, again.Cards[0].UUID, other.Cards[0].UUID)
+		}
+		b, _ := cds.Marshal(other)
+		if strings.Contains(string(b), "00000000-0000-4000-8000") || !strings.Contains(string(b), other.Cards[0].UUID) {
+			t.Errorf("the answer carries a placeholder uuid, or not its own:\n%.400s", b)
+		}
+		if !systemActions && (strings.Count(string(b), `"uuid"`) != 2 || other.Cards[0].Suggestions[0].UUID == first.Cards[0].Suggestions[0].UUID) {
+			t.Errorf("the save suggestion's uuid is not the call's own")
+		}
+	}
+}
+
+// TestEncodedCardsAreNotSharedAcrossPatients: the same pixels bound to
+// another patient get their own card, not the first patient's bytes.
+func TestEncodedCardsAreNotSharedAcrossPatients(t *testing.T) {
+	first := hips("is-a", normal(), found("fnf", "Fracture of neck of femur", 0.97, "stat"))
+	second := first
+	second.Study = analysis.Study{ImagingStudyID: "is-b", UID: first.Study.UID, Patient: "Patient/p2"}
+	e, _ := engineFor(map[string]analysis.Result{"is-a": first, "is-b": second}, cds.CardOptions{Source: cds.Source{Label: "orthotriage"}})
+	e.Encoded, e.Built = lru.New[cds.EncodedCard](10), lru.New[cds.Report](10)
+	callFor(t, e, "p1", "is-a")
+	b, err := cds.Marshal(callFor(t, e, "p2", "is-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "dr-is-a") || !strings.Contains(string(b), "dr-is-b") {
+		t.Errorf("the second patient's answer carries the first patient's card:\n%.600s", b)
+	}
+}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/orthotriage/orthotriage/internal/testenv"
+)
+
+// bareHookEnv names the file whose bytes the bare baseline server answers:
+// set, the test binary serves them instead of running tests (TestMain).
+const bareHookEnv = "ORTHOTRIAGE_BENCH_BARE_ANSWER"
+
+// serveBareHook is the baseline: a bare gin handler answering every hook
+// call with the service's own answer bytes, read from file, with nothing
+// else on the path. It prints its address and serves until killed.
+func serveBareHook(file string) {
+	answer, err := os.ReadFile(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.POST("/cds-services/:id", func(c *gin.Context) {
+		io.Copy(io.Discard, c.Request.Body)
+		c.Data(http.StatusOK, "application/json", answer)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fmt.Println(ln.Addr().String())
+	_ = http.Serve(ln, r)
+}
+
+// startBareHook runs serveBareHook in a child process (the test binary
+// again), so that it runs beside the load generator as the service does.
+func startBareHook(b *testing.B, answer []byte) string {
+	b.Helper()
+	file := b.TempDir() + "/answer.json"
+	if err := os.WriteFile(file, answer, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), bareHookEnv+"="+file)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := testenv.Start(b, cmd); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatalf("bare server: %v", err)
+	}
+	return "http://" + strings.TrimSpace(addr)
+}
+
+// loadResult is one closed-loop run.
+type loadResult struct {
+	rps      float64
+	p50, p99 time.Duration
+	failed   int64
+}
+
+// closedLoop keeps conns calls in flight for d, as wrk does (each
+// connection sends its next call when the last is answered), and measures
+// answers per second and latency. tokens, when set, give the calls their
+// bearer tokens, one each: the run ends early when they run out.
+func closedLoop(url string, body []byte, conns int, d time.Duration, tokens []string) loadResult {
+	var next atomic.Int64
+	token := func() (string, bool) {
+		if tokens == nil {
+			return "", true
+		}
+		i := next.Add(1) - 1
+		if i >= int64(len(tokens)) {
+			return "", false
+		}
+		return tokens[i], true
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	var (
+		mu     sync.Mutex
+		lat    []time.Duration
+		failed atomic.Int64
+		wg     sync.WaitGroup
+	)
+	start := time.Now()
+	stop := start.Add(d)
+	for range conns {
+		wg.Go(func() {
+			var mine []time.Duration
+			for time.Now().Before(stop) {
+				tok, ok := token()
+				if !ok {
+					break
+				}
+				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				if tok != "" {
+					req.Header.Set("Authorization", "Bearer "+tok)
+				}
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	r := loadResult{rps: float64(len(lat)) / elapsed.Seconds(), failed: failed.Load()}
+	if len(lat) > 0 {
+		r.p50, r.p99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
+	}
+	return r
+}
+
+// BenchmarkHookVsBare measures cached patient-view calls against the
+// bare-gin baseline answering the same bytes, closed loop at 8 and 32
+// connections, for each of: auth off or on (ES384, a fresh jti each call),
+// embedded store or Redis. Each hook run sits between two baseline runs at
+// the same connection count, and the ratio is the hook's answers per second
+// over their mean: both runs share the machine's state at the time.
+// `make bench-hook` runs it; BENCH_SECONDS (default 5) is each run's
+// length, BENCH_TOKENS (default 3000 a second) how many tokens are signed
+// for each authenticated run (it ends early when they run out).
+func BenchmarkHookVsBare(b *testing.B) {
+	seconds := envInt("BENCH_SECONDS", 5)
+	run := time.Duration(seconds) * time.Second
+	e := newResultsEnv(b)
+	bin := buildBinary(b)
+	redisURL := testenv.Redis(b)
+	_, patient := testenv.FHIRDo(b, e.fhirBase, resultsToken, http.MethodGet, "Patient/"+e.patient, nil)
+	_, study := testenv.FHIRDo(b, e.fhirBase, resultsToken, http.MethodGet, "ImagingStudy/"+e.studies[fnfCase], nil)
+	body := []byte(`{"hook":"patient-view","hookInstance":"d3f1e2c4-0b7a-4c1e-9f3a-2b6d8e9a7c10","fhirServer":"` + e.fhirBase +
+		`","fhirAuthorization":{"access_token":"` + resultsToken + `","token_type":"Bearer","expires_in":300,"scope":"patient/*.read","subject":"ehr"},` +
+		`"context":{"userId":"Practitioner/1","patientId":"` + e.patient + `"},` +
+		`"prefetch":{"patient":` + string(patient) + `,"studies":{"resourceType":"Bundle","type":"searchset","entry":[{"resource":` + string(study) + `}]}}}`)
+	common := []string{"ORTHOTRIAGE_EGRESS_ALLOWED_CIDRS=127.0.0.0/8", "ORTHOTRIAGE_HTTP_RATE_PER_IP=0", "ORTHOTRIAGE_HTTP_RATE_PER_ISSUER=0"}
+	modes := []struct {
+		name string
+		auth bool
+		env  []string
+	}{
+		{"auth off, embedded", false, []string{"ORTHOTRIAGE_AUTH_DISABLED=true"}},
+		{"auth off, redis", false, []string{"ORTHOTRIAGE_AUTH_DISABLED=true", "ORTHOTRIAGE_REDIS_URL=" + redisURL}},
+		{"ES384, embedded", true, []string{"ORTHOTRIAGE_AUTH_ISSUERS_FILE=" + e.issuers}},
+		{"ES384, redis", true, []string{"ORTHOTRIAGE_AUTH_ISSUERS_FILE=" + e.issuers, "ORTHOTRIAGE_REDIS_URL=" + redisURL}},
+	}
+	var bare string
+	var answerBytes int
+	rows := []string{fmt.Sprintf("%-20s %5s %10s %10s %7s %8s %8s", "mode", "conns", "answers/s", "bare/s", "ratio", "p50 ms", "p99 ms")}
+	for _, m := range modes {
+		s := startService(b, bin, append(slices.Clone(common), m.env...)...)
+		url := s.base + "/cds-services/hip-radiograph-screening"
+		// With auth on, each call carries a token of its own (a fresh
+		// jti), signed before the run so that signing is not measured.
+		sign := func(n int) []string {
+			if !m.auth {
+				return nil
+			}
+			tokens := make([]string, n)
+			for i := range tokens {
+				tokens[i] = e.sign(url)
+			}
+			return tokens
+		}
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if m.auth {
+			req.Header.Set("Authorization", "Bearer "+sign(1)[0])
+		}
+		resp, err := http.DefaultClient.Do(req) // the one analysis; later calls are cached
+		if err != nil {
+			b.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Contains(answer, []byte(`"indicator":"critical"`)) {
+			b.Fatalf("%s: warm-up = %d %.300s", m.name, resp.StatusCode, answer)
+		}
+		if !json.Valid(answer) {
+			b.Fatalf("%s: answer is not JSON", m.name)
+		}
+		if bare == "" {
+			bare, answerBytes = startBareHook(b, answer)+"/cds-services/hip-radiograph-screening", len(answer)
+		}
+		for _, conns := range []int{8, 32} {
+			before := closedLoop(bare, body, conns, run, nil)
+			hook := closedLoop(url, body, conns, run, sign(envInt("BENCH_TOKENS", 3000*seconds)))
+			after := closedLoop(bare, body, conns, run, nil)
+			base := (before.rps + after.rps) / 2
+			rows = append(rows, fmt.Sprintf("%-20s %5d %10.0f %10.0f %7.2f %8.2f %8.2f", m.name, conns, hook.rps, base, hook.rps/base,
+				float64(hook.p50.Microseconds())/1000, float64(hook.p99.Microseconds())/1000))
+			if hook.failed > 0 {
+				b.Errorf("%s, %d connections: %d calls failed", m.name, conns, hook.failed)
+			}
+			b.ReportMetric(hook.rps/base, strings.NewReplacer(" ", "", ",", "-").Replace(m.name)+fmt.Sprintf("-c%d-ratio", conns))
+		}
+		if got := metricValue(b, s, "orthotriage_analyses_total"); got != 1 {
+			b.Errorf("%s: %v analyses, want only the warm-up's", m.name, got)
+		}
+		s.stop(b)
+	}
+	fmt.Printf("\ncached patient-view against a bare gin handler answering the same %d bytes (closed loop, %d s runs, loopback)\n", answerBytes, seconds)
+	for _, r := range rows {
+		fmt.Println(r)
+	}
+}
+
+// BenchmarkColdHook measures the cold path: the imagingstudy-available hook
+// for studies never analysed, one after the other (FHIR read, Endpoint,
+// DICOMweb retrieval from Orthanc, decode, model, card), auth off and the
+// embedded store, and prints the median and the slowest of BENCH_STUDIES
+// (default 10) studies.
+func BenchmarkColdHook(b *testing.B) {
+	n := envInt("BENCH_STUDIES", 10)
+	e := newResultsEnv(b)
+	ids := e.addStudies(b, "c", n+1)
+	s := startService(b, buildBinary(b), "ORTHOTRIAGE_AUTH_DISABLED=true", "ORTHOTRIAGE_EGRESS_ALLOWED_CIDRS=127.0.0.0/8",
+		"ORTHOTRIAGE_HTTP_RATE_PER_IP=0", "ORTHOTRIAGE_HTTP_RATE_PER_ISSUER=0")
+	url := s.base + "/cds-services/hip-radiograph-screening-imagingstudy-available"
+	call := func(id string) time.Duration {
+		body := hookBody("org.orthotriage.imagingstudy-available", e.fhirBase, resultsToken, `{"patientId":"`+e.patient+`","studies":["ImagingStudy/`+id+`"]}`)
+		t0 := time.Now()
+		status, out := callRaw(url, body)
+		d := time.Since(t0)
+		if status != http.StatusOK || !strings.Contains(out, `"indicator":"critical"`) {
+			b.Fatalf("cold hook = %d %.300s", status, out)
+		}
+		return d
+	}
+	call(ids[n]) // the first call also warms the service's connections and ONNX Runtime
+	var lat []time.Duration
+	for _, id := range ids[:n] {
+		lat = append(lat, call(id))
+	}
+	slices.Sort(lat)
+	fmt.Printf("\ncold imagingstudy-available hook via Orthanc, %d studies (auth off, embedded store): median %.1f ms, max %.1f ms\n",
+		n, float64(lat[len(lat)/2].Microseconds())/1000, float64(lat[len(lat)-1].Microseconds())/1000)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
+}
+
+// callRaw posts a JSON body without a token.
+func callRaw(url, body string) (int, string) {
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
