@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -110,20 +111,26 @@ func (b *Batcher) loop() {
 		}
 		batch := []*batchRequest{first}
 		total := first.n
+		join := func(r *batchRequest) {
+			if total+r.n > b.maxBatch {
+				// Too big to join: run what we have, then it alone.
+				b.run(batch)
+				batch, total = []*batchRequest{r}, r.n
+				return
+			}
+			batch = append(batch, r)
+			total += r.n
+		}
 		// Whoever is waiting already joins at once; a lone request runs at
 		// once (no window to wait out). Only when others were waiting, a
-		// sign of load, does the batch wait up to maxWait for more.
+		// sign of load, does the batch wait up to maxWait for more. The
+		// yield lets callers that started with this one reach the queue.
+		runtime.Gosched()
 	ready:
 		for total < b.maxBatch {
 			select {
 			case r := <-b.reqs:
-				if total+r.n > b.maxBatch {
-					b.run(batch)
-					batch, total = []*batchRequest{r}, r.n
-					continue
-				}
-				batch = append(batch, r)
-				total += r.n
+				join(r)
 			default:
 				break ready
 			}
@@ -134,14 +141,7 @@ func (b *Batcher) loop() {
 			for total < b.maxBatch {
 				select {
 				case r := <-b.reqs:
-					if total+r.n > b.maxBatch {
-						// Too big to join: run what we have, then it alone.
-						b.run(batch)
-						batch, total = []*batchRequest{r}, r.n
-						continue
-					}
-					batch = append(batch, r)
-					total += r.n
+					join(r)
 				case <-timer.C:
 					break collect
 				case <-b.quit:

@@ -247,13 +247,16 @@ func BenchmarkHookVsBare(b *testing.B) {
 // for studies never analysed, one after the other (FHIR read, Endpoint,
 // DICOMweb retrieval from Orthanc, decode, model, card), auth off and the
 // embedded store, and prints the median and the slowest of BENCH_STUDIES
-// (default 10) studies.
+// (default 10) studies; BENCH_COMPRESSED=1 lets the PACS gzip the files.
 func BenchmarkColdHook(b *testing.B) {
 	n := envInt("BENCH_STUDIES", 10)
 	e := newResultsEnv(b)
 	ids := e.addStudies(b, "c", n+1)
+	// BENCH_COMPRESSED=1 lets Orthanc gzip each instance (the old default),
+	// for the comparison.
+	compressed := os.Getenv("BENCH_COMPRESSED") == "1"
 	s := startService(b, buildBinary(b), "ORTHOTRIAGE_AUTH_DISABLED=true", "ORTHOTRIAGE_EGRESS_ALLOWED_CIDRS=127.0.0.0/8",
-		"ORTHOTRIAGE_HTTP_RATE_PER_IP=0", "ORTHOTRIAGE_HTTP_RATE_PER_ISSUER=0")
+		"ORTHOTRIAGE_HTTP_RATE_PER_IP=0", "ORTHOTRIAGE_HTTP_RATE_PER_ISSUER=0", fmt.Sprintf("ORTHOTRIAGE_IMAGING_COMPRESSED_TRANSFER=%v", compressed))
 	url := s.base + "/cds-services/hip-radiograph-screening-imagingstudy-available"
 	call := func(id string) time.Duration {
 		body := hookBody("org.orthotriage.imagingstudy-available", e.fhirBase, resultsToken, `{"patientId":"`+e.patient+`","studies":["ImagingStudy/`+id+`"]}`)
@@ -271,8 +274,8 @@ func BenchmarkColdHook(b *testing.B) {
 		lat = append(lat, call(id))
 	}
 	slices.Sort(lat)
-	fmt.Printf("\ncold imagingstudy-available hook via Orthanc, %d studies (auth off, embedded store): median %.1f ms, max %.1f ms\n",
-		n, float64(lat[len(lat)/2].Microseconds())/1000, float64(lat[len(lat)-1].Microseconds())/1000)
+	fmt.Printf("\ncold imagingstudy-available hook via Orthanc, %d studies (auth off, embedded store, gzip transfer %v): median %.1f ms, max %.1f ms\n",
+		n, compressed, float64(lat[len(lat)/2].Microseconds())/1000, float64(lat[len(lat)-1].Microseconds())/1000)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
 }
 
