@@ -50,24 +50,34 @@ func boundStudy(in Input) (Study, error) {
 // (precompute) and a hook bind one study to the same patient, with the same
 // resource ids; any other subject is kept as written.
 func relativeSubject(subject, fhirServer string) string {
-	if rest, ok := urlx.Under(fhirServer, subject); ok && strings.HasPrefix(rest, "Patient/") && strings.Count(rest, "/") == 1 {
-		return rest
+	if id, ok := PatientOf(subject, fhirServer); ok {
+		return "Patient/" + id
 	}
 	return subject
 }
 
-// SubjectIs reports whether a subject reference as written (relative, or
-// absolute under the FHIR server by whole path segments) names patient
-// ("Patient/{id}") of that server.
+// PatientOf returns the id of a Patient reference as written: relative
+// ("Patient/{id}") or absolute under fhirServer (urlx.Under, by whole path
+// segments). A reference to another server or another type gives false:
+// the same id on another server is another patient.
+func PatientOf(ref, fhirServer string) (string, bool) {
+	if rest, ok := urlx.Under(fhirServer, ref); ok {
+		ref = rest
+	} else if strings.Contains(ref, "://") {
+		return "", false
+	}
+	id, ok := strings.CutPrefix(ref, "Patient/")
+	if !ok || id == "" || strings.ContainsAny(id, "/?#%") {
+		return "", false
+	}
+	return id, true
+}
+
+// SubjectIs reports whether a subject reference as written names patient
+// ("Patient/{id}") of fhirServer.
 func SubjectIs(subject, patient, fhirServer string) bool {
-	if subject == "" || patient == "" {
-		return false
-	}
-	if subject == patient {
-		return true
-	}
-	rest, ok := urlx.Under(fhirServer, subject)
-	return ok && rest == patient
+	id, ok := PatientOf(subject, fhirServer)
+	return ok && "Patient/"+id == patient
 }
 
 // bind returns r, as cached, answered for in: the patient, ImagingStudy,

@@ -212,7 +212,7 @@ func (c *Cached) storeFailed(ctx context.Context, what string, err error) (outag
 	now := time.Now()
 	c.failingSince.CompareAndSwap(0, now.UnixNano())
 	since := time.Unix(0, c.failingSince.Load())
-	outage = Unreachable(err) || now.Sub(since) >= c.opt.OutageAfter
+	outage = unreachable(err) || now.Sub(since) >= c.opt.OutageAfter
 	if !outage {
 		c.log.WarnContext(ctx, "result store slow or failing: retrying", "op", what, "failingFor", now.Sub(since).String(), "err", err)
 		return false
@@ -225,10 +225,10 @@ func (c *Cached) storeFailed(ctx context.Context, what string, err error) (outag
 	return true
 }
 
-// Unreachable reports whether err means the store could not be reached at
+// unreachable reports whether err means the store could not be reached at
 // all (a refused or reset connection, a failed dial), as opposed to a slow
 // answer.
-func Unreachable(err error) bool {
+func unreachable(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return false
 	}

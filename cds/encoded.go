@@ -39,7 +39,7 @@ func (e *Engine) cardFor(svc Service, hookInstance string, r analysis.Result, re
 	if e.Encoded == nil {
 		return e.card(svc, cardUUID, saveUUID, r, rep, base)
 	}
-	key := svc.ID + "\x00" + base + "\x00" + rep.ID + "\x00" + resultKey(r)
+	key := svc.ID + "\x00" + base + "\x00" + resultKey(r) // the report id derives from the result
 	ec, ok := e.Encoded.Get(key)
 	if !ok {
 		var err error

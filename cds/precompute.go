@@ -42,7 +42,7 @@ func (r *Resolver) Study(ctx context.Context, server FHIRServer, ref string) (Da
 	d.ResolveEndpoints = append(d.ResolveEndpoints, lazyEndpoints(f, s, raw, nil))
 	// The vertebral nomogram's clinical data, read from the study's
 	// subject when a fracture needs it, as a hook would.
-	if pid, ok := patientOf(deref(s.Subject.Reference), server.BaseURL); ok {
+	if pid, ok := analysis.PatientOf(deref(s.Subject.Reference), server.BaseURL); ok {
 		d.Clinical = lazyClinical(f, func(ctx context.Context) *models.Patient {
 			raw, err := f.get(ctx, PrefetchPatient, "Patient/"+pid)
 			if err != nil {

@@ -436,24 +436,8 @@ func subjectIs(ref *models.Reference, patientID, fhirServer string) bool {
 	if ref == nil {
 		return false
 	}
-	id, ok := patientOf(deref(ref.Reference), fhirServer)
+	id, ok := analysis.PatientOf(deref(ref.Reference), fhirServer)
 	return ok && id == patientID
-}
-
-// patientOf returns the id of a Patient reference: relative
-// ("Patient/{id}") or absolute under fhirServer (urlx.Under). Any other
-// reference, to another server or another type, gives false.
-func patientOf(ref, fhirServer string) (string, bool) {
-	if rest, ok := urlx.Under(fhirServer, ref); ok {
-		ref = rest
-	} else if strings.Contains(ref, "://") {
-		return "", false
-	}
-	id, ok := strings.CutPrefix(ref, "Patient/")
-	if !ok || id == "" || strings.ContainsAny(id, "/?#%") {
-		return "", false
-	}
-	return id, true
 }
 
 func deref(s *string) string {

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/orthotriage/orthotriage/internal/urlx"
 )
 
 // Prefetch states of one key, as an EHR decides them.
@@ -151,7 +153,7 @@ func (p *Prefetcher) query(ctx context.Context, query string, pk *PrefetchKey) (
 		if next == "" || pk.Pages >= maxPages {
 			break
 		}
-		if !strings.HasPrefix(next, p.FHIR.base+"/") && !strings.HasPrefix(next, p.FHIR.base+"?") {
+		if _, under := urlx.Under(p.FHIR.base, next); !under {
 			pk.Reason = "a next link outside the FHIR base was not followed"
 			break
 		}
