@@ -14,6 +14,9 @@ import sys
 import torch
 from torch import nn
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "inference", "models"))
+from trainlib import count_flops  # noqa: E402
+
 SIZE = 224
 
 
@@ -58,24 +61,6 @@ class ResNet50(nn.Module):
         return logits, cam
 
 
-def count_flops(model):
-    """Multiply-adds of convolutions and the classifier, times two."""
-    macs = []
-
-    def hook(m, inp, out):
-        if isinstance(m, nn.Conv2d):
-            macs.append(out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1])
-        elif isinstance(m, nn.Linear):
-            macs.append(m.in_features * m.out_features)
-
-    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model(torch.zeros(1, 1, SIZE, SIZE))
-    for h in hs:
-        h.remove()
-    return 2 * sum(macs)
-
-
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -83,7 +68,7 @@ def main():
     hip = json.load(open(os.path.join(here, "..", "inference", "models", "hip-000", "manifest.json")))
     torch.manual_seed(50)
     model = ResNet50(len(hip["labels"])).eval()
-    flops = count_flops(model)
+    flops = count_flops(model, SIZE)
     torch.onnx.export(model, torch.zeros(1, 1, SIZE, SIZE), os.path.join(out, "model.onnx"),
                       input_names=["image"], output_names=["logits", "cam"],
                       dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}, "cam": {0: "n"}}, opset_version=13)

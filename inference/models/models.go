@@ -1,7 +1,8 @@
 // Package models carries the reference models shipped with orthotriage:
 // for each, manifest.json, the ONNX file and MODEL_CARD.md, embedded so
 // that the binary serves them with no configuration. Training scripts live
-// beside them and are not embedded.
+// beside them (ID/train.py, with what they share in trainlib.py) and are not
+// embedded.
 package models
 
 import (

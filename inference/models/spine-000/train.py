@@ -15,6 +15,7 @@ spine --crops-only`, which runs the stages already trained):
              rois.csv) -> fusion.json
 
 Run through `make train-spine` (scripts/train-spine.sh); see MODEL_CARD.md.
+What it shares with the hip trainer is in ../trainlib.py.
 """
 import argparse
 import csv
@@ -29,9 +30,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# The hip model's building blocks and ONNX export (float16 weights).
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hip-000"))
-from train import Bottleneck, CBFocal, count_flops, export  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from trainlib import (Bottleneck, CBFocal, Optimiser, add_training_args, augment, batches, count_flops,  # noqa: E402
+                      export, fold_batchnorm, jitter, predict, round_half, rows, snapshot, start)
 
 LEVELS = ["T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"]
 CLASSES = ["none", "acute", "chronic"]
@@ -65,9 +66,8 @@ class Localiser(nn.Module):
 
 def localiser_data(folder):
     x = np.load(os.path.join(folder, "localiser.npy"))
-    rows = list(csv.DictReader(open(os.path.join(folder, "localiser.csv"))))
     t = np.zeros((x.shape[0], len(LEVELS), 5), dtype=np.float32)
-    for r in rows:
+    for r in rows(folder, "localiser.csv"):
         k = LEVELS.index(r["level"])
         t[int(r["index"]), k] = [float(r["present"]), float(r["cx"]), float(r["cy"]), float(r["w"]), float(r["h"])]
     return x, t
@@ -92,9 +92,7 @@ def train_localiser(a):
     print(f"localiser: {len(xt)} train, {len(xv)} validation images {w}x{h}; "
           f"{sum(p.numel() for p in model.parameters())} parameters", flush=True)
     g = torch.Generator().manual_seed(a.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
-    steps = a.epochs * math.ceil(len(xt) / a.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=steps, pct_start=0.2)
+    opt = Optimiser(model, a, len(xt), pct_start=0.2)
 
     def loss_fn(p, y):
         present = y[..., 0]
@@ -113,19 +111,12 @@ def train_localiser(a):
         model.train()
         order = torch.randperm(len(xt), generator=g).numpy()
         total = 0.0
-        for i in range(0, len(order), a.batch):
-            idx = np.sort(order[i : i + a.batch])
-            xb = torch.from_numpy(xt[idx])
-            b = xb.shape[0]
+        for idx in batches(order, a.batch):
             # Exposure and contrast jitter and noise (no geometry: the
             # targets are boxes).
-            xb = xb * (1 + (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * 0.3) + (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * 0.4
-            xb = xb + torch.randn(xb.shape, generator=g) * 0.03
+            xb = jitter(torch.from_numpy(xt[idx]), g)
             loss = loss_fn(model(xb), torch.from_numpy(tt[idx]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+            opt.step(loss)
             total += loss.item() * len(idx)
         model.eval()
         with torch.no_grad():
@@ -171,15 +162,6 @@ def fuse_localiser(model):
     model.body = nn.Sequential(*out)
 
 
-def round_half(model):
-    """Rounds the weights the export stores as float16, so that PyTorch
-    computes what the ONNX file will."""
-    with torch.no_grad():
-        for p in model.state_dict().values():
-            if p.dtype == torch.float32 and p.numel() >= 64:
-                p.copy_(p.half().float())
-
-
 # ---------------------------------------------------------------- network
 
 
@@ -207,56 +189,11 @@ class SpineNet(nn.Module):
         return self.fc(f), f
 
 
-def fuse_net(model):
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    model.eval()
-    model.stem[0] = fuse_conv_bn_eval(model.stem[0], model.stem[1])
-    model.stem[1] = nn.Identity()
-    model.expand[0] = fuse_conv_bn_eval(model.expand[0], model.expand[1])
-    model.expand[1] = nn.Identity()
-    for m in model.modules():
-        if isinstance(m, Bottleneck):
-            for c, b in (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")):
-                setattr(m, c, fuse_conv_bn_eval(getattr(m, c), getattr(m, b)))
-                setattr(m, b, nn.Identity())
-            if m.down is not None:
-                m.down[0] = fuse_conv_bn_eval(m.down[0], m.down[1])
-                m.down[1] = nn.Identity()
-
-
-def augment_roi(x, g):
-    """Small rotations, scale and shifts (the localiser's boxes wander),
-    exposure and contrast jitter, noise."""
-    b = x.shape[0]
-    ang = (torch.rand(b, generator=g) - 0.5) * 2 * math.radians(6)
-    sc = 1 + (torch.rand(b, generator=g) - 0.5) * 0.16
-    tx = (torch.rand(b, 2, generator=g) - 0.5) * 0.1
-    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
-    theta = torch.stack([torch.stack([cos, -sin, tx[:, 0]], 1), torch.stack([sin, cos, tx[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, x.shape, align_corners=False)
-    x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
-    gain = 1 + (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * 0.3
-    bias = (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * 0.4
-    return x * gain + bias + torch.randn(x.shape, generator=g) * 0.03
-
-
-def predict(model, x, bs=512):
-    model.eval()
-    ps, fs = [], []
-    with torch.no_grad():
-        for i in range(0, len(x), bs):
-            logits, f = model(torch.from_numpy(np.ascontiguousarray(x[i : i + bs])))
-            ps.append(F.softmax(logits, 1).numpy())
-            fs.append(f.numpy())
-    return np.concatenate(ps), np.concatenate(fs)
-
-
 def train_net(a):
     x = np.load(os.path.join(a.train, "rois.npy"))
-    rows = list(csv.DictReader(open(os.path.join(a.train, "rois.csv"))))
-    y = np.array([CLASSES.index(r["fracture"]) for r in rows], dtype=np.int64)
-    cases = np.array([r["file"] for r in rows])
+    labels = rows(a.train, "rois.csv")
+    y = np.array([CLASSES.index(r["fracture"]) for r in labels], dtype=np.int64)
+    cases = np.array([r["file"] for r in labels])
     # Validation: the last tenth of the cases (whole radiographs).
     uniq = sorted(set(cases))
     val_cases = set(uniq[-max(20, len(uniq) // 10):])
@@ -270,13 +207,11 @@ def train_net(a):
     nparams = sum(p.numel() for p in model.parameters())
     print(f"parameters: {nparams}", flush=True)
     loss_fn = CBFocal(np.maximum(counts, 1))
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     # Each epoch: every fractured region and as many unfractured ones,
     # drawn afresh.
     frac, normal = np.where(yt > 0)[0], np.where(yt == 0)[0]
     per_epoch = len(frac) + min(len(normal), len(frac))
-    steps = a.epochs * math.ceil(per_epoch / a.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=steps, pct_start=0.15)
+    opt = Optimiser(model, a, per_epoch, pct_start=0.15)
     began = time.time()
     best, best_state = -1.0, None
     for ep in range(a.epochs):
@@ -284,27 +219,25 @@ def train_net(a):
         pick = np.concatenate([frac, normal[torch.randperm(len(normal), generator=g).numpy()[: min(len(normal), len(frac))]]])
         order = pick[torch.randperm(len(pick), generator=g).numpy()]
         total = 0.0
-        for i in range(0, len(order), a.batch):
-            idx = np.sort(order[i : i + a.batch])
-            logits, _ = model(augment_roi(torch.from_numpy(xt[idx]), g))
+        for idx in batches(order, a.batch):
+            # Rotation +-6 degrees, scale +-8%, shift +-2.5% of the region
+            # (the localiser's boxes wander).
+            logits, _ = model(augment(torch.from_numpy(xt[idx]), g, degrees=6, scale=0.16, shift=0.1))
             loss = loss_fn(logits, torch.from_numpy(yt[idx]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+            opt.step(loss)
             total += loss.item() * len(idx)
-        pv, _ = predict(model, xv)
+        pv, _ = predict(model, xv, 512)
         acc = float((pv.argmax(1) == yv).mean())
         fr = yv > 0
         acute_acc = float((pv[fr][:, 1] > pv[fr][:, 2]).astype(int).__eq__(yv[fr] == 1).mean()) if fr.any() else float("nan")
         print(f"epoch {ep + 1}/{a.epochs}: loss {total / len(order):.4f}, val accuracy {acc:.4f}, "
               f"acute-vs-chronic on fractures {acute_acc:.4f} ({time.time() - began:.0f}s)", flush=True)
         if acc >= best:
-            best, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
+            best, best_state = acc, snapshot(model)
     model.load_state_dict(best_state)
-    fuse_net(model)
+    fold_batchnorm(model, model.stem, model.expand)
     round_half(model)
-    pv, _ = predict(model, xv)
+    pv, _ = predict(model, xv, 512)
     acc16 = float((pv.argmax(1) == yv).mean())
     os.makedirs(a.out, exist_ok=True)
     export(model, os.path.join(a.out, "model.onnx"), x.shape[-1], outputs=("logits", "features"))
@@ -346,16 +279,16 @@ def train_fusion(a):
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    rows = list(csv.DictReader(open(os.path.join(a.train, "rois.csv"))))
+    labels = rows(a.train, "rois.csv")
     deep = np.load(os.path.join(a.train, "deep.npy"))
     radio_rows = list(csv.reader(open(os.path.join(a.train, "radiomics.csv"))))
     radio_names = radio_rows[0][1:]
     radio = np.array([[float(v) for v in r[1:]] for r in radio_rows[1:]])
-    keep = np.array([r["fracture"] in ("acute", "chronic") for r in rows])
-    y = np.array([1 if r["fracture"] == "acute" else 0 for r in rows])[keep]
+    keep = np.array([r["fracture"] in ("acute", "chronic") for r in labels])
+    y = np.array([1 if r["fracture"] == "acute" else 0 for r in labels])[keep]
     names = [f"deep:{i}" for i in range(deep.shape[1])] + [f"radiomics:{n}" for n in radio_names]
     x = np.concatenate([deep, radio], 1)[keep].astype(np.float64)
-    clin = [clinical_of(r) for r, k in zip(rows, keep) if k]
+    clin = [clinical_of(r) for r, k in zip(labels, keep) if k]
     ok = np.isfinite(x).all(0) & (x.std(0) > 1e-9)
     print(f"fusion: {len(y)} fractured vertebrae ({int(y.sum())} acute), {int(ok.sum())} of {x.shape[1]} features usable", flush=True)
     x, names = x[:, ok], [n for n, o in zip(names, ok) if o]
@@ -464,17 +397,12 @@ def main():
     ap.add_argument("--train", required=True, help="folder written by orthotriage phantom spine --crops-only")
     ap.add_argument("--negatives", help="localiser: folder of images without vertebrae (orthotriage phantom pelvis --crops-only --model spine-000)")
     ap.add_argument("--out", required=True, help="the model folder being built")
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    add_training_args(ap, epochs=20)
     ap.add_argument("--trees", type=int, default=300)
     ap.add_argument("--max-features", type=int, default=64)
     ap.add_argument("--nomogram-c", type=float, default=1.0, help="inverse L2 penalty of the nomogram's logistic fit (standardised variables)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
     a = ap.parse_args()
-    torch.manual_seed(a.seed)
-    torch.set_num_threads(a.threads)
+    start(a)
     {"localiser": train_localiser, "net": train_net, "fusion": train_fusion}[a.stage](a)
 
 
