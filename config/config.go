@@ -1,7 +1,9 @@
 // Package config holds orthotriage's one Config: its defaults, loading from an
 // optional YAML file, ORTHOTRIAGE_* environment variables and command-line
-// flags (in that order of precedence, lowest first), and validation that
-// names each bad key. No other package reads the environment.
+// flags (in that order of precedence, lowest first), validation that names
+// each bad key, and Secret, the type of every secret setting, which masks
+// itself wherever it is printed, encoded or logged. No other package reads
+// the environment.
 package config
 
 import (
@@ -10,9 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
-	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -55,9 +54,9 @@ type Precompute struct {
 	// /fhir/subscription; NotificationToken the bearer token they send
 	// (Subscription.channel.header). Both empty: notifications are off.
 	FHIRServer        string `yaml:"fhir_server"`
-	NotificationToken string `yaml:"notification_token"`
+	NotificationToken Secret `yaml:"notification_token"`
 	// AdminToken guards POST /api/v1/studies/analyze; empty: off.
-	AdminToken string `yaml:"admin_token"`
+	AdminToken Secret `yaml:"admin_token"`
 }
 
 // Results holds what the service answers with: cards, FHIR resources and
@@ -100,7 +99,7 @@ type Results struct {
 	AnalysisTimeout time.Duration `yaml:"analysis_timeout"`
 	// LinkSecret signs report links; the same on every replica. Empty: a
 	// random key per process.
-	LinkSecret string `yaml:"link_secret"`
+	LinkSecret Secret `yaml:"link_secret"`
 	// PresentedForm is how the DiagnosticReport carries the HTML report:
 	// "none" (the card links it), "link" (presentedForm.url, the signed
 	// link) or "inline" (base64 data, when at most PresentedFormMaxBytes).
@@ -182,9 +181,9 @@ type Imaging struct {
 // a user and password for HTTP basic authentication.
 type DICOMwebCredential struct {
 	BaseURL  string `yaml:"base_url"`
-	Token    string `yaml:"token"`
+	Token    Secret `yaml:"token"`
 	Username string `yaml:"username"`
-	Password string `yaml:"password"`
+	Password Secret `yaml:"password"`
 }
 
 // HTTP holds the limits of the inbound HTTP server.
@@ -212,9 +211,9 @@ type CORS struct {
 // URL names one node; with Addrs and MasterName set the client goes through
 // Sentinel, with several Addrs and no MasterName it is a Cluster client
 // (go-redis' universal client), and the URL then gives only the password
-// and database.
+// and database. URL is a Secret: its user info may hold the password.
 type Redis struct {
-	URL        string   `yaml:"url"`
+	URL        Secret   `yaml:"url"`
 	Addrs      []string `yaml:"addrs"`
 	MasterName string   `yaml:"master_name"`
 }
@@ -330,7 +329,7 @@ func (c *Config) settings() []setting {
 		dur("http.idle_timeout", "how long an idle keep-alive connection stays open", &c.HTTP.IdleTimeout),
 		dur("http.shutdown_timeout", "how long SIGTERM waits for in-flight requests", &c.HTTP.ShutdownTimeout),
 		list("cors.allowed_origins", "comma-separated browser origins allowed to call the CDS endpoints (* for any)", &c.CORS.AllowedOrigins),
-		str("redis.url", "Redis URL (redis://[:password@]host:port/db or rediss://); empty runs in memory", &c.Redis.URL),
+		secretURL("redis.url", "Redis URL (redis://[:password@]host:port/db or rediss://); empty runs in memory", &c.Redis.URL),
 		list("redis.addrs", "comma-separated Sentinel or Cluster node addresses (host:port); redis.url then gives password and db", &c.Redis.Addrs),
 		str("redis.master_name", "Sentinel master name (with redis.addrs)", &c.Redis.MasterName),
 		dur("fhir.timeout", "deadline for one call to the EHR's FHIR server", &c.FHIR.Timeout),
@@ -380,7 +379,7 @@ func (c *Config) settings() []setting {
 		dur("results.budget_study_available", "how long the imagingstudy-available hook waits for analyses", &c.Results.BudgetStudyAvailable),
 		boolean("results.pending_card", "answer an info card naming studies still in analysis at the budget", &c.Results.PendingCard),
 		dur("results.analysis_timeout", "deadline of one background analysis of a study", &c.Results.AnalysisTimeout),
-		str("results.link_secret", "secret signing report links (at least 32 characters, the same on every replica); empty: a random key per process", &c.Results.LinkSecret),
+		secret("results.link_secret", "secret signing report links (at least 32 characters, the same on every replica); empty: a random key per process", &c.Results.LinkSecret),
 		str("results.presented_form", "how the DiagnosticReport carries the HTML report: none (the card links it), link (presentedForm.url, the signed link) or inline (base64 data)", &c.Results.PresentedForm),
 		integer("results.presented_form_max_bytes", "largest HTML report put inline (results.presented_form=inline); a larger one is left out", &c.Results.PresentedFormMaxBytes),
 		integer("results.write_back_retries", "retries of a failed write-back (5xx, 429, connection), with doubling backoff", &c.Results.WriteBackRetries),
@@ -390,8 +389,8 @@ func (c *Config) settings() []setting {
 		dur("precompute.backoff", "wait before a failed study is retried, doubled each time", &c.Precompute.Backoff),
 		dur("precompute.visibility", "how long a queued study may stay unacknowledged before another replica takes it over", &c.Precompute.Visibility),
 		str("precompute.fhir_server", "FHIR server whose Subscription notifications arrive at /fhir/subscription", &c.Precompute.FHIRServer),
-		str("precompute.notification_token", "bearer token Subscription notifications must carry (Subscription.channel.header)", &c.Precompute.NotificationToken),
-		str("precompute.admin_token", "bearer token for POST /api/v1/studies/analyze; empty: that call is off", &c.Precompute.AdminToken),
+		secret("precompute.notification_token", "bearer token Subscription notifications must carry (Subscription.channel.header)", &c.Precompute.NotificationToken),
+		secret("precompute.admin_token", "bearer token for POST /api/v1/studies/analyze; empty: that call is off", &c.Precompute.AdminToken),
 		str("imaging.credentials_file", "YAML file of DICOMweb credentials: a list of {base_url, token} or {base_url, username, password}", &c.Imaging.CredentialsFile),
 	}
 }
@@ -400,6 +399,23 @@ func str(key, usage string, p *string) setting {
 	return setting{key: key, usage: usage,
 		set: func(v string) error { *p = v; return nil },
 		get: func() string { return *p }}
+}
+
+// secret binds a Secret setting: set like a string, shown masked (in --help
+// and the logged configuration).
+func secret(key, usage string, p *Secret) setting {
+	return setting{key: key, usage: usage,
+		set: func(v string) error { *p = Secret(v); return nil },
+		get: func() string { return p.String() }}
+}
+
+// secretURL is secret for a URL whose user info may hold a password: it is
+// shown with only the password masked, so the log still says where it
+// points.
+func secretURL(key, usage string, p *Secret) setting {
+	s := secret(key, usage, p)
+	s.get = func() string { return RedactURL(p.Reveal()) }
+	return s
 }
 
 func list(key, usage string, p *[]string) setting {
@@ -598,283 +614,12 @@ func usage(fs *flag.FlagSet, out io.Writer, name string) {
 	}
 }
 
-// Validate checks every setting of the service and reports each bad key by
-// name.
-func (c Config) Validate() error { return c.validate(true) }
-
-// validate checks every setting; serving adds what only the service needs
-// (the other commands read the same settings for decoding limits and the
-// ONNX Runtime library).
-func (c Config) validate(serving bool) error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
-	}
-	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen", "want host:port, got %q", c.Listen)
-	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		bad("listen", "port %q is not 0-65535", port)
-	}
-	switch c.Results.PresentedForm {
-	case "none", "link", "inline":
-	default:
-		bad("results.presented_form", "want none, link or inline, got %q", c.Results.PresentedForm)
-	}
-	if c.Results.PresentedFormMaxBytes < 1024 || c.Results.PresentedFormMaxBytes > 16<<20 {
-		bad("results.presented_form_max_bytes", "must be 1024 to 16777216, got %d", c.Results.PresentedFormMaxBytes)
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log_level", "want debug, info, warn or error, got %q", c.LogLevel)
-	}
-	if c.HTTP.BodyLimitBytes < 1024 {
-		bad("http.body_limit_bytes", "must be at least 1024, got %d", c.HTTP.BodyLimitBytes)
-	}
-	for key, d := range map[string]time.Duration{
-		"http.request_timeout":  c.HTTP.RequestTimeout,
-		"http.read_timeout":     c.HTTP.ReadTimeout,
-		"http.write_timeout":    c.HTTP.WriteTimeout,
-		"http.idle_timeout":     c.HTTP.IdleTimeout,
-		"http.shutdown_timeout": c.HTTP.ShutdownTimeout,
-		"fhir.timeout":          c.FHIR.Timeout,
-	} {
-		if d <= 0 {
-			bad(key, "must be a positive duration, got %s", d)
-		}
-	}
-	if c.FHIR.Timeout >= c.HTTP.RequestTimeout && c.HTTP.RequestTimeout > 0 {
-		bad("fhir.timeout", "must be shorter than http.request_timeout (%s), got %s", c.HTTP.RequestTimeout, c.FHIR.Timeout)
-	}
-	for _, o := range c.CORS.AllowedOrigins {
-		if o == "*" {
-			continue
-		}
-		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			bad("cors.allowed_origins", "%q is not an origin like https://ehr.example.org", o)
-		}
-	}
-	if c.Redis.URL != "" {
-		u, err := url.Parse(c.Redis.URL)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-			bad("redis.url", "want redis://host:port/db, rediss:// or unix://, got %q", RedactURL(c.Redis.URL))
-		}
-	}
-	if c.FHIR.MaxPages < 1 || c.FHIR.MaxPages > 100 {
-		bad("fhir.max_pages", "must be 1-100, got %d", c.FHIR.MaxPages)
-	}
-	if c.FHIR.MaxStudies < 1 || c.FHIR.MaxStudies > 1000 {
-		bad("fhir.max_studies", "must be 1-1000, got %d", c.FHIR.MaxStudies)
-	}
-	if c.FHIR.MaxResponseSize < 1024 {
-		bad("fhir.max_response_bytes", "must be at least 1024, got %d", c.FHIR.MaxResponseSize)
-	}
-	o := c.ONNXRuntime
-	if len(o.Models) == 0 {
-		bad("onnxruntime.models", "at least one model required")
-	}
-	if o.IntraOpThreads < 0 || o.IntraOpThreads > 256 {
-		bad("onnxruntime.intra_op_threads", "must be 0-256, got %d", o.IntraOpThreads)
-	}
-	switch o.GraphOptimization {
-	case "all", "extended", "basic", "disabled":
-	default:
-		bad("onnxruntime.graph_optimization", "want all, extended, basic or disabled, got %q", o.GraphOptimization)
-	}
-	switch o.ExecutionProvider {
-	case "cpu", "cuda":
-	default:
-		bad("onnxruntime.execution_provider", "want cpu or cuda, got %q", o.ExecutionProvider)
-	}
-	if o.BatchMax < 1 || o.BatchMax > 256 {
-		bad("onnxruntime.batch_max", "must be 1-256, got %d", o.BatchMax)
-	}
-	if o.BatchWait < 0 || o.BatchWait > time.Second {
-		bad("onnxruntime.batch_wait", "must be 0 to 1s, got %s", o.BatchWait)
-	}
-	r := c.Results
-	if r.StudiesPerCall < 1 {
-		bad("results.studies_per_call", "must be at least 1, got %d", r.StudiesPerCall)
-	}
-	if !(r.ReviewBelow >= 0 && r.ReviewBelow <= 1) {
-		bad("results.review_below", "must be within [0,1], got %v", r.ReviewBelow)
-	}
-	if r.SourceLabel == "" {
-		bad("results.source_label", "must not be empty (CDS Hooks requires a card source label)")
-	}
-	for key, u := range map[string]string{"results.viewer_url": r.ViewerURL, "results.source_url": r.SourceURL, "results.source_icon": r.SourceIcon} {
-		if p, err := url.Parse(u); u != "" && (err != nil || !p.IsAbs() || (p.Scheme != "https" && p.Scheme != "http")) {
-			bad(key, "must be an absolute http(s) URL, got %q", u)
-		}
-	}
-	if r.HeatmapSide < 0 || r.HeatmapSide > 512 {
-		bad("results.heatmap_side", "must be within 0..512, got %d", r.HeatmapSide)
-	}
-	if r.Kept < 1 {
-		bad("results.kept", "must be at least 1, got %d", r.Kept)
-	}
-	if r.TTL < time.Minute {
-		bad("results.ttl", "must be at least 1m, got %s", r.TTL)
-	}
-	for key, b := range map[string]time.Duration{"results.budget_patient_view": r.BudgetPatientView, "results.budget_study_available": r.BudgetStudyAvailable} {
-		if b <= 0 || b >= c.HTTP.RequestTimeout {
-			bad(key, "must be above 0 and below http.request_timeout (%s), got %s", c.HTTP.RequestTimeout, b)
-		}
-	}
-	if r.LinkSecret != "" && len(r.LinkSecret) < 32 {
-		bad("results.link_secret", "must be at least 32 characters")
-	}
-	if r.AnalysisTimeout < time.Second {
-		bad("results.analysis_timeout", "must be at least 1s, got %s", r.AnalysisTimeout)
-	}
-	if len(c.Redis.Addrs) > 0 && c.Redis.MasterName == "" && len(c.Redis.Addrs) == 1 {
-		bad("redis.addrs", "one address without redis.master_name: use redis.url for a single node")
-	}
-	if r.WriteBackRetries < 0 || r.WriteBackRetries > 10 {
-		bad("results.write_back_retries", "must be within 0..10, got %d", r.WriteBackRetries)
-	}
-	pc := c.Precompute
-	if pc.Workers < 1 || pc.Workers > 64 {
-		bad("precompute.workers", "must be within 1..64, got %d", pc.Workers)
-	}
-	if pc.QueueSize < 1 {
-		bad("precompute.queue_size", "must be at least 1, got %d", pc.QueueSize)
-	}
-	if pc.MaxAttempts < 1 {
-		bad("precompute.max_attempts", "must be at least 1, got %d", pc.MaxAttempts)
-	}
-	if pc.Backoff <= 0 {
-		bad("precompute.backoff", "must be above 0, got %s", pc.Backoff)
-	}
-	// One job analyses a study for each service (2) and may wait out a
-	// retry's back-off (at most 1 min) before it is acknowledged.
-	if minVis := 2*r.AnalysisTimeout + time.Minute; pc.Visibility <= minVis {
-		bad("precompute.visibility", "must exceed 2 x results.analysis_timeout + 1m (%s), or a working replica's study is taken over; got %s", minVis, pc.Visibility)
-	}
-	if (pc.FHIRServer == "") != (pc.NotificationToken == "") {
-		bad("precompute.notification_token", "set precompute.fhir_server and precompute.notification_token together")
-	}
-	for key, tok := range map[string]string{"precompute.notification_token": pc.NotificationToken, "precompute.admin_token": pc.AdminToken} {
-		if tok != "" && len(tok) < 16 {
-			bad(key, "must be at least 16 characters")
-		}
-	}
-	if c.Feedback.MaxEvents < 1 {
-		bad("feedback.max_events", "must be at least 1, got %d", c.Feedback.MaxEvents)
-	}
-	im := c.Imaging
-	if im.MaxInstanceBytes < 1024 || im.MaxInstanceBytes > 1<<30 {
-		bad("imaging.max_instance_bytes", "must be 1024 to 1073741824, got %d", im.MaxInstanceBytes)
-	}
-	for key, v := range map[string]int{"imaging.max_rows": im.MaxRows, "imaging.max_columns": im.MaxColumns} {
-		if v < 16 || v > 65535 {
-			bad(key, "must be 16-65535, got %d", v)
-		}
-	}
-	if im.MaxFrames < 1 || im.MaxFrames > 10000 {
-		bad("imaging.max_frames", "must be 1-10000, got %d", im.MaxFrames)
-	}
-	if im.FetchTimeout <= 0 {
-		bad("imaging.fetch_timeout", "must be a positive duration, got %s", im.FetchTimeout)
-	}
-	if im.FetchRetries < 0 || im.FetchRetries > 10 {
-		bad("imaging.fetch_retries", "must be 0-10, got %d", im.FetchRetries)
-	}
-	if im.ImagesPerSeries < 1 || im.ImagesPerSeries > 100 {
-		bad("imaging.images_per_series", "must be 1-100, got %d", im.ImagesPerSeries)
-	}
-	if im.ImagesPerStudy < 1 || im.ImagesPerStudy > 1000 {
-		bad("imaging.images_per_study", "must be 1-1000, got %d", im.ImagesPerStudy)
-	}
-	for key, r := range map[string]float64{"http.rate_per_ip": c.HTTP.RatePerIP, "http.rate_per_issuer": c.HTTP.RatePerIssuer} {
-		if r < 0 || math.IsNaN(r) {
-			bad(key, "must be 0 or more, got %v", r)
-		}
-	}
-	for key, b := range map[string]int{"http.burst_per_ip": c.HTTP.BurstPerIP, "http.burst_per_issuer": c.HTTP.BurstPerIssuer} {
-		if b < 1 {
-			bad(key, "must be at least 1, got %d", b)
-		}
-	}
-	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
-		bad("http.tls_cert_file", "give both http.tls_cert_file and http.tls_key_file, or neither")
-	}
-	for _, f := range []struct{ key, path string }{{"http.tls_cert_file", c.HTTP.TLSCertFile}, {"http.tls_key_file", c.HTTP.TLSKeyFile}, {"egress.ca_file", c.Egress.CAFile}, {"auth.private_key_file", c.Auth.PrivateKeyFile}} {
-		if f.path != "" {
-			if _, err := os.Stat(f.path); err != nil {
-				bad(f.key, "%v", err)
-			}
-		}
-	}
-	for _, cidr := range c.Egress.AllowedCIDRs {
-		if _, err := netip.ParsePrefix(cidr); err != nil {
-			bad("egress.allowed_cidrs", "%q is not a CIDR range like 10.20.0.0/16", cidr)
-		}
-	}
-	if serving && !c.Auth.Disabled && c.Auth.PublicBaseURL == "" && (c.Auth.IssuersFile != "" || len(c.Auth.Issuers) > 0) {
-		// The aud every token must carry; taking it from the request's Host
-		// would accept tokens minted for another service. (With no issuer
-		// trusted no token is accepted at all, and the service starts on its
-		// embedded defaults, refusing every CDS call.)
-		bad("auth.public_base_url", "required with CDS client authentication on: the service's URL as EHRs call it, e.g. https://cds.example.org (each token's aud is it plus the path called)")
-	}
-	if u := c.Auth.PublicBaseURL; u != "" {
-		pu, err := url.Parse(u)
-		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.RawQuery != "" {
-			bad("auth.public_base_url", "want an absolute http(s) URL like https://cds.example.org, got %q", u)
-		}
-	}
-	if c.Auth.Leeway < 0 || c.Auth.Leeway > 5*time.Minute {
-		bad("auth.leeway", "must be 0-5m, got %s", c.Auth.Leeway)
-	}
-	if c.Auth.ReplayMax < 100 {
-		bad("auth.replay_max", "must be at least 100, got %d", c.Auth.ReplayMax)
-	}
-	for i, is := range c.Auth.Issuers {
-		key := fmt.Sprintf("auth.issuers_file[%d]", i)
-		if is.Iss == "" {
-			bad(key, "iss is required")
-		}
-		if (is.JWKSFile == "") == (is.JWKSURL == "") {
-			bad(key, "give exactly one of jwks_file and jwks_url")
-		}
-		if bs := is.BackendServices; bs != nil {
-			if u, err := url.Parse(bs.TokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || bs.ClientID == "" || bs.Scope == "" {
-				bad(key, "backend_services needs an absolute token_url, a client_id and a scope")
-			}
-			if c.Auth.PrivateKeyFile == "" {
-				bad(key, "backend_services needs auth.private_key_file")
-			}
-		}
-	}
-	for i, cr := range im.Credentials {
-		key := fmt.Sprintf("imaging.credentials_file[%d]", i)
-		if u, err := url.Parse(cr.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad(key, "base_url must be an absolute http(s) URL")
-		}
-		if (cr.Token == "") == (cr.Username == "") {
-			bad(key, "give either token or username and password")
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("config: %w", errors.Join(errs...))
-	}
-	return nil
-}
-
-// Redacted returns the settings as key/value pairs fit for a log line, with
-// secrets masked.
+// Redacted returns the settings as key/value pairs fit for a log line: each
+// Secret setting shows masked (redis.url with only its password masked).
 func (c Config) Redacted() map[string]string {
 	m := map[string]string{}
 	for _, s := range c.settings() {
 		m[s.key] = s.get()
-	}
-	m["redis.url"] = RedactURL(c.Redis.URL)
-	for _, k := range []string{"precompute.notification_token", "precompute.admin_token", "results.link_secret"} {
-		if m[k] != "" {
-			m[k] = "xxxxx"
-		}
 	}
 	m["imaging.credentials"] = fmt.Sprintf("%d entries", len(c.Imaging.Credentials))
 	m["auth.issuers"] = fmt.Sprintf("%d trusted", len(c.Auth.Issuers))

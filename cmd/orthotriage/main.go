@@ -322,7 +322,7 @@ func retrieverOptions(cfg config.Config) imaging.RetrieverOptions {
 		o.Retries = -1 // zero configured means none; the imaging default is 2
 	}
 	for _, c := range im.Credentials {
-		o.Credentials = append(o.Credentials, imaging.Credential{BaseURL: c.BaseURL, Token: c.Token, Username: c.Username, Password: c.Password})
+		o.Credentials = append(o.Credentials, imaging.Credential{BaseURL: c.BaseURL, Token: c.Token.Reveal(), Username: c.Username, Password: c.Password.Reveal()})
 	}
 	return o
 }
@@ -399,7 +399,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 	var queue analysis.Queue = memQueue
 	queueStats := &memQueue.Stats
 	if cfg.Redis.URL != "" || len(cfg.Redis.Addrs) > 0 {
-		rdb, err := store.NewUniversalClient(cfg.Redis.URL, cfg.Redis.Addrs, cfg.Redis.MasterName)
+		rdb, err := store.NewUniversalClient(cfg.Redis.URL.Reveal(), cfg.Redis.Addrs, cfg.Redis.MasterName)
 		if err != nil {
 			return fmt.Errorf("redis.url: %w", err)
 		}
@@ -511,8 +511,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 		},
 		NotifiedStudies:   fhir.NotifiedStudies,
 		FHIRServer:        cfg.Precompute.FHIRServer,
-		NotificationToken: cfg.Precompute.NotificationToken,
-		AdminToken:        cfg.Precompute.AdminToken,
+		NotificationToken: cfg.Precompute.NotificationToken.Reveal(),
+		AdminToken:        cfg.Precompute.AdminToken.Reveal(),
 	}
 	// Readiness is checked in the background (once before listening), so
 	// that /readyz answers at once whatever Redis does; the checks run

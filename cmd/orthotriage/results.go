@@ -67,7 +67,7 @@ func wireResults(e *cds.Engine, cfg config.Config, models []servedModel, retriev
 	_, embedded := results.(*analysis.MemoryStore)
 	switch {
 	case rc.LinkSecret != "":
-		e.LinkKey = []byte(rc.LinkSecret)
+		e.LinkKey = []byte(rc.LinkSecret.Reveal())
 	case embedded:
 		e.LinkKey = make([]byte, 32)
 		rand.Read(e.LinkKey)
