@@ -216,7 +216,7 @@ func TestRedactedMasksSecrets(t *testing.T) {
 }
 
 func TestREADMEDocumentsEverySetting(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestREADMEDocumentsEverySetting(t *testing.T) {
 	for _, s := range c.settings() {
 		row := "| `" + s.key + "` | `" + s.env() + "` | `--" + s.flag() + "` |"
 		if !strings.Contains(string(readme), row) {
-			t.Errorf("README's configuration table lacks the row for %s (%s)", s.key, row)
+			t.Errorf("docs/configuration.md's settings table lacks the row for %s (%s)", s.key, row)
 		}
 	}
 }

@@ -91,7 +91,7 @@ func encodings() []encoding {
 // or OpenJPH from 8-, 12- and 16-bit MONOCHROME1 and MONOCHROME2 sources,
 // and compares the stored values with the reference decoder's: identical
 // for lossless syntaxes (and identical to the source), within one level at
-// the 99th percentile for lossy ones. The log holds the README's table.
+// the 99th percentile for lossy ones. The log holds docs/imaging.md's table.
 func TestCompressedSyntaxes(t *testing.T) {
 	srcs := sources(t)
 	var table []string

@@ -76,7 +76,7 @@ curl -sS -H 'Content-Type: application/json' --data @.cache/demo-spine-hook.json
 python3 scripts/demo-study.py summary .cache/demo-spine-card.json
 echo
 echo "Full answers (cards, FHIR resources): .cache/demo-card.json, .cache/demo-spine-card.json"
-echo "Authentication is switched off for this demo (ORTHOTRIAGE_AUTH_DISABLED=true); see README, Registering an EHR."
+echo "Authentication is switched off for this demo (ORTHOTRIAGE_AUTH_DISABLED=true); see docs/security.md, Registering an EHR."
 echo "Log: .cache/demo.log. Readiness: $base/readyz  Metrics: $base/metrics"
 if [ "${DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
 echo "Serving on $base; press Ctrl-C to stop."
