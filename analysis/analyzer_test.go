@@ -15,6 +15,7 @@ import (
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
 	"github.com/orthotriage/orthotriage/inference/models"
+	"github.com/orthotriage/orthotriage/store"
 	fhirmodels "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
@@ -155,7 +156,7 @@ func TestCachedComputesOncePerModelVersion(t *testing.T) {
 	fr := &fakeRetriever{bodyPart: "PELVIS"}
 	probs := p(1, 0, 0, 0, 0, 0, 0, 0)
 	a := analyzer(fr, hipClassifier(t, "0.1.0", probs, probs))
-	c := analysis.NewCached(a, analysis.NewMemoryStore(10), nil, analysis.CacheOptions{}, a.Log)
+	c := analysis.NewCached(a, store.NewMemoryResults(10), nil, analysis.CacheOptions{}, a.Log)
 	for range 3 {
 		if _, err := c.Analyze(context.Background(), studyWith("Pelvis")); err != nil {
 			t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/store"
 )
 
 // underPatient is the study of studyWith filed under another patient and
@@ -28,9 +29,9 @@ func underPatient(patient, imagingStudyID string) analysis.Input {
 // pixels say; the patient, ImagingStudy and server come from each call.
 func TestSameStudyAnotherPatientIsBoundToTheCall(t *testing.T) {
 	probs := p(0, 0, 0, 1, 0, 0, 0, 0)
-	store := analysis.NewMemoryStore(10)
+	results := store.NewMemoryResults(10)
 	a := analyzer(&fakeRetriever{bodyPart: "PELVIS"}, hipClassifier(t, "0.1.0", probs, probs))
-	c := analysis.NewCached(a, store, nil, analysis.CacheOptions{}, a.Log)
+	c := analysis.NewCached(a, results, nil, analysis.CacheOptions{}, a.Log)
 
 	first, err := c.Analyze(t.Context(), underPatient("alice", "is-a"))
 	if err != nil {
@@ -52,7 +53,7 @@ func TestSameStudyAnotherPatientIsBoundToTheCall(t *testing.T) {
 	if len(second.Findings) != 2 || second.Findings[0].Class != first.Findings[0].Class {
 		t.Errorf("the pixels' findings differ between the calls: %+v vs %+v", first.Findings, second.Findings)
 	}
-	stored, ok, _ := store.Get(t.Context(), c.Key(underPatient("carol", "is-c")))
+	stored, ok, _ := results.Get(t.Context(), c.Key(underPatient("carol", "is-c")))
 	if !ok {
 		t.Fatal("result not stored under the study's key")
 	}
@@ -146,14 +147,14 @@ type racingLocker struct {
 
 func (l *racingLocker) Lock(context.Context, string, time.Duration) (analysis.Lease, bool, error) {
 	l.once.Do(l.before)
-	return analysis.LocalLocker{}.Lock(context.Background(), "", 0)
+	return store.NewMemoryLocker().Lock(context.Background(), "", time.Minute)
 }
 
 // TestLockWinnerLooksAgainBeforeComputing: a result stored by another
 // replica while this one took the lock is served, not computed again.
 func TestLockWinnerLooksAgainBeforeComputing(t *testing.T) {
 	probs := p(0, 0, 0, 1, 0, 0, 0, 0)
-	shared := &sharedStore{MemoryStore: analysis.NewMemoryStore(10)}
+	shared := &sharedStore{MemoryResults: store.NewMemoryResults(10)}
 	other := analyzer(&fakeRetriever{bodyPart: "PELVIS"}, hipClassifier(t, "0.1.0", probs, probs))
 	replicaB := analysis.NewCached(other, shared, nil, analysis.CacheOptions{}, other.Log)
 	fr := &fakeRetriever{bodyPart: "PELVIS"}
@@ -171,11 +172,11 @@ func TestLockWinnerLooksAgainBeforeComputing(t *testing.T) {
 	}
 }
 
-// sharedStore is a MemoryStore standing for Redis (not the embedded store,
-// so that Cached keeps its near copy and asks it as it asks Redis); it can
-// be slow: Get waits for the deadline while slow is set.
+// sharedStore is a MemoryResults standing for Redis (Cached keeps its near
+// copy and asks it as it asks Redis); it can be slow: Get waits for the
+// deadline while slow is set.
 type sharedStore struct {
-	*analysis.MemoryStore
+	*store.MemoryResults
 	slow  atomic.Bool
 	fail  error // every operation fails with it when set
 	calls atomic.Int32
@@ -190,7 +191,7 @@ func (s *sharedStore) Get(ctx context.Context, key string) (analysis.Result, boo
 		<-ctx.Done()
 		return analysis.Result{}, false, ctx.Err()
 	}
-	return s.MemoryStore.Get(ctx, key)
+	return s.MemoryResults.Get(ctx, key)
 }
 
 func (s *sharedStore) Put(ctx context.Context, key string, r analysis.Result, ttl time.Duration) error {
@@ -198,7 +199,7 @@ func (s *sharedStore) Put(ctx context.Context, key string, r analysis.Result, tt
 	if s.fail != nil {
 		return s.fail
 	}
-	return s.MemoryStore.Put(ctx, key, r, ttl)
+	return s.MemoryResults.Put(ctx, key, r, ttl)
 }
 
 // heldLocker is a lock another replica holds: never granted; or, with
@@ -224,7 +225,7 @@ func (l heldLocker) Lock(ctx context.Context, _ string, _ time.Duration) (analys
 // keeps waiting for the winner's result instead of computing it too.
 func TestSlowStoreDoesNotSwitchTheLockOff(t *testing.T) {
 	probs := p(0, 0, 0, 1, 0, 0, 0, 0)
-	shared := &sharedStore{MemoryStore: analysis.NewMemoryStore(10)}
+	shared := &sharedStore{MemoryResults: store.NewMemoryResults(10)}
 	winner := analyzer(&fakeRetriever{bodyPart: "PELVIS"}, hipClassifier(t, "0.1.0", probs, probs))
 	fr := &fakeRetriever{bodyPart: "PELVIS"}
 	a := analyzer(fr, hipClassifier(t, "0.1.0", probs, probs))
@@ -263,10 +264,10 @@ func TestOnlyAnOutageRelaxesTheLock(t *testing.T) {
 		locker heldLocker
 	}{
 		{"connection refused", func() *sharedStore {
-			return &sharedStore{MemoryStore: analysis.NewMemoryStore(10), fail: refused}
+			return &sharedStore{MemoryResults: store.NewMemoryResults(10), fail: refused}
 		}, heldLocker{fail: refused}},
 		{"no answer for OutageAfter", func() *sharedStore {
-			s := &sharedStore{MemoryStore: analysis.NewMemoryStore(10)}
+			s := &sharedStore{MemoryResults: store.NewMemoryResults(10)}
 			s.slow.Store(true)
 			return s
 		}, heldLocker{slow: true}},

@@ -41,7 +41,7 @@ type Cached struct {
 	// that a hot study costs no Redis round trip and decoding per hook.
 	// Results never change under a key (it names the model version), so
 	// a near copy cannot be stale, only expire later than in Redis.
-	near   *MemoryStore
+	near   *nearCopy
 	locker Locker
 	opt    CacheOptions
 	group  singleflight.Group
@@ -74,19 +74,22 @@ type CacheOptions struct {
 	OutageAfter, StoreBackoff time.Duration
 	// NearTTL is how long a result read from a shared store is kept in
 	// this process (1 min when 0; never past TTL); NearSize how many
-	// (1000 when 0).
+	// (1000 when 0; none when negative, for a store in this process
+	// already, as store.MemoryResults).
 	NearTTL  time.Duration
 	NearSize int
 }
 
-// NewCached returns the cached analysis over store and locker (nil: an
-// in-memory store of 1000 results and the local locker).
+// NewCached returns the cached analysis over store and locker (nil: 1000
+// results kept in this process, and every lock granted, as one process
+// needs).
 func NewCached(a *Analyzer, store Store, locker Locker, opt CacheOptions, log *slog.Logger) *Cached {
-	if store == nil {
-		store = NewMemoryStore(1000)
+	local := store == nil
+	if local {
+		store = newNearCopy(1000)
 	}
 	if locker == nil {
-		locker = LocalLocker{}
+		locker = grantAll{}
 	}
 	if opt.TTL <= 0 {
 		opt.TTL = 24 * time.Hour
@@ -113,12 +116,12 @@ func NewCached(a *Analyzer, store Store, locker Locker, opt CacheOptions, log *s
 		opt.NearTTL = time.Minute
 	}
 	opt.NearTTL = min(opt.NearTTL, opt.TTL)
-	if opt.NearSize <= 0 {
+	if opt.NearSize == 0 {
 		opt.NearSize = 1000
 	}
 	c := &Cached{analyzer: a, store: store, locker: locker, opt: opt, log: log}
-	if _, local := store.(*MemoryStore); !local {
-		c.near = NewMemoryStore(opt.NearSize)
+	if !local && opt.NearSize > 0 {
+		c.near = newNearCopy(opt.NearSize)
 	}
 	return c
 }

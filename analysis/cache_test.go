@@ -2,10 +2,7 @@ package analysis_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -110,45 +107,13 @@ func TestBrokenStoreIsBypassed(t *testing.T) {
 	}
 }
 
-func TestMemoryQueueRetriesAndDeadLetters(t *testing.T) {
-	q := analysis.NewMemoryQueue(10, analysis.QueuePolicy{MaxAttempts: 2, Backoff: 5 * time.Millisecond}, slogDiscard())
-	var mu sync.Mutex
-	seen := map[string]int{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go q.Work(ctx, 2, func(_ context.Context, j analysis.Job) error {
-		mu.Lock()
-		defer mu.Unlock()
-		seen[j.Study]++
-		if j.Study == "ImagingStudy/bad" {
-			return errors.New("no endpoint")
-		}
-		return nil
-	})
-	q.Enqueue(ctx, analysis.Job{Study: "ImagingStudy/good"})
-	q.Enqueue(ctx, analysis.Job{Study: "ImagingStudy/bad"})
-	deadline := time.Now().Add(5 * time.Second)
-	for q.Stats.DeadLettered.Load() == 0 || q.Stats.Done.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("jobs not settled")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	dead := q.DeadLetters()
-	if len(dead) != 1 || dead[0].Attempt != 2 || dead[0].LastError != "no endpoint" {
-		t.Errorf("dead letters %+v", dead)
-	}
-	full := analysis.NewMemoryQueue(1, analysis.QueuePolicy{}, slogDiscard())
-	full.Enqueue(ctx, analysis.Job{})
-	if err := full.Enqueue(ctx, analysis.Job{}); !errors.Is(err, analysis.ErrQueueFull) {
-		t.Errorf("full queue: %v", err)
-	}
+// TestRetryBackOffIsCapped: each retry waits twice as long as the one
+// before, up to MaxBackoff. (The queues themselves are tested in store.)
+func TestRetryBackOffIsCapped(t *testing.T) {
 	if d := (analysis.QueuePolicy{Backoff: time.Second, MaxBackoff: 5 * time.Second}).Delay(4); d != 5*time.Second {
 		t.Errorf("fourth retry waits %s, want the 5 s cap", d)
 	}
 }
-
-func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // panickyRetriever stands for a bug deep in retrieval or decoding.
 type panickyRetriever struct{}
@@ -163,22 +128,5 @@ func TestAPanicBecomesTheStudysError(t *testing.T) {
 	c := analysis.NewCached(a, nil, nil, analysis.CacheOptions{}, a.Log)
 	if _, err := c.Analyze(context.Background(), studyWith("Pelvis")); err == nil || !strings.Contains(err.Error(), "internal error") {
 		t.Errorf("err = %v, want an internal error", err)
-	}
-}
-
-func TestMemoryStoreExpires(t *testing.T) {
-	s := analysis.NewMemoryStore(10)
-	r := analysis.Result{Schema: analysis.SchemaVersion, Priority: "stat"}
-	s.Put(context.Background(), "k", r, 30*time.Millisecond)
-	if got, ok, _ := s.Get(context.Background(), "k"); !ok || got.Priority != "stat" {
-		t.Fatal("fresh result not found")
-	}
-	time.Sleep(50 * time.Millisecond)
-	if _, ok, _ := s.Get(context.Background(), "k"); ok {
-		t.Error("result outlived its TTL")
-	}
-	s.Put(context.Background(), "old", analysis.Result{Schema: analysis.SchemaVersion + 1}, time.Hour)
-	if _, ok, _ := s.Get(context.Background(), "old"); ok {
-		t.Error("a result of another schema version was served")
 	}
 }

@@ -13,7 +13,8 @@ import (
 
 // Store keeps results by key for a time. Get reports a miss as ok=false
 // with no error; an error means the store could not be asked (Redis down),
-// and the caller goes on without it.
+// and the caller goes on without it. store.RedisResults and its embedded
+// twin store.MemoryResults are ones.
 type Store interface {
 	Get(ctx context.Context, key string) (r Result, ok bool, err error)
 	Put(ctx context.Context, key string, r Result, ttl time.Duration) error
@@ -21,6 +22,7 @@ type Store interface {
 
 // Locker gives one computation per key across replicas: Lock takes the
 // key's lock for ttl, or reports ok=false when another holder has it.
+// store.RedisLocker and store.MemoryLocker are ones.
 type Locker interface {
 	Lock(ctx context.Context, key string, ttl time.Duration) (l Lease, ok bool, err error)
 }
@@ -49,62 +51,31 @@ func StoreKey(tenant, fhirServer, study, task, models string) string {
 	return "orthotriage:result:v1:" + hex.EncodeToString(h.Sum(nil)[:20])
 }
 
-// MemoryStore is the embedded Store: a bounded in-process map with expiry.
-type MemoryStore struct {
-	m   *lru.Map[memoryEntry]
-	now func() time.Time
+// nearCopy keeps results in this process for a while: Cached's near copy
+// of a shared store's results, and its only store when given none.
+type nearCopy struct{ m *lru.Expiring[Result] }
+
+func newNearCopy(size int) *nearCopy { return &nearCopy{m: lru.NewExpiring[Result](size)} }
+
+func (n *nearCopy) Get(_ context.Context, key string) (Result, bool, error) {
+	r, ok := n.m.Get(key)
+	return r, ok, nil
 }
 
-type memoryEntry struct {
-	r       Result
-	expires time.Time
-}
-
-// NewMemoryStore keeps up to max results.
-func NewMemoryStore(max int) *MemoryStore {
-	return &MemoryStore{m: lru.New[memoryEntry](max), now: time.Now}
-}
-
-// Get returns the unexpired result under key.
-func (s *MemoryStore) Get(_ context.Context, key string) (Result, bool, error) {
-	e, ok := s.m.Get(key)
-	if !ok || !s.now().Before(e.expires) || e.r.Schema != SchemaVersion {
-		return Result{}, false, nil
-	}
-	return e.r, true, nil
-}
-
-// Put keeps r under key for ttl.
-func (s *MemoryStore) Put(_ context.Context, key string, r Result, ttl time.Duration) error {
-	s.m.Put(key, memoryEntry{r: r, expires: s.now().Add(ttl)})
+func (n *nearCopy) Put(_ context.Context, key string, r Result, ttl time.Duration) error {
+	n.m.Put(key, r, ttl)
 	return nil
 }
 
-// Touch extends the unexpired result under key to ttl from now and reports
-// whether it is there.
-func (s *MemoryStore) Touch(_ context.Context, key string, ttl time.Duration) (bool, error) {
-	e, ok := s.m.Get(key)
-	if !ok || !s.now().Before(e.expires) {
-		return false, nil
-	}
-	e.expires = s.now().Add(ttl)
-	s.m.Put(key, e)
-	return true, nil
+// grantAll is Cached's Locker when given none, for one process: its
+// singleflight already runs one computation per key.
+type grantAll struct{}
+
+func (grantAll) Lock(context.Context, string, time.Duration) (Lease, bool, error) {
+	return grantAll{}, true, nil
 }
-
-// LocalLocker is the Locker of a single process: singleflight already
-// makes one computation per key, so every lock is granted.
-type LocalLocker struct{}
-
-// Lock grants the lock.
-func (LocalLocker) Lock(context.Context, string, time.Duration) (Lease, bool, error) {
-	return localLease{}, true, nil
-}
-
-type localLease struct{}
-
-func (localLease) Renew(context.Context, time.Duration) error { return nil }
-func (localLease) Release(context.Context) error              { return nil }
+func (grantAll) Renew(context.Context, time.Duration) error { return nil }
+func (grantAll) Release(context.Context) error              { return nil }
 
 // NormalizeServer writes a FHIR base URL one way: scheme and host in lower
 // case, no trailing slash. Cache keys and the tenant check compare URLs so.

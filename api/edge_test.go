@@ -19,6 +19,7 @@ import (
 	"github.com/orthotriage/orthotriage/auth"
 	"github.com/orthotriage/orthotriage/auth/authtest"
 	"github.com/orthotriage/orthotriage/cds"
+	"github.com/orthotriage/orthotriage/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -31,7 +32,7 @@ func verifierCheck(t *testing.T, iss string, key authtest.Key) func(context.Cont
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	v, err := auth.NewVerifier(t.Context(), []auth.Issuer{{ID: iss, JWKSFile: file}}, auth.NewMemoryReplay(1000), 30*time.Second, log)
+	v, err := auth.NewVerifier(t.Context(), []auth.Issuer{{ID: iss, JWKSFile: file}}, store.NewMemoryReplay(1000), 30*time.Second, log)
 	if err != nil {
 		t.Fatal(err)
 	}

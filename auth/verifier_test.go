@@ -20,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/orthotriage/orthotriage/auth"
 	"github.com/orthotriage/orthotriage/auth/authtest"
+	"github.com/orthotriage/orthotriage/store"
 )
 
 const (
@@ -65,7 +66,7 @@ func newFixture(t *testing.T) *fixture {
 	v, err := auth.NewVerifier(t.Context(), []auth.Issuer{
 		{ID: issA, JWKSFile: file, JKUAllowlist: []string{f.jkuURL}},
 		{ID: issB, JWKSURL: srv.URL + "/b.json"},
-	}, auth.NewMemoryReplay(1000), 30*time.Second, log)
+	}, store.NewMemoryReplay(1000), 30*time.Second, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +234,7 @@ func TestJWKSRefreshOnUnknownKid(t *testing.T) {
 		w.Write(served.Load().([]byte))
 	}))
 	t.Cleanup(srv.Close)
-	v, err := auth.NewVerifier(t.Context(), []auth.Issuer{{ID: issB, JWKSURL: srv.URL}}, auth.NewMemoryReplay(100), 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	v, err := auth.NewVerifier(t.Context(), []auth.Issuer{{ID: issB, JWKSURL: srv.URL}}, store.NewMemoryReplay(100), 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

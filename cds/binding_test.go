@@ -11,6 +11,7 @@ import (
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/cds"
 	"github.com/orthotriage/orthotriage/internal/lru"
+	"github.com/orthotriage/orthotriage/store"
 )
 
 // callFor calls the hip service's patient-view for patient with the given
@@ -76,7 +77,7 @@ func TestStudyOfAnotherPatientGetsNoCard(t *testing.T) {
 // flakyReports is a report store that can fail, or lose everything as a
 // Redis restarted empty does.
 type flakyReports struct {
-	*analysis.MemoryStore
+	*store.MemoryResults
 	down atomic.Bool
 	puts atomic.Int32
 }
@@ -88,14 +89,14 @@ func (f *flakyReports) Put(ctx context.Context, key string, r analysis.Result, t
 		return errDown
 	}
 	f.puts.Add(1)
-	return f.MemoryStore.Put(ctx, key, r, ttl)
+	return f.MemoryResults.Put(ctx, key, r, ttl)
 }
 
 func (f *flakyReports) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if f.down.Load() {
 		return false, errDown
 	}
-	return f.MemoryStore.Touch(ctx, key, ttl)
+	return f.MemoryResults.Touch(ctx, key, ttl)
 }
 
 func reportLink(resp cds.Response) string {
@@ -115,7 +116,7 @@ func reportLink(resp cds.Response) string {
 func TestCardsLinkOnlyReportsThatOpen(t *testing.T) {
 	res := hips("is-a", normal(), found("fnf", "Fracture of neck of femur", 0.97, "stat"))
 	e, _ := engineFor(map[string]analysis.Result{"is-a": res}, cds.CardOptions{})
-	reports := &flakyReports{MemoryStore: analysis.NewMemoryStore(10)}
+	reports := &flakyReports{MemoryResults: store.NewMemoryResults(10)}
 	e.Reports, e.Stored = reports, lru.New[bool](10)
 	opens := func(link string) bool {
 		id := strings.TrimPrefix(link[:strings.Index(link, "?")], "https://triage.example.org/reports/")
@@ -132,7 +133,7 @@ func TestCardsLinkOnlyReportsThatOpen(t *testing.T) {
 		t.Errorf("store down: cards %d, link %q; want the card without the link", len(resp.Cards), reportLink(resp))
 	}
 	reports.down.Store(false)
-	reports.MemoryStore = analysis.NewMemoryStore(10) // restarted empty
+	reports.MemoryResults = store.NewMemoryResults(10) // restarted empty
 	link = reportLink(callFor(t, e, "p1", "is-a"))
 	if link == "" || !opens(link) {
 		t.Errorf("after the store restarted empty: link %q does not open", link)

@@ -87,7 +87,7 @@ func engineFor(results map[string]analysis.Result, opts cds.CardOptions) (*cds.E
 		Catalog: cds.DefaultCatalog(), Resolver: &cds.Resolver{FHIR: &cdstest.FHIR{}, MaxPages: 2, MaxStudies: 10, Log: log},
 		Feedback: store.NewMemoryFeedback(100), Log: log, Now: time.Now,
 		Analyzer: fa, Reporter: fakeReporter{}, Cards: opts, StudiesPerCall: 3,
-		Issued: lru.New[cds.IssuedCard](10), Reports: analysis.NewMemoryStore(10), ReportTTL: time.Hour, LinkKey: []byte("k"),
+		Issued: lru.New[cds.IssuedCard](10), Reports: store.NewMemoryResults(10), ReportTTL: time.Hour, LinkKey: []byte("k"),
 	}
 	return e, fa
 }

@@ -277,7 +277,7 @@ func (e *Engine) ReportHTML(ctx context.Context, id, sig string) ([]byte, error)
 
 func reportKey(id string) string { return "orthotriage:report:" + id }
 
-// ReportStore keeps results by report id; analysis.MemoryStore and
+// ReportStore keeps results by report id; store.MemoryResults and
 // store.RedisResults are ones.
 type ReportStore interface {
 	analysis.Store

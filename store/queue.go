@@ -15,7 +15,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-var _ analysis.Queue = (*RedisQueue)(nil)
+var (
+	_ analysis.Queue = (*RedisQueue)(nil)
+	_ analysis.Queue = (*MemoryQueue)(nil)
+)
 
 // Redis names of the precompute queue.
 const (
@@ -263,6 +266,110 @@ func (q *RedisQueue) DeadLetters(ctx context.Context, n int64) ([]analysis.Job, 
 		if json.Unmarshal([]byte(r), &j) == nil {
 			out = append(out, j)
 		}
+	}
+	return out, nil
+}
+
+// ErrQueueFull means the in-memory queue holds as many jobs as it may.
+var ErrQueueFull = errors.New("store: precompute queue is full")
+
+// MemoryQueue is the embedded twin of RedisQueue: a bounded channel;
+// retries wait in timers, dead letters are kept (the newest 1000) for
+// inspection. As on Redis, a job whose worker stops before it finishes is
+// not a failed attempt: it goes back to the queue for the next Work.
+type MemoryQueue struct {
+	jobs   chan analysis.Job
+	policy analysis.QueuePolicy
+	log    *slog.Logger
+	Stats  analysis.QueueStats
+
+	mu   sync.Mutex
+	dead []analysis.Job // oldest first
+	kept int
+}
+
+// NewMemoryQueue holds up to size waiting jobs.
+func NewMemoryQueue(size int, p analysis.QueuePolicy, log *slog.Logger) *MemoryQueue {
+	return &MemoryQueue{jobs: make(chan analysis.Job, max(1, size)), policy: p.WithDefaults(), log: log, kept: 1000}
+}
+
+// Enqueue adds j, or fails with ErrQueueFull.
+func (q *MemoryQueue) Enqueue(_ context.Context, j analysis.Job) error {
+	select {
+	case q.jobs <- j:
+		q.Stats.Enqueued.Add(1)
+		return nil
+	default:
+		return ErrQueueFull
+	}
+}
+
+// Work runs workers goroutines until ctx ends.
+func (q *MemoryQueue) Work(ctx context.Context, workers int, h analysis.Handler) {
+	var wg sync.WaitGroup
+	for range max(1, workers) {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case j := <-q.jobs:
+					q.handle(ctx, j, h)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// handle runs one job and settles it: done, retried after the back-off,
+// dead-lettered after the last attempt, or given back to the queue
+// untried when the worker is stopping.
+func (q *MemoryQueue) handle(ctx context.Context, j analysis.Job, h analysis.Handler) {
+	tried := j
+	tried.Attempt++
+	err := safely(ctx, h, tried)
+	switch {
+	case err == nil:
+		q.Stats.Done.Add(1)
+	case ctx.Err() != nil:
+		q.log.InfoContext(ctx, "precompute job given back: worker stopping", "study", j.Study)
+		q.requeue(j)
+	case tried.Attempt >= q.policy.MaxAttempts:
+		tried.LastError = err.Error()
+		q.mu.Lock()
+		q.dead = append(q.dead, tried)
+		if len(q.dead) > q.kept {
+			q.dead = q.dead[len(q.dead)-q.kept:]
+		}
+		q.mu.Unlock()
+		q.Stats.DeadLettered.Add(1) // after the list: who sees the count sees the job
+		q.log.ErrorContext(ctx, "precompute job dead-lettered", "study", j.Study, "attempts", tried.Attempt, "err", err)
+	default:
+		tried.LastError = err.Error()
+		delay := q.policy.Delay(tried.Attempt)
+		q.log.WarnContext(ctx, "precompute job failed: retrying", "study", j.Study, "attempt", tried.Attempt, "in", delay.String(), "err", err)
+		q.Stats.Retried.Add(1)
+		time.AfterFunc(delay, func() { q.requeue(tried) })
+	}
+}
+
+// requeue puts j back, unless the queue is full.
+func (q *MemoryQueue) requeue(j analysis.Job) {
+	select {
+	case q.jobs <- j:
+	default:
+		q.log.Error("precompute job dropped: queue full", "study", j.Study)
+	}
+}
+
+// DeadLetters returns up to n dead-lettered jobs, newest first.
+func (q *MemoryQueue) DeadLetters(_ context.Context, n int64) ([]analysis.Job, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]analysis.Job, 0, min(n, int64(len(q.dead))))
+	for i := len(q.dead) - 1; i >= 0 && int64(len(out)) < n; i-- {
+		out = append(out, q.dead[i])
 	}
 	return out, nil
 }

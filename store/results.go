@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,13 +9,15 @@ import (
 
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/cds"
+	"github.com/orthotriage/orthotriage/internal/lru"
 	"github.com/redis/go-redis/v9"
 )
 
 var (
 	_ analysis.Store  = (*RedisResults)(nil)
 	_ cds.ReportStore = (*RedisResults)(nil)
-	_ analysis.Locker = (*RedisLocker)(nil)
+	_ analysis.Store  = (*MemoryResults)(nil)
+	_ cds.ReportStore = (*MemoryResults)(nil)
 )
 
 // storedResult is a result as kept in Redis: the schema version beside it,
@@ -34,7 +34,8 @@ type RedisResults struct{ rdb redis.UniversalClient }
 // NewRedisResults returns the result store on rdb.
 func NewRedisResults(rdb redis.UniversalClient) *RedisResults { return &RedisResults{rdb: rdb} }
 
-// Get reads the result under key; a missing key or another schema is a miss.
+// Get reads the result under key; a missing key or another schema (of the
+// stored value or of the result in it) is a miss.
 func (s *RedisResults) Get(ctx context.Context, key string) (analysis.Result, bool, error) {
 	b, err := s.rdb.Get(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -44,13 +45,14 @@ func (s *RedisResults) Get(ctx context.Context, key string) (analysis.Result, bo
 		return analysis.Result{}, false, fmt.Errorf("redis get result: %w", err)
 	}
 	var v storedResult
-	if err := json.Unmarshal(b, &v); err != nil || v.Schema != analysis.SchemaVersion {
+	if err := json.Unmarshal(b, &v); err != nil || v.Schema != analysis.SchemaVersion || v.Result.Schema != analysis.SchemaVersion {
 		return analysis.Result{}, false, nil
 	}
 	return v.Result, true, nil
 }
 
-// Put stores r under key for ttl.
+// Put stores r under key for ttl (positive: Redis keeps a key set with no
+// expiry for ever), replacing what was there and its expiry.
 func (s *RedisResults) Put(ctx context.Context, key string, r analysis.Result, ttl time.Duration) error {
 	b, err := json.Marshal(storedResult{Schema: analysis.SchemaVersion, Result: r})
 	if err != nil {
@@ -72,63 +74,35 @@ func (s *RedisResults) Touch(ctx context.Context, key string, ttl time.Duration)
 	return ok, nil
 }
 
-// RedisLocker is a lock per key across replicas: SET NX PX with this
-// locker's random token; renewal and release are scripts that act only while
-// the lock still holds this token, so a holder whose lock expired cannot
-// touch the next holder's. Taking a lock this locker holds already succeeds
-// (and extends it): a SET that Redis carried out after the client stopped
-// waiting for its answer (a busy Redis) does not leave the study locked by
-// nobody for the lock's whole expiry. One locker serves one process's
-// singleflight group (analysis.Cached), which runs one computation per key.
-type RedisLocker struct {
-	rdb   redis.UniversalClient
-	token string
+// MemoryResults is the embedded twin of RedisResults: a bounded in-process
+// map with expiry, which forgets the least recently used result when full.
+type MemoryResults struct {
+	m *lru.Expiring[analysis.Result]
 }
 
-// NewRedisLocker returns the locker on rdb, with a token of its own.
-func NewRedisLocker(rdb redis.UniversalClient) *RedisLocker {
-	tok := make([]byte, 16)
-	_, _ = rand.Read(tok) // crypto/rand.Read never fails on Linux
-	return &RedisLocker{rdb: rdb, token: hex.EncodeToString(tok)}
+// NewMemoryResults keeps up to max results.
+func NewMemoryResults(max int) *MemoryResults {
+	return &MemoryResults{m: lru.NewExpiring[analysis.Result](max)}
 }
 
-var (
-	// Set if free, or extend if ours already.
-	lockScript  = redis.NewScript(`local v = redis.call("GET", KEYS[1]) if not v then redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2]) return 1 elseif v == ARGV[1] then redis.call("PEXPIRE", KEYS[1], ARGV[2]) return 1 else return 0 end`)
-	renewScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end`)
-	// Compare-and-delete.
-	releaseScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end`)
-)
-
-// Lock takes key's lock for ttl when free (or already this locker's).
-func (l *RedisLocker) Lock(ctx context.Context, key string, ttl time.Duration) (analysis.Lease, bool, error) {
-	lease := &redisLease{rdb: l.rdb, key: key + ":lock", token: l.token}
-	n, err := lockScript.Run(ctx, l.rdb, []string{lease.key}, lease.token, ttl.Milliseconds()).Int()
-	if err != nil {
-		return nil, false, fmt.Errorf("redis lock: %w", err)
+// Get returns the unexpired result under key; a result of another schema
+// is a miss.
+func (s *MemoryResults) Get(_ context.Context, key string) (analysis.Result, bool, error) {
+	r, ok := s.m.Get(key)
+	if !ok || r.Schema != analysis.SchemaVersion {
+		return analysis.Result{}, false, nil
 	}
-	return lease, n == 1, nil
+	return r, true, nil
 }
 
-type redisLease struct {
-	rdb        redis.UniversalClient
-	key, token string
-}
-
-func (l *redisLease) Renew(ctx context.Context, ttl time.Duration) error {
-	n, err := renewScript.Run(ctx, l.rdb, []string{l.key}, l.token, ttl.Milliseconds()).Int()
-	if err != nil {
-		return fmt.Errorf("redis renew lock: %w", err)
-	}
-	if n == 0 {
-		return analysis.ErrLockLost
-	}
+// Put keeps r under key for ttl, replacing what was there and its expiry.
+func (s *MemoryResults) Put(_ context.Context, key string, r analysis.Result, ttl time.Duration) error {
+	s.m.Put(key, r, ttl)
 	return nil
 }
 
-func (l *redisLease) Release(ctx context.Context) error {
-	if err := releaseScript.Run(ctx, l.rdb, []string{l.key}, l.token).Err(); err != nil {
-		return fmt.Errorf("redis release lock: %w", err)
-	}
-	return nil
+// Touch extends the unexpired result under key to ttl from now and reports
+// whether it is there.
+func (s *MemoryResults) Touch(_ context.Context, key string, ttl time.Duration) (bool, error) {
+	return s.m.Touch(key, ttl), nil
 }

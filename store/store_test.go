@@ -1,104 +1,42 @@
 package store_test
 
 import (
-	"fmt"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/orthotriage/orthotriage/cds"
 	"github.com/orthotriage/orthotriage/internal/testenv"
 	"github.com/orthotriage/orthotriage/store"
+	"github.com/redis/go-redis/v9"
 )
 
-func event(key string) cds.FeedbackEvent {
-	return cds.FeedbackEvent{
-		Service:    "hip-radiograph-screening",
-		Key:        key,
-		ReceivedAt: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC),
-		Feedback:   cds.Feedback{Card: "0b3e2f5e-8a4b-4a57-9a3c-6d3f2e1b0c9d", Outcome: cds.OutcomeOverridden, OutcomeTimestamp: "2026-11-24T10:00:00Z"},
-	}
-}
+// Each interface's contract test (testResultsContract, testLockerContract,
+// testQueueContract, testFeedbackContract, testReplayContract) runs on the
+// memory twin and on Redis: the embedded default behaves as the shared
+// deployment does.
 
-func TestMemoryFeedbackDedupesAndBounds(t *testing.T) {
-	m := store.NewMemoryFeedback(3)
-	for _, tt := range []struct {
-		key  string
-		want bool
-	}{{"a", true}, {"a", false}, {"b", true}, {"c", true}, {"d", true}, {"a", true}, {"d", false}} {
-		got, err := m.Record(t.Context(), event(tt.key))
-		if err != nil || got != tt.want {
-			t.Fatalf("Record(%s) = %v, %v; want %v", tt.key, got, err, tt.want)
-		}
-	}
-	var keys []string
-	for _, e := range m.Events() {
-		keys = append(keys, e.Key)
-	}
-	if fmt.Sprint(keys) != "[c d a]" {
-		t.Errorf("kept %v, want the newest three [c d a]", keys)
-	}
-}
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func TestRedisFeedback(t *testing.T) {
+// newRedis starts a private Redis for t and returns a client on it.
+func newRedis(t *testing.T) redis.UniversalClient {
+	t.Helper()
 	rdb, err := store.NewRedisClient(testenv.Redis(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rdb.Close() })
-	log := store.NewRedisFeedback(rdb, 1000)
-	ctx := t.Context()
-	for _, tt := range []struct {
-		key  string
-		want bool
-	}{{"a", true}, {"a", false}, {"b", true}} {
-		got, err := log.Record(ctx, event(tt.key))
-		if err != nil || got != tt.want {
-			t.Fatalf("Record(%s) = %v, %v; want %v", tt.key, got, err, tt.want)
-		}
-	}
-	entries, err := rdb.XRange(ctx, store.FeedbackStream, "-", "+").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 2 {
-		t.Fatalf("stream holds %d entries, want 2", len(entries))
-	}
-	v := entries[0].Values
-	if v["service"] != "hip-radiograph-screening" || v["outcome"] != "overridden" || v["key"] != "a" || v["receivedAt"] != "2026-11-24T10:00:00Z" {
-		t.Errorf("first entry = %v", v)
-	}
+	return rdb
 }
 
-func TestRedisFeedbackStreamIsBounded(t *testing.T) {
-	rdb, err := store.NewRedisClient(testenv.Redis(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rdb.Close() })
-	log := store.NewRedisFeedback(rdb, 10)
-	for i := range 500 {
-		if _, err := log.Record(t.Context(), event(fmt.Sprint(i))); err != nil {
-			t.Fatal(err)
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
-	}
-	n, err := rdb.XLen(t.Context(), store.FeedbackStream).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// MAXLEN ~ trims whole radix-tree nodes (100 entries by default), so the
-	// stream stays near, not exactly at, the bound.
-	if n > 200 {
-		t.Errorf("stream holds %d entries after 500 records with max 10", n)
-	}
-}
-
-func TestRedisFeedbackReportsRedisDown(t *testing.T) {
-	rdb, err := store.NewRedisClient(fmt.Sprintf("redis://127.0.0.1:%d/0", testenv.FreePort(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rdb.Close() })
-	if _, err := store.NewRedisFeedback(rdb, 10).Record(t.Context(), event("a")); err == nil {
-		t.Fatal("Record against a closed port succeeded")
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -391,11 +391,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 		return nil
 	}}}
 	var feedback cds.FeedbackLog = store.NewMemoryFeedback(cfg.Feedback.MaxEvents)
-	var replay auth.ReplayCache = auth.NewMemoryReplay(cfg.Auth.ReplayMax)
-	var results cds.ReportStore = analysis.NewMemoryStore(cfg.Results.Kept)
-	var locker analysis.Locker = analysis.LocalLocker{}
+	var replay auth.ReplayCache = store.NewMemoryReplay(cfg.Auth.ReplayMax)
+	var results cds.ReportStore = store.NewMemoryResults(cfg.Results.Kept)
+	var locker analysis.Locker = store.NewMemoryLocker()
 	queuePolicy := analysis.QueuePolicy{MaxAttempts: cfg.Precompute.MaxAttempts, Backoff: cfg.Precompute.Backoff}
-	memQueue := analysis.NewMemoryQueue(cfg.Precompute.QueueSize, queuePolicy, log)
+	memQueue := store.NewMemoryQueue(cfg.Precompute.QueueSize, queuePolicy, log)
 	var queue analysis.Queue = memQueue
 	queueStats := &memQueue.Stats
 	if cfg.Redis.URL != "" || len(cfg.Redis.Addrs) > 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/orthotriage/orthotriage/fhir"
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/internal/lru"
+	"github.com/orthotriage/orthotriage/store"
 )
 
 // reporter adapts the fhir room's builders to the cds engine.
@@ -47,7 +48,12 @@ func wireResults(e *cds.Engine, cfg config.Config, models []servedModel, retriev
 	for _, b := range models {
 		a.Models = append(a.Models, b.classifier())
 	}
-	cached := analysis.NewCached(a, results, locker, analysis.CacheOptions{TTL: rc.TTL, Timeout: rc.AnalysisTimeout}, log)
+	_, embedded := results.(*store.MemoryResults)
+	co := analysis.CacheOptions{TTL: rc.TTL, Timeout: rc.AnalysisTimeout}
+	if embedded {
+		co.NearSize = -1 // the store is in this process already: no near copy
+	}
+	cached := analysis.NewCached(a, results, locker, co, log)
 	e.Analyzer = cached
 	opt := fhir.ReportOptions{PresentedForm: rc.PresentedForm, MaxInlineBytes: rc.PresentedFormMaxBytes}
 	if base := cfg.Auth.PublicBaseURL; base != "" {
@@ -64,7 +70,6 @@ func wireResults(e *cds.Engine, cfg config.Config, models []servedModel, retriev
 	e.Built = lru.New[cds.Report](min(rc.Kept, 200))
 	e.Encoded = lru.New[cds.EncodedCard](min(rc.Kept, 200))
 	e.WrittenBack = lru.New[bool](rc.Kept)
-	_, embedded := results.(*analysis.MemoryStore)
 	switch {
 	case rc.LinkSecret != "":
 		e.LinkKey = []byte(rc.LinkSecret.Reveal())

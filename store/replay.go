@@ -1,0 +1,86 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/orthotriage/orthotriage/auth"
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	_ auth.ReplayCache = (*RedisReplay)(nil)
+	_ auth.ReplayCache = (*MemoryReplay)(nil)
+)
+
+// minReplayHold is the least time a token id is held, even when its
+// lifetime is (nearly) over: a replay in the same second is refused.
+const minReplayHold = time.Second
+
+// RedisReplay is the auth.ReplayCache shared by replicas: SET NX with the
+// token's remaining lifetime.
+type RedisReplay struct{ rdb redis.UniversalClient }
+
+// NewRedisReplay returns a replay cache on rdb.
+func NewRedisReplay(rdb redis.UniversalClient) *RedisReplay { return &RedisReplay{rdb: rdb} }
+
+// FirstUse records key until until and reports whether it was new.
+func (r *RedisReplay) FirstUse(ctx context.Context, key string, until time.Time) (bool, error) {
+	ttl := max(time.Until(until), minReplayHold)
+	ok, err := r.rdb.SetNX(ctx, "orthotriage:jti:"+key, 1, ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("redis set jti: %w", err)
+	}
+	return ok, nil
+}
+
+// MemoryReplay is the embedded twin of RedisReplay, bounded: expired ids
+// are swept, and past max live ids new tokens are refused rather than
+// forgotten ones accepted twice.
+type MemoryReplay struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+	max  int
+}
+
+// NewMemoryReplay returns a cache of at most max live token ids.
+func NewMemoryReplay(max int) *MemoryReplay {
+	return &MemoryReplay{seen: map[string]time.Time{}, max: max}
+}
+
+// ErrReplayCacheFull means the in-memory replay cache holds as many live
+// token ids as it may.
+var ErrReplayCacheFull = errors.New("store: replay cache full")
+
+// FirstUse records key until until (a second from now at least, as
+// RedisReplay) and reports whether it was new.
+func (m *MemoryReplay) FirstUse(_ context.Context, key string, until time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	if exp, ok := m.seen[key]; ok && exp.After(now) {
+		return false, nil
+	}
+	if len(m.seen) >= m.max {
+		for k, exp := range m.seen {
+			if !exp.After(now) {
+				delete(m.seen, k)
+			}
+		}
+		if len(m.seen) >= m.max {
+			return false, ErrReplayCacheFull
+		}
+	}
+	m.seen[key] = maxTime(until, now.Add(minReplayHold))
+	return true, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
