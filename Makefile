@@ -6,8 +6,16 @@ VERSION ?= 0.1.0-dev
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 BIN := bin/orthotriage
+MODULE := github.com/orthotriage/orthotriage
+# Packages that need cgo to build: the ONNX Runtime adapter and the binary
+# that links it. Every other package must build without cgo (imaging/codec
+# falls back to no codecs), so that none reaches ONNX Runtime by accident.
+NOCGO_BUILD_EXCLUDE := inference/onnx cmd/orthotriage
+# Packages whose tests need cgo besides: inference/models runs the shipped
+# models through inference/onnx.
+NOCGO_VET_EXCLUDE := $(NOCGO_BUILD_EXCLUDE) inference/models
 
-.PHONY: all build codecs setup demo test lint fmt clean fuzz train-hip train-spine bench bench-hook
+.PHONY: all build codecs setup demo test lint nocgo fmt clean fuzz train-hip train-spine bench bench-hook
 
 all: build
 
@@ -30,12 +38,24 @@ demo: build
 	scripts/setup.sh ort curl orthanc
 	scripts/demo.sh
 
-lint:
+lint: nocgo
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	@[ -x .cache/bin/staticcheck ] || GOBIN=$(CURDIR)/.cache/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	.cache/bin/staticcheck ./...
+
+# Builds and vets every package but the exclusions above with CGO_ENABLED=0;
+# a new package is checked without being listed.
+nocgo:
+	@build=$$($(GO) list ./... | grep -vxF $(foreach p,$(NOCGO_BUILD_EXCLUDE),-e $(MODULE)/$(p))) && \
+	  vet=$$($(GO) list ./... | grep -vxF $(foreach p,$(NOCGO_VET_EXCLUDE),-e $(MODULE)/$(p))) && \
+	  echo "CGO_ENABLED=0 go build ./... but $(NOCGO_BUILD_EXCLUDE); go vet also but $(filter-out $(NOCGO_BUILD_EXCLUDE),$(NOCGO_VET_EXCLUDE))" && \
+	  if ! CGO_ENABLED=0 $(GO) build $$build; then \
+	    echo "nocgo: these need cgo (ONNX Runtime belongs in inference/onnx):"; \
+	    $(GO) list -f '{{.ImportPath}} {{join .Deps " "}}' $$build | grep -E ' ($(MODULE)/inference/onnx|github.com/yalue/onnxruntime_go)( |$$)' | cut -d' ' -f1; \
+	    exit 1; \
+	  fi && CGO_ENABLED=0 $(GO) vet $$vet
 
 # Every test, against real Redis, the FHIR test server, Orthanc and ONNX
 # Runtime; TEST_TIMEOUT (default 30m) bounds each test binary.

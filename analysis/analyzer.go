@@ -30,10 +30,11 @@ type Retriever interface {
 	Retrieve(ctx context.Context, ep models.Endpoint, ref imaging.InstanceRef, acc imaging.Access, max int) ([]*imaging.Image, error)
 }
 
-// Classifier runs prepared crops through a model; *inference.Batcher is one.
+// Classifier runs prepared crops through a model and names the model's
+// manifest (task, preprocessing, labels, version); *onnx.Batcher is one.
 type Classifier interface {
 	Classify(ctx context.Context, crops []float32, n int) ([]inference.Output, error)
-	Model() *inference.Model
+	Manifest() *inference.Manifest
 }
 
 // Input is one study to analyse, as the hook call resolved it.
@@ -167,7 +168,7 @@ func (a *Analyzer) Analyze(ctx context.Context, in Input) (Result, error) {
 // a series whose site is unknown goes to the task's first model.
 func (a *Analyzer) modelFor(task, site string) (Classifier, bool) {
 	for _, m := range a.Models {
-		if m.Model().Manifest.Task == task && (site == "" || a.reads(m, site)) {
+		if m.Manifest().Task == task && (site == "" || a.reads(m, site)) {
 			return m, true
 		}
 	}
@@ -176,7 +177,7 @@ func (a *Analyzer) modelFor(task, site string) (Classifier, bool) {
 
 // Reads reports whether a model for task is loaded.
 func (a *Analyzer) Reads(task string) bool {
-	return slices.ContainsFunc(a.Models, func(m Classifier) bool { return m.Model().Manifest.Task == task })
+	return slices.ContainsFunc(a.Models, func(m Classifier) bool { return m.Manifest().Task == task })
 }
 
 // modelKey names the task's models and versions, for cache keys: a new
@@ -184,7 +185,7 @@ func (a *Analyzer) Reads(task string) bool {
 func (a *Analyzer) modelKey(task string) string {
 	var parts []string
 	for _, m := range a.Models {
-		if mf := m.Model().Manifest; mf.Task == task {
+		if mf := m.Manifest(); mf.Task == task {
 			parts = append(parts, mf.ID+"@"+mf.Version)
 		}
 	}
@@ -193,7 +194,7 @@ func (a *Analyzer) modelKey(task string) string {
 
 func (a *Analyzer) reads(m Classifier, part string) bool {
 	part = strings.ToUpper(part)
-	return slices.ContainsFunc(bodyParts[m.Model().Manifest.Task], func(w string) bool { return strings.Contains(part, w) })
+	return slices.ContainsFunc(bodyParts[m.Manifest().Task], func(w string) bool { return strings.Contains(part, w) })
 }
 
 // retrieve fetches the first image of ref from the first of its endpoints
@@ -222,7 +223,7 @@ func (a *Analyzer) retrieve(ctx context.Context, in Input, ref imaging.InstanceR
 
 // classify runs one decoded image through a model and applies the policy.
 func (a *Analyzer) classify(ctx context.Context, c Classifier, img *imaging.Image) (Result, error) {
-	m := c.Model().Manifest
+	m := c.Manifest()
 	pre := m.Preprocess
 	t0 := time.Now()
 	crops := make([]float32, len(pre.Regions)*pre.Resize.Width*pre.Resize.Height)

@@ -43,15 +43,15 @@ func (f *fakeRetriever) Retrieve(_ context.Context, ep fhirmodels.Endpoint, ref 
 // fakeClassifier answers each crop with the next canned probabilities and
 // a uniform activation map.
 type fakeClassifier struct {
-	model *inference.Model
-	probs [][]float64
+	manifest *inference.Manifest
+	probs    [][]float64
 }
 
-func (f *fakeClassifier) Model() *inference.Model { return f.model }
+func (f *fakeClassifier) Manifest() *inference.Manifest { return f.manifest }
 
 func (f *fakeClassifier) Classify(_ context.Context, _ []float32, n int) ([]inference.Output, error) {
 	outs := make([]inference.Output, n)
-	labels := len(f.model.Manifest.Labels)
+	labels := len(f.manifest.Labels)
 	for k := range outs {
 		cam := make([]float32, labels*16)
 		for i := range cam {
@@ -69,7 +69,7 @@ func hipClassifier(t *testing.T, version string, probs ...[]float64) *fakeClassi
 		t.Fatal(err)
 	}
 	m.Version = version
-	return &fakeClassifier{model: &inference.Model{Manifest: m}, probs: probs}
+	return &fakeClassifier{manifest: m, probs: probs}
 }
 
 // p gives probabilities in hip-000's label order: normal oa onfh fnf itf ddh tha fixation.

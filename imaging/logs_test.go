@@ -18,9 +18,9 @@ import (
 )
 
 // unusedClassifier stands for a loaded hip model; retrieval fails first.
-type unusedClassifier struct{ m *inference.Model }
+type unusedClassifier struct{ m *inference.Manifest }
 
-func (c unusedClassifier) Model() *inference.Model { return c.m }
+func (c unusedClassifier) Manifest() *inference.Manifest { return c.m }
 func (c unusedClassifier) Classify(context.Context, []float32, int) ([]inference.Output, error) {
 	panic("classify called although retrieval failed")
 }
@@ -48,7 +48,7 @@ func TestFailedRetrievalLogsNoPatientID(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			a := &analysis.Analyzer{Retriever: imaging.NewRetriever(imaging.RetrieverOptions{Retries: -1}),
-				Models: []analysis.Classifier{unusedClassifier{&inference.Model{Manifest: manifest}}},
+				Models: []analysis.Classifier{unusedClassifier{manifest}},
 				Log:    slog.New(slog.NewJSONHandler(&logs, nil))}
 			_, err := a.Analyze(t.Context(), analysis.Input{Task: inference.TaskHip, FHIRServer: "https://ehr.example.org/fhir",
 				Study:     study(secret, studyUID),

@@ -18,7 +18,7 @@ func TestDecodeBodies(t *testing.T) {
 		0.9, 0.99, 0.99, 0.2, 0.1, // L3: overhangs the corner, clipped
 		0.9, 0.5, 0.5, 0.001, 0.001, // L4: under 4 px
 	}
-	bodies, err := decodeBodies(l, out, 400, 200)
+	bodies, err := DecodeBodies(l, out, 400, 200)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func TestDecodeBodies(t *testing.T) {
 		bodies[1].Level != "L3" || bodies[1].Box != image.Rect(178, 376, 200, 400) {
 		t.Fatalf("bodies = %+v", bodies)
 	}
-	if _, err := decodeBodies(l, out[:7], 400, 200); err == nil {
+	if _, err := DecodeBodies(l, out[:7], 400, 200); err == nil {
 		t.Error("a short output was accepted")
 	}
 	r := ROI{Scale: 1.5, Inset: 0.1}

@@ -6,6 +6,36 @@ import (
 	"math"
 )
 
+// Output is the model's answer for one crop.
+type Output struct {
+	Probabilities []float64 // softmax of logits / temperature, in label order
+	CAM           []float32 // labels x h x w activation maps, nil when the model has none
+	CAMSize       [2]int    // h, w
+	Features      []float32 // the pooled deep features, nil when the model has none
+}
+
+// Softmax returns the probabilities of logits divided by temperature,
+// computed stably in float64.
+func Softmax(logits []float32, temperature float64) []float64 {
+	if !(temperature > 0) {
+		temperature = 1
+	}
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = math.Max(mx, float64(v)/temperature)
+	}
+	out := make([]float64, len(logits))
+	var sum float64
+	for i, v := range logits {
+		out[i] = math.Exp(float64(v)/temperature - mx)
+		sum += out[i]
+	}
+	for i := range out {
+		out[i] /= sum
+	}
+	return out
+}
+
 // Finding is the model's reading of one region (one hip).
 type Finding struct {
 	Region      string  `json:"region"`

@@ -18,6 +18,7 @@ import (
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/inference/onnx"
 )
 
 // fileAnalysis is what `orthotriage analyze` reports for one file.
@@ -70,12 +71,12 @@ func analyzeCmd(ctx context.Context, args []string, library string, lim imaging.
 	if mf, err := loadManifest(*modelFlag); err == nil && mf.Task == inference.TaskVertebral {
 		return analyzeSpine(ctx, mf, files, library, *threads, lim, *asJSON, stdout)
 	}
-	model, err := openModel(*modelFlag, library, *threads)
+	loaded, err := openModel(*modelFlag, library, *threads)
 	if err != nil {
 		return fmt.Errorf("analyze: %w", err)
 	}
-	defer model.Close()
-	m := model.Manifest
+	defer loaded.Close()
+	model, m := loaded.Model, loaded.Manifest
 
 	pre := m.Preprocess
 	crops := make([]float32, len(pre.Regions)*pre.Resize.Width*pre.Resize.Height)
@@ -102,8 +103,8 @@ func analyzeCmd(ctx context.Context, args []string, library string, lim imaging.
 	return nil
 }
 
-func analyzeOne(file string, lim imaging.Limits, model *inference.Model, crops []float32, heatmap string, single bool, a *fileAnalysis) error {
-	m := model.Manifest
+func analyzeOne(file string, lim imaging.Limits, model *onnx.Model, crops []float32, heatmap string, single bool, a *fileAnalysis) error {
+	m := model.Manifest()
 	t0 := time.Now()
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -173,20 +174,13 @@ func dicomFiles(path string) (files []string, single bool, err error) {
 }
 
 // openModel loads ONNX Runtime and a session for the model named by arg
-// (see loadManifest).
-func openModel(arg, library string, threads int) (*inference.Model, error) {
+// (see loadManifest), run without a batcher.
+func openModel(arg, library string, threads int) (*onnx.Loaded, error) {
 	m, err := loadManifest(arg)
 	if err != nil {
 		return nil, err
 	}
-	lib, err := inference.FindLibrary(library)
-	if err != nil {
-		return nil, err
-	}
-	if err := inference.Init(lib); err != nil {
-		return nil, err
-	}
-	return inference.Load(m, inference.SessionOptions{IntraOpThreads: threads})
+	return onnx.Open(m, onnx.Options{Library: library, Session: onnx.SessionOptions{IntraOpThreads: threads}})
 }
 
 func printAnalysis(w io.Writer, a fileAnalysis, m *inference.Manifest) {
@@ -230,7 +224,7 @@ func analyzeSpine(ctx context.Context, m *inference.Manifest, files []string, li
 	if p.Localiser == nil || p.Net == nil || p.Fusion == nil {
 		return fmt.Errorf("analyze: model %s lacks its localiser, network or fusion file", m.ID)
 	}
-	v := &analysis.VertebralModel{Classifier: p.Net.(modelClassifier), Pipeline: p}
+	v := &analysis.VertebralModel{Classifier: p.Net.(analysis.Classifier), Pipeline: p}
 	a := &analysis.Analyzer{Now: time.Now, Log: slog.New(slog.DiscardHandler)}
 	enc := json.NewEncoder(stdout)
 	failed := 0

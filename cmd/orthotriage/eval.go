@@ -51,12 +51,12 @@ func evalCmd(ctx context.Context, args []string, library string, lim imaging.Lim
 	if mf, err := loadManifest(*modelFlag); err == nil && mf.Task == inference.TaskVertebral {
 		return evalSpine(ctx, mf, *data, library, *threads, lim, *asJSON, stdout, stderr)
 	}
-	model, err := openModel(*modelFlag, library, *threads)
+	loaded, err := openModel(*modelFlag, library, *threads)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
-	defer model.Close()
-	m := model.Manifest
+	defer loaded.Close()
+	model, m := loaded.Model, loaded.Manifest
 	rows, err := readHipLabels(filepath.Join(*data, "labels.csv"), m)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)

@@ -38,8 +38,7 @@ import (
 	"github.com/orthotriage/orthotriage/config"
 	"github.com/orthotriage/orthotriage/fhir"
 	"github.com/orthotriage/orthotriage/imaging"
-	"github.com/orthotriage/orthotriage/inference"
-	"github.com/orthotriage/orthotriage/inference/spine"
+	"github.com/orthotriage/orthotriage/inference/onnx"
 	"github.com/orthotriage/orthotriage/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -142,38 +141,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // loadModels loads ONNX Runtime and every configured model, each behind a
 // batcher; it fails, naming the file, when any is missing or mismatched.
 func loadModels(o config.ONNXRuntime, log *slog.Logger) ([]servedModel, error) {
-	lib, err := inference.FindLibrary(o.Library)
-	if err != nil {
+	if _, err := onnx.Start(o.Library); err != nil {
 		return nil, err
 	}
-	if err := inference.Init(lib); err != nil {
-		return nil, err
-	}
-	opt := inference.SessionOptions{IntraOpThreads: o.IntraOpThreads, GraphOptimization: o.GraphOptimization, ExecutionProvider: o.ExecutionProvider,
-		Spinning: o.AllowSpinning}
+	opt := onnx.Options{Library: o.Library, BatchMax: o.BatchMax, BatchWait: o.BatchWait,
+		Session: onnx.SessionOptions{IntraOpThreads: o.IntraOpThreads, GraphOptimization: o.GraphOptimization, ExecutionProvider: o.ExecutionProvider,
+			Spinning: o.AllowSpinning}}
 	load := func(name string) (servedModel, error) {
 		m, err := loadManifest(name)
 		if err != nil {
 			return servedModel{}, fmt.Errorf("onnxruntime.models: %w", err)
 		}
-		md, err := inference.Load(m, opt)
+		l, err := onnx.Open(m, opt)
 		if err != nil {
 			return servedModel{}, err
-		}
-		sm := servedModel{Batcher: inference.NewBatcher(md, o.BatchMax, o.BatchWait)}
-		if m.Task == inference.TaskVertebral {
-			if sm.pipeline, err = vertebralPipeline(m, sm.Batcher, opt); err != nil {
-				sm.Close()
-				md.Close()
-				return servedModel{}, err
-			}
 		}
 		log.Info("model loaded", "id", m.ID, "version", m.Version, "file", m.ModelPath(), "trainingData", m.TrainingData,
 			"executionProvider", o.ExecutionProvider, "batchMax", o.BatchMax, "batchWait", o.BatchWait.String())
 		if m.TrainingData == "synthetic" {
 			log.Warn("model trained on synthetic data", "id", m.ID, "warning", m.Warning)
 		}
-		return sm, nil
+		return servedModel{l}, nil
 	}
 	// The models load side by side (session creation is most of a start);
 	// they are served in the configured order.
@@ -197,46 +185,17 @@ func loadModels(o config.ONNXRuntime, log *slog.Logger) ([]servedModel, error) {
 
 // servedModel is a loaded model behind its batcher, with the vertebral
 // pipeline around it for a vertebral model.
-type servedModel struct {
-	*inference.Batcher
-	pipeline *spine.Pipeline
-}
+type servedModel struct{ *onnx.Loaded }
 
 // classifier is what the analyzer runs.
 func (s servedModel) classifier() analysis.Classifier {
-	if s.pipeline != nil {
-		return &analysis.VertebralModel{Classifier: s.Batcher, Pipeline: s.pipeline}
+	if s.Pipeline != nil {
+		return &analysis.VertebralModel{Classifier: s.Batcher, Pipeline: s.Pipeline}
 	}
 	return s.Batcher
 }
 
-func (s servedModel) close() error {
-	s.Close()
-	err := s.Model().Close()
-	if s.pipeline != nil && s.pipeline.Localiser != nil {
-		err = errors.Join(err, s.pipeline.Localiser.Close())
-	}
-	return err
-}
-
-// vertebralPipeline loads a vertebral model's localiser and fusion model
-// around its network.
-func vertebralPipeline(m *inference.Manifest, net *inference.Batcher, opt inference.SessionOptions) (*spine.Pipeline, error) {
-	loc, err := inference.LoadLocaliser(m, opt)
-	if err != nil {
-		return nil, err
-	}
-	data, err := m.ReadFile(m.Vertebral.Fusion)
-	if err == nil {
-		var f *spine.Fusion
-		if f, err = spine.ParseFusion(data); err == nil {
-			return &spine.Pipeline{Manifest: m, Localiser: loc, Net: net, Fusion: f}, nil
-		}
-		err = fmt.Errorf("model %s: %w", m.ID, err)
-	}
-	loc.Close()
-	return nil, err
-}
+func (s servedModel) close() error { return s.Close() }
 
 // outboundTransport is the HTTP transport for URLs named in requests: the
 // egress policy checks every resolved address, and TLS trusts the system
@@ -346,9 +305,9 @@ func printVersion(w io.Writer, cfg config.Config) {
 		rev = "unknown"
 	}
 	ortVersion := "not available"
-	if path, err := inference.FindLibrary(cfg.ONNXRuntime.Library); err != nil {
+	if path, err := onnx.FindLibrary(cfg.ONNXRuntime.Library); err != nil {
 		ortVersion += " (" + err.Error() + ")"
-	} else if v, err := inference.RuntimeVersion(path); err != nil {
+	} else if v, err := onnx.RuntimeVersion(path); err != nil {
 		ortVersion += " (" + err.Error() + ")"
 	} else {
 		ortVersion = v + " (" + path + ")"
@@ -374,15 +333,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 		}
 	}()
 	for _, b := range models {
-		id := b.Model().Manifest.ID
+		id := b.Manifest.ID
 		labels := prometheus.Labels{"model": id}
 		reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "orthotriage_inference_batches_total",
 				Help: "Batches run by the model's session.", ConstLabels: labels},
-				func() float64 { n, _ := b.Stats(); return float64(n) }),
+				func() float64 { n, _ := b.Batcher.Stats(); return float64(n) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "orthotriage_inference_crops_total",
 				Help: "Crops (one per hip, or per vertebral body) classified by the model.", ConstLabels: labels},
-				func() float64 { _, n := b.Stats(); return float64(n) }))
+				func() float64 { _, n := b.Batcher.Stats(); return float64(n) }))
 	}
 	ready := []api.Check{{Name: "models", Check: func(context.Context) error {
 		if len(models) == 0 {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/inference/onnx"
 	"github.com/orthotriage/orthotriage/inference/spine"
 	"github.com/orthotriage/orthotriage/phantom"
 )
@@ -28,64 +29,15 @@ import (
 // labelled vertebra of the same level.
 const minMatchIoU = 0.3
 
-// modelClassifier runs a loaded model directly (no batching), for offline
-// work.
-type modelClassifier struct{ m *inference.Model }
-
-func (c modelClassifier) Classify(_ context.Context, crops []float32, n int) ([]inference.Output, error) {
-	return c.m.Run(crops, n)
-}
-func (c modelClassifier) Model() *inference.Model { return c.m }
-
 // openSpine loads the stages of a vertebral model folder that exist: the
 // localiser, then the network, then the fusion model. Training writes them
 // in that order, and each stage's training data needs the ones before.
 func openSpine(m *inference.Manifest, library string, threads int) (*spine.Pipeline, func(), error) {
-	p := &spine.Pipeline{Manifest: m}
-	closers := []func(){}
-	closeAll := func() {
-		for _, c := range slices.Backward(closers) {
-			c()
-		}
-	}
-	has := func(name string) bool {
-		_, err := m.ReadFile(name)
-		return err == nil
-	}
-	if !has(m.Vertebral.Localiser.File) {
-		return p, closeAll, nil
-	}
-	lib, err := inference.FindLibrary(library)
+	l, err := onnx.Open(m, onnx.Options{Library: library, Session: onnx.SessionOptions{IntraOpThreads: threads}, Partial: true})
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := inference.Init(lib); err != nil {
-		return nil, nil, err
-	}
-	opt := inference.SessionOptions{IntraOpThreads: threads}
-	if p.Localiser, err = inference.LoadLocaliser(m, opt); err != nil {
-		return nil, nil, err
-	}
-	closers = append(closers, func() { p.Localiser.Close() })
-	if !has(m.File) {
-		return p, closeAll, nil
-	}
-	md, err := inference.Load(m, opt)
-	if err != nil {
-		closeAll()
-		return nil, nil, err
-	}
-	p.Net = modelClassifier{md}
-	closers = append(closers, func() { md.Close() })
-	if !has(m.Vertebral.Fusion) {
-		return p, closeAll, nil
-	}
-	data, _ := m.ReadFile(m.Vertebral.Fusion)
-	if p.Fusion, err = spine.ParseFusion(data); err != nil {
-		closeAll()
-		return nil, nil, fmt.Errorf("model %s: %w", m.ID, err)
-	}
-	return p, closeAll, nil
+	return l.Pipeline, func() { l.Close() }, nil
 }
 
 // spineItem is one case's training rows.

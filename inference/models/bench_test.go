@@ -15,6 +15,7 @@ import (
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
 	"github.com/orthotriage/orthotriage/inference/models"
+	"github.com/orthotriage/orthotriage/inference/onnx"
 	"github.com/orthotriage/orthotriage/phantom"
 )
 
@@ -32,14 +33,14 @@ const benchModelDirEnv = "ORTHOTRIAGE_BENCH_MODEL_DIR"
 
 // benchModels are hip-000 and, when benchModelDirEnv names one, the extra
 // model, each with a session of benchThreads threads.
-func benchModels(b *testing.B) []*inference.Model {
-	out := []*inference.Model{loadHipThreads(b, benchThreads)}
+func benchModels(b *testing.B) []*onnx.Model {
+	out := []*onnx.Model{loadHipThreads(b, benchThreads)}
 	if dir := os.Getenv(benchModelDirEnv); dir != "" {
 		m, err := inference.LoadManifest(dir)
 		if err != nil {
 			b.Fatalf("%s: %v", benchModelDirEnv, err)
 		}
-		md, err := inference.Load(m, inference.SessionOptions{IntraOpThreads: benchThreads})
+		md, err := onnx.Load(m, onnx.SessionOptions{IntraOpThreads: benchThreads})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -50,13 +51,13 @@ func benchModels(b *testing.B) []*inference.Model {
 }
 
 // cropValues is the number of values of one crop of md.
-func cropValues(md *inference.Model) int {
-	r := md.Manifest.Preprocess.Resize
+func cropValues(md *onnx.Model) int {
+	r := md.Manifest().Preprocess.Resize
 	return r.Width * r.Height
 }
 
 // benchCrops returns n prepared hip crops from phantom radiographs.
-func benchCrops(b *testing.B, md *inference.Model, n int) []float32 {
+func benchCrops(b *testing.B, md *onnx.Model, n int) []float32 {
 	var out []float32
 	per := cropValues(md)
 	for i := 0; len(out) < n*per; i++ {
@@ -67,8 +68,8 @@ func benchCrops(b *testing.B, md *inference.Model, n int) []float32 {
 }
 
 // outputShape is md's output of role with the batch dimension set to n.
-func outputShape(md *inference.Model, role string, n int) ort.Shape {
-	t := md.Manifest.Output(role)
+func outputShape(md *onnx.Model, role string, n int) ort.Shape {
+	t := md.Manifest().Output(role)
 	shape := ort.NewShape(t.Shape...)
 	shape[0] = int64(n)
 	return shape
@@ -91,14 +92,14 @@ func outputShape(md *inference.Model, role string, n int) ort.Shape {
 func BenchmarkThroughput(b *testing.B) {
 	for _, md := range benchModels(b) {
 		for _, n := range batchSizes {
-			b.Run(fmt.Sprintf("model=%s/batch=%d", md.Manifest.ID, n), func(b *testing.B) { benchThroughput(b, md, n) })
+			b.Run(fmt.Sprintf("model=%s/batch=%d", md.Manifest().ID, n), func(b *testing.B) { benchThroughput(b, md, n) })
 		}
 	}
 }
 
-func benchThroughput(b *testing.B, md *inference.Model, n int) {
+func benchThroughput(b *testing.B, md *onnx.Model, n int) {
 	per := cropValues(md)
-	r := md.Manifest.Preprocess.Resize
+	r := md.Manifest().Preprocess.Resize
 	crops := benchCrops(b, md, n)
 	in, _ := ort.NewTensor(ort.NewShape(int64(n), 1, int64(r.Height), int64(r.Width)), crops)
 	logits, _ := ort.NewEmptyTensor[float32](outputShape(md, "logits", n))
@@ -106,7 +107,7 @@ func benchThroughput(b *testing.B, md *inference.Model, n int) {
 	defer in.Destroy()
 	defer logits.Destroy()
 	defer cam.Destroy()
-	bt := inference.NewBatcher(md, n, 5*time.Millisecond)
+	bt := onnx.NewBatcher(md, n, 5*time.Millisecond)
 	defer bt.Close()
 	callers := max(1, n/2)
 	each := n / callers
@@ -136,7 +137,7 @@ func benchThroughput(b *testing.B, md *inference.Model, n int) {
 	b.ReportMetric(rawRate, "raw-crops/s")
 	b.ReportMetric(pipeRate, "pipeline-crops/s")
 	b.ReportMetric(pipeRate/rawRate, "ratio")
-	if f := md.Manifest.FLOPs; f > 0 {
+	if f := md.Manifest().FLOPs; f > 0 {
 		b.ReportMetric(rawRate*float64(f)/1e9, "raw-GFLOP/s")
 		b.ReportMetric(pipeRate*float64(f)/1e9, "pipeline-GFLOP/s")
 	}
@@ -146,18 +147,18 @@ func benchThroughput(b *testing.B, md *inference.Model, n int) {
 // BenchmarkStages times each stage for one full AP pelvis DICOM file.
 func BenchmarkStages(b *testing.B) {
 	for _, md := range benchModels(b) {
-		b.Run("model="+md.Manifest.ID, func(b *testing.B) { benchStages(b, md) })
+		b.Run("model="+md.Manifest().ID, func(b *testing.B) { benchStages(b, md) })
 	}
 }
 
-func benchStages(b *testing.B, md *inference.Model) {
+func benchStages(b *testing.B, md *onnx.Model) {
 	pc := phantom.Pelvis(41, 0)
 	var buf bytes.Buffer
 	if err := imaging.WriteDICOM(&buf, pc.Image); err != nil {
 		b.Fatal(err)
 	}
 	file := buf.Bytes()
-	pre := md.Manifest.Preprocess
+	pre := md.Manifest().Preprocess
 	crops := make([]float32, 2*cropValues(md))
 	var dec, prep, inf, post time.Duration
 	b.ResetTimer()
@@ -179,7 +180,7 @@ func benchStages(b *testing.B, md *inference.Model) {
 		}
 		t3 := time.Now()
 		for k, r := range regions {
-			md.Manifest.Interpret(outs[k], r).ActivationMap(outs[k])
+			md.Manifest().Interpret(outs[k], r).ActivationMap(outs[k])
 		}
 		t4 := time.Now()
 		dec, prep, inf, post = dec+t1.Sub(t0), prep+t2.Sub(t1), inf+t3.Sub(t2), post+t4.Sub(t3)
@@ -207,7 +208,7 @@ func BenchmarkSpinning(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			md, err := inference.Load(m, inference.SessionOptions{IntraOpThreads: benchThreads, Spinning: spin})
+			md, err := onnx.Load(m, onnx.SessionOptions{IntraOpThreads: benchThreads, Spinning: spin})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -27,11 +27,17 @@ import (
 	"github.com/orthotriage/orthotriage/inference/radiomics"
 )
 
+// Localiser finds the vertebral bodies of a display-ready image (rows x
+// cols, values in [0,1]); an empty answer means none could be localised.
+// *onnx.LocaliserModel is one.
+type Localiser interface {
+	Find(pixels []float32, rows, cols int) ([]inference.Body, error)
+}
+
 // Classifier runs prepared crops through the per-vertebra network;
-// *inference.Batcher is one.
+// *onnx.Batcher and *onnx.Model are ones.
 type Classifier interface {
 	Classify(ctx context.Context, crops []float32, n int) ([]inference.Output, error)
-	Model() *inference.Model
 }
 
 // MaxBodies bounds the bodies read per image (given or localised).
@@ -42,7 +48,7 @@ const MaxBodies = 32
 // ones before it).
 type Pipeline struct {
 	Manifest  *inference.Manifest
-	Localiser *inference.LocaliserModel
+	Localiser Localiser
 	Net       Classifier
 	Fusion    *Fusion
 }

@@ -1,7 +1,10 @@
-// Package inference runs the ONNX models through ONNX Runtime (via
-// github.com/yalue/onnxruntime_go). This first part finds and loads the
-// runtime library; sessions, batching and pre/postprocessing follow.
-package inference
+// Package onnx is the one adapter over ONNX Runtime (via
+// github.com/yalue/onnxruntime_go): it finds and loads the runtime library,
+// creates the sessions of a manifest's networks (the classifier and the
+// vertebral localiser) with their execution provider, batches concurrent
+// requests, and loads all a manifest needs in one call (Open). What the
+// outputs mean is package inference's; this package only needs cgo.
+package onnx
 
 import (
 	"errors"
@@ -40,6 +43,19 @@ func FindLibrary(configured string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%w in %v (run `make setup`, or set ORTHOTRIAGE_ONNXRUNTIME_LIBRARY)", ErrNoRuntime, defaultLibraryPaths())
+}
+
+// Start finds the library (see FindLibrary) and initialises ONNX Runtime
+// from it (see Init); it returns the library's path.
+func Start(library string) (string, error) {
+	path, err := FindLibrary(library)
+	if err != nil {
+		return "", err
+	}
+	if err := Init(path); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 // RuntimeVersion loads the library at path and returns its version. ONNX

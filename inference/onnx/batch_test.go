@@ -1,4 +1,4 @@
-package models_test
+package onnx_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/inference/onnx"
 )
 
 // 32 concurrent callers, each with its own radiograph, get exactly the
@@ -30,7 +31,7 @@ func TestBatcherConcurrentCallers(t *testing.T) {
 		}
 		want[i] = outs
 	}
-	b := inference.NewBatcher(md, 8, 5*time.Millisecond)
+	b := onnx.NewBatcher(md, 8, 5*time.Millisecond)
 	defer b.Close()
 	var wg sync.WaitGroup
 	errs := make([]error, callers)
@@ -76,7 +77,7 @@ func TestBatcherConcurrentCallers(t *testing.T) {
 		t.Error("a wrong crop length must be refused")
 	}
 	b.Close()
-	if _, err := b.Classify(t.Context(), inputs[0], 2); err != inference.ErrClosed {
+	if _, err := b.Classify(t.Context(), inputs[0], 2); err != onnx.ErrClosed {
 		t.Errorf("after Close: %v", err)
 	}
 }
@@ -86,7 +87,7 @@ func TestBatcherConcurrentCallers(t *testing.T) {
 func TestBatcherRunsALoneRequestAtOnce(t *testing.T) {
 	md := loadHip(t)
 	_, crops, _ := prepared(t, md, 31, 0)
-	b := inference.NewBatcher(md, 8, time.Hour)
+	b := onnx.NewBatcher(md, 8, time.Hour)
 	defer b.Close()
 	for range 3 {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -107,7 +108,7 @@ func TestBatcherCoalescesUnderLoad(t *testing.T) {
 	md := loadHip(t)
 	_, crops, _ := prepared(t, md, 31, 0)
 	one := crops[:len(crops)/2]
-	b := inference.NewBatcher(md, 8, 20*time.Millisecond)
+	b := onnx.NewBatcher(md, 8, 20*time.Millisecond)
 	defer b.Close()
 	const callers, each = 16, 4
 	var wg sync.WaitGroup

@@ -1,21 +1,21 @@
-package inference_test
+package onnx_test
 
 import (
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/inference/onnx"
 	"github.com/orthotriage/orthotriage/internal/testenv"
 )
 
 func TestRuntimeVersionLoadsTheRealLibrary(t *testing.T) {
 	lib := filepath.Join(testenv.RepoRoot(t), ".cache", "onnxruntime", "libonnxruntime.so")
-	path, err := inference.FindLibrary(lib)
+	path, err := onnx.FindLibrary(lib)
 	if err != nil {
 		t.Fatalf("%v: run `make setup` to install ONNX Runtime", err)
 	}
-	v, err := inference.RuntimeVersion(path)
+	v, err := onnx.RuntimeVersion(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func TestRuntimeVersionLoadsTheRealLibrary(t *testing.T) {
 
 func TestFindLibraryNamesTheMissingFile(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "libonnxruntime.so")
-	_, err := inference.FindLibrary(missing)
+	_, err := onnx.FindLibrary(missing)
 	if err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "onnxruntime.library") {
 		t.Fatalf("error = %v, want one naming the key and %s", err, missing)
 	}

@@ -1,4 +1,4 @@
-package inference
+package onnx
 
 import (
 	"context"
@@ -7,10 +7,12 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/orthotriage/orthotriage/inference"
 )
 
 // ErrClosed is returned by a Batcher after Close.
-var ErrClosed = errors.New("inference: batcher closed")
+var ErrClosed = errors.New("onnx: batcher closed")
 
 // Batcher coalesces concurrent Classify calls for one model into batches of
 // up to MaxBatch crops: the requests waiting when a batch starts join it; a
@@ -48,7 +50,7 @@ type batchRequest struct {
 }
 
 type batchResult struct {
-	outs []Output
+	outs []inference.Output
 	err  error
 }
 
@@ -65,14 +67,17 @@ func NewBatcher(model *Model, maxBatch int, maxWait time.Duration) *Batcher {
 // Model is the batcher's model.
 func (b *Batcher) Model() *Model { return b.model }
 
-// Classify runs n prepared crops (as Preprocess.Prepare writes them) in the
-// next batch. The batch reads the crops until Classify returns, also when
-// the context ends first (it then returns when its batch is done), so the
-// caller may reuse them afterwards.
-func (b *Batcher) Classify(ctx context.Context, crops []float32, n int) ([]Output, error) {
+// Manifest is the manifest of the batcher's model.
+func (b *Batcher) Manifest() *inference.Manifest { return b.model.manifest }
+
+// Classify runs n prepared crops (as inference.Preprocess.Prepare writes
+// them) in the next batch. The batch reads the crops until Classify
+// returns, also when the context ends first (it then returns when its
+// batch is done), so the caller may reuse them afterwards.
+func (b *Batcher) Classify(ctx context.Context, crops []float32, n int) ([]inference.Output, error) {
 	per := b.model.cropSize()
 	if n <= 0 || len(crops) != n*per {
-		return nil, fmt.Errorf("inference: %d values for %d crops of %d", len(crops), n, per)
+		return nil, fmt.Errorf("onnx: %d values for %d crops of %d", len(crops), n, per)
 	}
 	r := &batchRequest{ctx: ctx, crops: crops, n: n, resp: make(chan batchResult, 1)}
 	select {

@@ -1,13 +1,15 @@
-package inference
+package onnx
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/orthotriage/orthotriage/inference"
 )
 
 var (
@@ -57,7 +59,7 @@ var graphLevels = map[string]ort.GraphOptimizationLevel{
 // Model is a loaded model: its manifest and an ONNX Runtime session whose
 // inputs and outputs were checked against the manifest.
 type Model struct {
-	Manifest *Manifest
+	manifest *inference.Manifest
 	session  *ort.DynamicAdvancedSession
 	logits   int // index of the logits output
 	cam      int // index of the cam output, -1 when absent
@@ -65,12 +67,12 @@ type Model struct {
 }
 
 // Load creates the session of a model whose manifest was loaded with
-// LoadManifest or LoadManifestFS. Init must have been called. It fails,
-// naming the file, when the ONNX file is missing or its inputs and outputs
-// differ from the manifest.
-func Load(m *Manifest, opt SessionOptions) (*Model, error) {
+// inference.LoadManifest or LoadManifestFS. Init must have been called (Open
+// does both). It fails, naming the file, when the ONNX file is missing or
+// its inputs and outputs differ from the manifest.
+func Load(m *inference.Manifest, opt SessionOptions) (*Model, error) {
 	if !ort.IsInitialized() {
-		return nil, errors.New("inference: onnx runtime not initialised")
+		return nil, errors.New("onnx: runtime not initialised")
 	}
 	data, err := m.ModelBytes()
 	if err != nil {
@@ -86,7 +88,7 @@ func Load(m *Manifest, opt SessionOptions) (*Model, error) {
 	if err := checkTensors("output", m.Outputs, outs); err != nil {
 		return nil, fmt.Errorf("model %s does not match its manifest: %w", m.ModelPath(), err)
 	}
-	names := func(ts []Tensor) []string {
+	names := func(ts []inference.Tensor) []string {
 		out := make([]string, len(ts))
 		for i, t := range ts {
 			out[i] = t.Name
@@ -97,7 +99,7 @@ func Load(m *Manifest, opt SessionOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	md := &Model{Manifest: m, session: s, cam: -1, features: -1}
+	md := &Model{manifest: m, session: s, cam: -1, features: -1}
 	for i, o := range m.Outputs {
 		switch o.Role {
 		case "logits":
@@ -112,7 +114,7 @@ func Load(m *Manifest, opt SessionOptions) (*Model, error) {
 }
 
 // newSession creates an ONNX Runtime session of one of m's files.
-func newSession(m *Manifest, data []byte, inputs, outputs []string, opt SessionOptions) (*ort.DynamicAdvancedSession, error) {
+func newSession(m *inference.Manifest, data []byte, inputs, outputs []string, opt SessionOptions) (*ort.DynamicAdvancedSession, error) {
 	so, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("model %s: session options: %w", m.ID, err)
@@ -162,7 +164,7 @@ func newSession(m *Manifest, data []byte, inputs, outputs []string, opt SessionO
 
 // checkTensors compares the manifest's tensors with the file's, by name,
 // element type and every fixed dimension.
-func checkTensors(kind string, want []Tensor, have []ort.InputOutputInfo) error {
+func checkTensors(kind string, want []inference.Tensor, have []ort.InputOutputInfo) error {
 	if len(want) != len(have) {
 		return fmt.Errorf("%d %ss in the manifest, %d in the file", len(want), kind, len(have))
 	}
@@ -187,9 +189,12 @@ func checkTensors(kind string, want []Tensor, have []ort.InputOutputInfo) error 
 	return nil
 }
 
+// Manifest is the model's manifest.
+func (md *Model) Manifest() *inference.Manifest { return md.manifest }
+
 // cropSize is the number of values of one input crop.
 func (md *Model) cropSize() int {
-	in := md.Manifest.Inputs[0].Shape
+	in := md.manifest.Inputs[0].Shape
 	return int(in[2] * in[3])
 }
 
@@ -200,30 +205,22 @@ func (md *Model) RunRaw(inputs, outputs []ort.Value) error { return md.session.R
 // Close releases the session.
 func (md *Model) Close() error { return md.session.Destroy() }
 
-// Output is the model's answer for one crop.
-type Output struct {
-	Probabilities []float64 // softmax of logits / temperature, in label order
-	CAM           []float32 // labels x h x w activation maps, nil when the model has none
-	CAMSize       [2]int    // h, w
-	Features      []float32 // the pooled deep features, nil when the model has none
-}
-
 // Run classifies n prepared crops (n*height*width values, NCHW with one
-// channel, as Preprocess.Prepare writes them).
-func (md *Model) Run(crops []float32, n int) ([]Output, error) {
-	in := md.Manifest.Inputs[0].Shape
+// channel, as inference.Preprocess.Prepare writes them).
+func (md *Model) Run(crops []float32, n int) ([]inference.Output, error) {
+	in := md.manifest.Inputs[0].Shape
 	per := md.cropSize()
 	if n <= 0 || len(crops) != n*per {
-		return nil, fmt.Errorf("inference: %d values for %d crops of %d", len(crops), n, per)
+		return nil, fmt.Errorf("onnx: %d values for %d crops of %d", len(crops), n, per)
 	}
 	x, err := ort.NewTensor(ort.NewShape(int64(n), 1, in[2], in[3]), crops)
 	if err != nil {
-		return nil, fmt.Errorf("inference: input tensor: %w", err)
+		return nil, fmt.Errorf("onnx: input tensor: %w", err)
 	}
 	defer x.Destroy()
-	outs := make([]ort.Value, len(md.Manifest.Outputs))
+	outs := make([]ort.Value, len(md.manifest.Outputs))
 	if err := md.session.Run([]ort.Value{x}, outs); err != nil {
-		return nil, fmt.Errorf("inference: model %s: %w", md.Manifest.ID, err)
+		return nil, fmt.Errorf("onnx: model %s: %w", md.manifest.ID, err)
 	}
 	defer func() {
 		for _, o := range outs {
@@ -234,21 +231,21 @@ func (md *Model) Run(crops []float32, n int) ([]Output, error) {
 	}()
 	logits, ok := outs[md.logits].(*ort.Tensor[float32])
 	if !ok {
-		return nil, fmt.Errorf("inference: model %s: logits are not float32", md.Manifest.ID)
+		return nil, fmt.Errorf("onnx: model %s: logits are not float32", md.manifest.ID)
 	}
-	k := len(md.Manifest.Labels)
+	k := len(md.manifest.Labels)
 	ld := logits.GetData()
 	if len(ld) != n*k {
-		return nil, fmt.Errorf("inference: model %s: %d logits for %d crops of %d labels", md.Manifest.ID, len(ld), n, k)
+		return nil, fmt.Errorf("onnx: model %s: %d logits for %d crops of %d labels", md.manifest.ID, len(ld), n, k)
 	}
-	res := make([]Output, n)
+	res := make([]inference.Output, n)
 	for i := range n {
-		res[i].Probabilities = Softmax(ld[i*k:(i+1)*k], md.Manifest.Calibration.Temperature)
+		res[i].Probabilities = inference.Softmax(ld[i*k:(i+1)*k], md.manifest.Calibration.Temperature)
 	}
 	if md.cam >= 0 {
 		cam, ok := outs[md.cam].(*ort.Tensor[float32])
 		if !ok {
-			return nil, fmt.Errorf("inference: model %s: cam is not float32", md.Manifest.ID)
+			return nil, fmt.Errorf("onnx: model %s: cam is not float32", md.manifest.ID)
 		}
 		shape := cam.GetShape()
 		cd := cam.GetData()
@@ -263,11 +260,11 @@ func (md *Model) Run(crops []float32, n int) ([]Output, error) {
 	if md.features >= 0 {
 		ft, ok := outs[md.features].(*ort.Tensor[float32])
 		if !ok {
-			return nil, fmt.Errorf("inference: model %s: features are not float32", md.Manifest.ID)
+			return nil, fmt.Errorf("onnx: model %s: features are not float32", md.manifest.ID)
 		}
 		fd := ft.GetData()
 		if len(fd)%n != 0 {
-			return nil, fmt.Errorf("inference: model %s: %d feature values for %d crops", md.Manifest.ID, len(fd), n)
+			return nil, fmt.Errorf("onnx: model %s: %d feature values for %d crops", md.manifest.ID, len(fd), n)
 		}
 		per := len(fd) / n
 		for i := range n {
@@ -277,24 +274,9 @@ func (md *Model) Run(crops []float32, n int) ([]Output, error) {
 	return res, nil
 }
 
-// Softmax returns the probabilities of logits divided by temperature,
-// computed stably in float64.
-func Softmax(logits []float32, temperature float64) []float64 {
-	if !(temperature > 0) {
-		temperature = 1
-	}
-	mx := math.Inf(-1)
-	for _, v := range logits {
-		mx = math.Max(mx, float64(v)/temperature)
-	}
-	out := make([]float64, len(logits))
-	var sum float64
-	for i, v := range logits {
-		out[i] = math.Exp(float64(v)/temperature - mx)
-		sum += out[i]
-	}
-	for i := range out {
-		out[i] /= sum
-	}
-	return out
+// Classify is Run for callers that take a classifier (the offline commands
+// run a model without a batcher). The session run cannot be interrupted:
+// ctx is not consulted.
+func (md *Model) Classify(_ context.Context, crops []float32, n int) ([]inference.Output, error) {
+	return md.Run(crops, n)
 }
