@@ -44,6 +44,7 @@ lint: nocgo
 	$(GO) vet ./...
 	@[ -x .cache/bin/staticcheck ] || GOBIN=$(CURDIR)/.cache/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	.cache/bin/staticcheck ./...
+	scripts/check-links.sh
 
 # Builds and vets every package but the exclusions above with CGO_ENABLED=0;
 # a new package is checked without being listed.
