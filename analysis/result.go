@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/orthotriage/orthotriage/inference"
 	"github.com/orthotriage/orthotriage/inference/spine"
 )
 
@@ -206,6 +207,16 @@ func (r Result) Top() (Finding, bool) {
 		}
 	}
 	return best, ok
+}
+
+// WorthACard reports whether r is worth telling the clinician, on a card
+// and by write-back: it has a notable finding, needs review, or is a
+// vertebral study where no body could be localised (said, not guessed);
+// with normal set (normal results get a card too), any result is.
+func (r Result) WorthACard(normal bool) bool {
+	_, notable := r.Top()
+	unlocalised := r.Model.Task == inference.TaskVertebral && len(r.Localised) == 0
+	return notable || r.Review || normal || unlocalised
 }
 
 // Percent writes a probability for people: whole percent, but never "100%"

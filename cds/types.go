@@ -57,7 +57,7 @@ type Card struct {
 	Links             []Link       `json:"links,omitempty"`
 
 	// encoded is the card as checked JSON, when the engine built it from
-	// an EncodedCard: Marshal then writes these bytes as they are.
+	// an encodedCard: Marshal then writes these bytes as they are.
 	encoded []byte
 }
 
