@@ -38,6 +38,7 @@ type WriteBack struct {
 
 	mu      sync.Mutex // written's check and mark are one step
 	written *lru.Map[bool]
+	running sync.WaitGroup
 }
 
 // NewWriteBack returns the write-back through w.
@@ -60,8 +61,12 @@ func (wb *WriteBack) Offer(server FHIRServer, r Result) {
 	if !wb.mark(key) {
 		return
 	}
-	go wb.write(server, r, key)
+	wb.running.Go(func() { wb.write(server, r, key) })
 }
+
+// Wait blocks until the write-backs under way are done (a shutdown may
+// drain them; each is bounded by Timeout).
+func (wb *WriteBack) Wait() { wb.running.Wait() }
 
 // mark records key as written; false when it was already.
 func (wb *WriteBack) mark(key string) bool {

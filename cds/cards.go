@@ -44,11 +44,11 @@ type Report struct {
 type CardOptions struct {
 	NormalCard    bool // info card when every finding is normal
 	SystemActions bool // resources as systemActions instead of a suggestion
+	ViewerURL     string
+	Source        Source
 	// PendingCard adds an info card naming the studies still in analysis
 	// when the hook's budget ran out.
 	PendingCard bool
-	ViewerURL     string
-	Source        Source
 }
 
 // Override reasons offered on every card (CDS Hooks 2.0 overrideReasons).

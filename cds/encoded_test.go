@@ -30,7 +30,9 @@ func plain(t *testing.T, resp cds.Response) []byte {
 }
 
 // keepCards keeps results' resources and encoded cards.
-func keepCards(ec *cds.EngineConfig, _ *analysis.TriageConfig) { ec.Kept.Encoded, ec.Kept.Built = 10, 10 }
+func keepCards(ec *cds.EngineConfig, _ *analysis.TriageConfig) {
+	ec.Kept.Encoded, ec.Kept.Built = 10, 10
+}
 
 // TestEncodedCardsAreTheCardsOfTheCall: a card encoded once and reused
 // writes the same bytes as the card built for the call, with the call's own
