@@ -1,8 +1,11 @@
 // Package analysis is the use case of the service: a study in, a
 // FHIR-agnostic Result out. It selects a study's radiographs, retrieves and
 // decodes them (imaging), runs the model for the study's body part
-// (inference) and applies the triage policy. Cards (cds) and FHIR resources
-// (fhir) are built from the Result at the edge.
+// (inference) and applies the triage policy, once per study (Cached).
+// Triage is the use case around it: a hook call's studies within the
+// hook's budget, precompute jobs, and the write-back of the results worth a
+// card. Cards (cds) and FHIR resources (fhir) are built from the Result at
+// the edge.
 package analysis
 
 import (
