@@ -19,6 +19,11 @@ type StudyAnalyzer interface {
 	Reads(task string) bool
 }
 
+var (
+	_ StudyAnalyzer = (*Cached)(nil)
+	_ StudyAnalyzer = (*Analyzer)(nil)
+)
+
 // FHIRServer is an EHR's FHIR server and the bearer token for it: where a
 // precompute job's study is read and where results are written back. The
 // token must never be logged or put in an error.

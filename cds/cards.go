@@ -22,6 +22,8 @@ type Triage interface {
 	Call(ctx context.Context, c analysis.Call) ([]analysis.Outcome, error)
 }
 
+var _ Triage = (*analysis.Triage)(nil)
+
 // Reporter turns a result into FHIR resources (the fhir room).
 type Reporter interface {
 	// Report returns the result's resources in the order they are to be

@@ -22,7 +22,7 @@ import (
 
 // fakeAnalyzer answers canned results by ImagingStudy id.
 type fakeAnalyzer struct {
-	mu      sync.Mutex // the engine analyses studies concurrently
+	mu      sync.Mutex // the triage analyses studies concurrently
 	results map[string]analysis.Result
 	errs    map[string]error
 	inputs  []analysis.Input
