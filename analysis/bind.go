@@ -3,7 +3,9 @@ package analysis
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/internal/urlx"
@@ -111,4 +113,22 @@ func cloneFindings(fs []Finding) []Finding {
 		return nil
 	}
 	return append([]Finding(nil), fs...)
+}
+
+// BoundKey names one computed result as bound to a call: the same pixels
+// answered for another patient, ImagingStudy or server are another result
+// (a recomputation is another too). What is built from a result (its FHIR
+// resources, its card) and what is done with it (write-back) is kept and
+// done once per BoundKey.
+func (r Result) BoundKey() string {
+	parts := []string{r.Tenant, r.FHIRServer, r.Study.Key(), r.Study.Patient, r.Study.ImagingStudyID, r.Study.Started,
+		strings.Join(r.Study.BasedOn, ","), r.Model.ID, r.Model.Version, r.Analyzed.Format(time.RFC3339Nano)}
+	var b strings.Builder
+	for _, p := range parts {
+		// Length-prefixed, so that no two part lists share a key.
+		b.WriteString(strconv.Itoa(len(p)))
+		b.WriteByte(':')
+		b.WriteString(p)
+	}
+	return b.String()
 }

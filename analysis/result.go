@@ -1,8 +1,11 @@
 // Package analysis is the use case of the service: a study in, a
 // FHIR-agnostic Result out. It selects a study's radiographs, retrieves and
 // decodes them (imaging), runs the model for the study's body part
-// (inference) and applies the triage policy. Cards (cds) and FHIR resources
-// (fhir) are built from the Result at the edge.
+// (inference) and applies the triage policy, once per study (Cached).
+// Triage is the use case around it: a hook call's studies within the
+// hook's budget, precompute jobs, and the write-back of the results worth a
+// card. Cards (cds) and FHIR resources (fhir) are built from the Result at
+// the edge.
 package analysis
 
 import (
@@ -10,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/orthotriage/orthotriage/inference"
 	"github.com/orthotriage/orthotriage/inference/spine"
 )
 
@@ -206,6 +210,16 @@ func (r Result) Top() (Finding, bool) {
 		}
 	}
 	return best, ok
+}
+
+// WorthACard reports whether r is worth telling the clinician, on a card
+// and by write-back: it has a notable finding, needs review, or is a
+// vertebral study where no body could be localised (said, not guessed);
+// with normal set (normal results get a card too), any result is.
+func (r Result) WorthACard(normal bool) bool {
+	_, notable := r.Top()
+	unlocalised := r.Model.Task == inference.TaskVertebral && len(r.Localised) == 0
+	return notable || r.Review || normal || unlocalised
 }
 
 // Percent writes a probability for people: whole percent, but never "100%"

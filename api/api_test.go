@@ -44,13 +44,13 @@ func newServer(t *testing.T, opts ...option) *testServer {
 	o := api.Options{
 		Log:      log,
 		Registry: prometheus.NewRegistry(),
-		CDS: &cds.Engine{
+		CDS: cds.NewEngine(cds.EngineConfig{
 			Catalog:  cds.DefaultCatalog(),
 			Resolver: &cds.Resolver{FHIR: fake, MaxPages: 3, MaxStudies: 10, Log: log},
 			Feedback: fb,
 			Log:      log,
 			Now:      time.Now,
-		},
+		}),
 		BodyLimit:      64 << 10,
 		RequestTimeout: 5 * time.Second,
 		AllowedOrigins: []string{"https://sandbox.cds-hooks.org"},

@@ -180,7 +180,7 @@ func (h *handlers) feedback(c *gin.Context) {
 	results, err := h.cds.RecordFeedback(c.Request.Context(), id, body)
 	// Every label from a fixed set: the id comes from the path.
 	service := "other"
-	if _, ok := h.cds.Catalog.Lookup(id); ok {
+	if _, ok := h.cds.Catalog().Lookup(id); ok {
 		service = id
 	}
 	for _, r := range results {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/cds"
-	"github.com/orthotriage/orthotriage/internal/lru"
 	"github.com/orthotriage/orthotriage/store"
 )
 
@@ -43,9 +42,8 @@ func TestSameStudyInTwoChartsGetsEachPatientsResources(t *testing.T) {
 	first := hips("is-a", normal(), found("fnf", "Fracture of neck of femur", 0.97, "stat"))
 	second := first // the same cached pixels, bound to the second call
 	second.Study = analysis.Study{ImagingStudyID: "is-b", UID: first.Study.UID, Patient: "Patient/p2"}
-	e, fa := engineFor(map[string]analysis.Result{"is-a": first, "is-b": second}, cds.CardOptions{})
-	e.Built = lru.New[cds.Report](10)
-	e.Stored = lru.New[bool](10)
+	e, fa := engineFor(map[string]analysis.Result{"is-a": first, "is-b": second}, cds.CardOptions{},
+		func(ec *cds.EngineConfig, _ *analysis.TriageConfig) { ec.Kept.Built, ec.Kept.Stored = 10, 10 })
 
 	a := callFor(t, e, "p1", "is-a")
 	b := callFor(t, e, "p2", "is-b")
@@ -115,9 +113,9 @@ func reportLink(resp cds.Response) string {
 // stored again before it is linked.
 func TestCardsLinkOnlyReportsThatOpen(t *testing.T) {
 	res := hips("is-a", normal(), found("fnf", "Fracture of neck of femur", 0.97, "stat"))
-	e, _ := engineFor(map[string]analysis.Result{"is-a": res}, cds.CardOptions{})
 	reports := &flakyReports{MemoryResults: store.NewMemoryResults(10)}
-	e.Reports, e.Stored = reports, lru.New[bool](10)
+	e, _ := engineFor(map[string]analysis.Result{"is-a": res}, cds.CardOptions{},
+		func(ec *cds.EngineConfig, _ *analysis.TriageConfig) { ec.Reports, ec.Kept.Stored = reports, 10 })
 	opens := func(link string) bool {
 		id := strings.TrimPrefix(link[:strings.Index(link, "?")], "https://triage.example.org/reports/")
 		_, err := e.ReportHTML(t.Context(), id, link[strings.Index(link, "sig=")+4:])

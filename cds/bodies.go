@@ -6,10 +6,9 @@ import (
 	"slices"
 
 	"github.com/orthotriage/orthotriage"
-	"github.com/orthotriage/orthotriage/imaging"
+	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/inference"
 	"github.com/orthotriage/orthotriage/inference/spine"
-	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
 // ExtensionBodies is the request extension (CDS Hooks' extension member)
@@ -67,16 +66,12 @@ func parseBodies(extension json.RawMessage) ([]givenBody, error) {
 	return bodies, nil
 }
 
-// bodiesFor are the given bodies of one study: those naming it, and those
-// naming no study when the call has one study.
-func bodiesFor(given []givenBody, s models.ImagingStudy, studies int) []inference.Body {
-	var out []inference.Body
-	uid := imaging.StudyInstanceUID(s)
+// bodies are the extension's bodies as the analysis takes them.
+func bodies(given []givenBody) []analysis.GivenBody {
+	var out []analysis.GivenBody
 	for _, b := range given {
-		match := b.Study == "ImagingStudy/"+deref(s.Id) || (uid != "" && (b.Study == uid || b.Study == "urn:oid:"+uid)) || (b.Study == "" && studies == 1)
-		if match {
-			out = append(out, inference.Body{Level: b.Level, Presence: 1, Box: image.Rect(b.Box[0], b.Box[1], b.Box[0]+b.Box[2], b.Box[1]+b.Box[3])})
-		}
+		out = append(out, analysis.GivenBody{Study: b.Study,
+			Body: inference.Body{Level: b.Level, Presence: 1, Box: image.Rect(b.Box[0], b.Box[1], b.Box[0]+b.Box[2], b.Box[1]+b.Box[3])}})
 	}
 	return out
 }

@@ -12,11 +12,17 @@ import (
 	"github.com/orthotriage/orthotriage/inference"
 )
 
-// Analyzer analyses one study for a hook call; analysis.Cached is one.
-type Analyzer interface {
-	Analyze(ctx context.Context, in analysis.Input) (analysis.Result, error)
+// Triage analyses the studies of a hook call, within the hook's budget;
+// analysis.Triage (the use case) is one.
+type Triage interface {
+	// Reads reports whether a loaded model reads task.
 	Reads(task string) bool
+	// Call returns one outcome per study analysed, in order; it fails only
+	// when ctx ends.
+	Call(ctx context.Context, c analysis.Call) ([]analysis.Outcome, error)
 }
+
+var _ Triage = (*analysis.Triage)(nil)
 
 // Reporter turns a result into FHIR resources (the fhir room).
 type Reporter interface {
@@ -42,6 +48,9 @@ type CardOptions struct {
 	SystemActions bool // resources as systemActions instead of a suggestion
 	ViewerURL     string
 	Source        Source
+	// PendingCard adds an info card naming the studies still in analysis
+	// when the hook's budget ran out.
+	PendingCard bool
 }
 
 // Override reasons offered on every card (CDS Hooks 2.0 overrideReasons).
@@ -65,9 +74,9 @@ func indicatorOf(priority string) string {
 	return IndicatorInfo
 }
 
-// IssuedCard is what is remembered of a card so that feedback can be
+// issuedCard is what is remembered of a card so that feedback can be
 // matched to it by uuid.
-type IssuedCard struct {
+type issuedCard struct {
 	Service   string
 	Indicator string
 }
@@ -83,11 +92,10 @@ func cardUUIDs(hookInstance, reportID string) (card, save string) {
 // returns false when the result calls for none (all normal and no normal
 // card configured).
 func (e *Engine) card(svc Service, cardUUID, saveUUID string, r analysis.Result, rep Report, base string) (Card, []Action, bool) {
-	top, notable := r.Top()
-	unlocalised := r.Model.Task == inference.TaskVertebral && len(r.Localised) == 0
-	if !notable && !r.Review && !e.Cards.NormalCard && !unlocalised {
+	if !r.WorthACard(e.cards.NormalCard) {
 		return Card{}, nil, false
 	}
+	top, notable := r.Top()
 	indicator := indicatorOf(top.Priority) // top is the most urgent finding
 	if r.Review && indicator == IndicatorInfo {
 		indicator = IndicatorWarning
@@ -97,7 +105,7 @@ func (e *Engine) card(svc Service, cardUUID, saveUUID string, r analysis.Result,
 		Summary:         summary(r, top, notable),
 		Detail:          detail(r),
 		Indicator:       indicator,
-		Source:          e.Cards.Source,
+		Source:          e.cards.Source,
 		OverrideReasons: overrideReasons,
 	}
 	c.Source.Topic = &Coding{System: localCodes + "/card-topic", Code: r.Model.Task + "-triage", Display: svc.Title}
@@ -111,21 +119,21 @@ func (e *Engine) card(svc Service, cardUUID, saveUUID string, r analysis.Result,
 		}
 		actions = append(actions, Action{Type: "create", Description: "Create " + typ + " (AI preliminary result)", Resource: res})
 	}
-	if !e.Cards.SystemActions && len(actions) > 0 {
+	if !e.cards.SystemActions && len(actions) > 0 {
 		c.Suggestions = []Suggestion{{Label: "Save AI preliminary report", UUID: saveUUID, Actions: actions}}
 		c.SelectionBehavior = "any"
 	}
 	if u := e.ReportURL(base, rep.ID); u != "" {
 		c.Links = append(c.Links, Link{Label: "AI triage report (HTML)", Type: "absolute", URL: u})
 	}
-	if e.Cards.ViewerURL != "" {
+	if e.cards.ViewerURL != "" {
 		app, _ := json.Marshal(map[string]string{
 			"imagingStudy": "ImagingStudy/" + r.Study.ImagingStudyID, "studyInstanceUid": r.Study.UID,
 			"diagnosticReport": "DiagnosticReport/" + rep.ID,
 		})
-		c.Links = append(c.Links, Link{Label: "View images and heat maps", URL: e.Cards.ViewerURL, Type: "smart", AppContext: string(app)})
+		c.Links = append(c.Links, Link{Label: "View images and heat maps", URL: e.cards.ViewerURL, Type: "smart", AppContext: string(app)})
 	}
-	if e.Cards.SystemActions {
+	if e.cards.SystemActions {
 		return c, actions, true
 	}
 	return c, nil, true
@@ -335,7 +343,7 @@ func (e *Engine) pendingCard(svc Service, hookInstance string, n int) Card {
 		UUID:      uuid.NewSHA1(uuid.NameSpaceURL, []byte(hookInstance+"\x00pending")).String(),
 		Summary:   truncate("AI triage in progress for "+what+": results appear when the chart is next opened", maxSummary),
 		Indicator: IndicatorInfo,
-		Source:    e.Cards.Source,
+		Source:    e.cards.Source,
 	}
 	c.Source.Topic = &Coding{System: localCodes + "/card-topic", Code: svc.Task + "-triage", Display: svc.Title}
 	return c

@@ -17,13 +17,12 @@ import (
 	"github.com/orthotriage/orthotriage/cds"
 	"github.com/orthotriage/orthotriage/cds/cdstest"
 	"github.com/orthotriage/orthotriage/inference/spine"
-	"github.com/orthotriage/orthotriage/internal/lru"
 	"github.com/orthotriage/orthotriage/store"
 )
 
 // fakeAnalyzer answers canned results by ImagingStudy id.
 type fakeAnalyzer struct {
-	mu      sync.Mutex // the engine analyses studies concurrently
+	mu      sync.Mutex // the triage analyses studies concurrently
 	results map[string]analysis.Result
 	errs    map[string]error
 	inputs  []analysis.Input
@@ -80,16 +79,27 @@ func found(class, display string, p float64, priority string) analysis.Finding {
 		Probabilities: []analysis.ClassProbability{{Class: class, Display: display, Probability: p}}}
 }
 
-func engineFor(results map[string]analysis.Result, opts cds.CardOptions) (*cds.Engine, *fakeAnalyzer) {
+// tweak adjusts an engine's configuration, and its triage's, before they
+// are built.
+type tweak func(*cds.EngineConfig, *analysis.TriageConfig)
+
+// engineFor is an engine answering from canned results (three studies per
+// call), with the given card options and tweaks.
+func engineFor(results map[string]analysis.Result, opts cds.CardOptions, tweaks ...tweak) (*cds.Engine, *fakeAnalyzer) {
 	fa := &fakeAnalyzer{results: results, errs: map[string]error{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := &cds.Engine{
-		Catalog: cds.DefaultCatalog(), Resolver: &cds.Resolver{FHIR: &cdstest.FHIR{}, MaxPages: 2, MaxStudies: 10, Log: log},
+	tc := analysis.TriageConfig{Analyzer: fa, StudiesPerCall: 3, Log: log}
+	ec := cds.EngineConfig{
+		Resolver: &cds.Resolver{FHIR: &cdstest.FHIR{}, MaxPages: 2, MaxStudies: 10, Log: log},
 		Feedback: store.NewMemoryFeedback(100), Log: log, Now: time.Now,
-		Analyzer: fa, Reporter: fakeReporter{}, Cards: opts, StudiesPerCall: 3,
-		Issued: lru.New[cds.IssuedCard](10), Reports: store.NewMemoryResults(10), ReportTTL: time.Hour, LinkKey: []byte("k"),
+		Reporter: fakeReporter{}, Cards: opts,
+		Kept: cds.Kept{Issued: 10}, Reports: store.NewMemoryResults(10), ReportTTL: time.Hour, LinkKey: []byte("k"),
 	}
-	return e, fa
+	for _, tw := range tweaks {
+		tw(&ec, &tc)
+	}
+	ec.Triage = analysis.NewTriage(tc)
+	return cds.NewEngine(ec), fa
 }
 
 func callHips(t *testing.T, e *cds.Engine, ids ...string) cds.Response {
@@ -203,13 +213,6 @@ func TestStudiesWithoutResultsAreLeftOut(t *testing.T) {
 			t.Errorf("input task %q server %q", in.Task, in.FHIRServer)
 		}
 	}
-	// Only StudiesPerCall studies are analysed.
-	e.StudiesPerCall = 1
-	fa.inputs = nil
-	callHips(t, e, "ok", "chest", "broken")
-	if len(fa.inputs) != 1 {
-		t.Errorf("%d studies analysed, want 1", len(fa.inputs))
-	}
 }
 
 func TestFeedbackIsMatchedToIssuedCards(t *testing.T) {
@@ -246,14 +249,19 @@ func (blockingAnalyzer) Analyze(ctx context.Context, _ analysis.Input) (analysis
 func (blockingAnalyzer) Reads(string) bool { return true }
 
 func TestBudgetAnswersWithAPendingCard(t *testing.T) {
-	e, _ := engineFor(nil, cds.CardOptions{Source: cds.Source{Label: "x"}})
-	e.Analyzer = blockingAnalyzer{}
-	e.Budgets = map[string]time.Duration{cds.HookPatientView: 20 * time.Millisecond}
+	budget := func(pendingCard bool) tweak {
+		return func(ec *cds.EngineConfig, tc *analysis.TriageConfig) {
+			tc.Analyzer = blockingAnalyzer{}
+			tc.Budgets = map[string]time.Duration{cds.HookPatientView: 20 * time.Millisecond}
+			ec.Cards.PendingCard = pendingCard
+		}
+	}
+	e, _ := engineFor(nil, cds.CardOptions{Source: cds.Source{Label: "x"}}, budget(false))
 	resp := callHips(t, e, "a", "b") // fails if the call waits for its own deadline
 	if len(resp.Cards) != 0 {
 		t.Errorf("pending card without PendingCard: %+v", resp.Cards)
 	}
-	e.PendingCard = true
+	e, _ = engineFor(nil, cds.CardOptions{Source: cds.Source{Label: "x"}}, budget(true))
 	resp = callHips(t, e, "a", "b")
 	if len(resp.Cards) != 1 || resp.Cards[0].Indicator != "info" || !strings.Contains(resp.Cards[0].Summary, "in progress for 2 radiograph studies") {
 		t.Errorf("cards %+v", resp.Cards)

@@ -187,3 +187,16 @@ func (c *Catalog) Discovery() Discovery {
 	sort.Slice(d.Services, func(i, j int) bool { return d.Services[i].ID < d.Services[j].ID })
 	return d
 }
+
+// Tasks are the model tasks of the catalog's services, each once, sorted:
+// what a study is analysed for ahead of any hook (precompute).
+func (c *Catalog) Tasks() []string {
+	var tasks []string
+	for _, s := range c.services {
+		if !slices.Contains(tasks, s.Task) {
+			tasks = append(tasks, s.Task)
+		}
+	}
+	slices.Sort(tasks)
+	return tasks
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/fhir/codes"
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
@@ -23,39 +24,24 @@ const (
 	PrefetchSpineHistory = "spineHistory"
 )
 
-const (
-	systemLOINC  = "http://loinc.org"
-	systemSNOMED = "http://snomed.info/sct"
-)
-
-// DXA T-score codes (LOINC), the lumbar spine first. Verified on LOINC
-// pages and US Core's DXA examples: 38267-1 DXA Lumbar spine [T-score]
-// Bone density; 104938-6 DXA Spine [T-score]; 38264-8 DXA Hip [T-score];
-// 38263-0 DXA Femur [T-score]; 80945-9/80946-7 DXA Hip right/left
-// [T-score]; 80947-5/80948-3 DXA Femur right/left [T-score].
+// The codes the nomogram's clinical data is read by, from the code table
+// (package codes says where each was verified): DXA T-score Observations,
+// the lumbar spine first; back pain Conditions, whose onset dates the
+// symptoms; and a fall, the phantom's "recent minor trauma".
 var (
-	tScoreSpine = []string{"38267-1", "104938-6"}
-	tScoreHip   = []string{"38264-8", "38263-0", "80945-9", "80946-7", "80947-5", "80948-3"}
-)
-
-// SNOMED CT codes of the history the nomogram reads: back pain, whose
-// onset dates the symptoms (279039007 Low back pain, from the HL7 Symptoms
-// IG; 161891005 Backache, from consistent secondary sources), and a fall,
-// the phantom's "recent minor trauma" (1912002 Fall, 161898004 Falls,
-// 217082002 Accidental fall, from NHS Digital's FALLS_COD and the VSAC
-// Inpatient Falls value set).
-var (
-	backPainCodes = []string{"279039007", "161891005"}
-	fallCodes     = []string{"1912002", "161898004", "217082002"}
+	tScoreSpine   = codes.Group(codes.TScoreSpinePrefix)
+	tScoreHip     = codes.Group(codes.TScoreHipPrefix)
+	backPainCodes = codes.Group(codes.BackPainPrefix)
+	fallCodes     = codes.Group(codes.FallPrefix)
 )
 
 // recentFall is how long before the symptoms' onset (or, without one,
 // before the study) a fall still counts as the fracture's trauma.
 const recentFall = 30 * 24 * time.Hour
 
-func codeQuery(system string, codes ...[]string) string {
+func codeQuery(system string, lists ...[]string) string {
 	var all []string
-	for _, cs := range codes {
+	for _, cs := range lists {
 		for _, c := range cs {
 			all = append(all, system+"|"+c)
 		}
@@ -64,8 +50,8 @@ func codeQuery(system string, codes ...[]string) string {
 }
 
 var clinicalTemplates = map[string]string{
-	PrefetchBMD:          "Observation?patient=Patient/{{context.patientId}}&code=" + codeQuery(systemLOINC, tScoreSpine, tScoreHip) + "&_sort=-date&_count=50",
-	PrefetchSpineHistory: "Condition?patient=Patient/{{context.patientId}}&code=" + codeQuery(systemSNOMED, backPainCodes, fallCodes) + "&_count=100",
+	PrefetchBMD:          "Observation?patient=Patient/{{context.patientId}}&code=" + codeQuery(codes.SystemLOINC, tScoreSpine, tScoreHip) + "&_sort=-date&_count=50",
+	PrefetchSpineHistory: "Condition?patient=Patient/{{context.patientId}}&code=" + codeQuery(codes.SystemSNOMED, backPainCodes, fallCodes) + "&_count=100",
 }
 
 // lazyClinical reads the clinical data once, when first asked (a call's
@@ -143,7 +129,7 @@ func ClinicalData(patient *models.Patient, observations, conditions []json.RawMe
 		if err != nil || !finalStatus(o.Status.Code()) || o.ValueQuantity == nil || o.ValueQuantity.Value == nil {
 			continue
 		}
-		code, ok := codeIn(&o.Code, systemLOINC, tScoreSpine, tScoreHip)
+		code, ok := codeIn(&o.Code, codes.SystemLOINC, tScoreSpine, tScoreHip)
 		if !ok {
 			continue
 		}
@@ -204,13 +190,13 @@ func ClinicalData(patient *models.Patient, observations, conditions []json.RawMe
 		if !ok || when.After(at.Add(24*time.Hour)) {
 			continue
 		}
-		if code, ok := codeIn(cond.Code, systemSNOMED, backPainCodes); ok {
+		if code, ok := codeIn(cond.Code, codes.SystemSNOMED, backPainCodes); ok {
 			if when.After(onset) {
 				onset, onsetSource = when, fmt.Sprintf("Condition/%s (SNOMED %s) onset %s", deref(cond.Id), code, day(when))
 			}
 			continue
 		}
-		if code, ok := codeIn(cond.Code, systemSNOMED, fallCodes); ok {
+		if code, ok := codeIn(cond.Code, codes.SystemSNOMED, fallCodes); ok {
 			falls = append(falls, fall{when: when, refuted: refuted(cond),
 				source: fmt.Sprintf("Condition/%s (SNOMED %s) %s", deref(cond.Id), code, day(when))})
 		}
@@ -271,22 +257,21 @@ func codeIn(cc *models.CodeableConcept, system string, lists ...[]string) (strin
 	return "", false
 }
 
-func conditionCode(cond models.Condition, system, code string) bool {
-	if cond.VerificationStatus == nil {
+// verification reports whether cond's verificationStatus is the table's
+// entry key.
+func verification(cond models.Condition, key string) bool {
+	e, ok := codes.Lookup(key)
+	if !ok || cond.VerificationStatus == nil {
 		return false
 	}
 	for _, c := range cond.VerificationStatus.Coding {
-		if deref(c.System) == system && deref(c.Code) == code {
+		if deref(c.System) == e.System && deref(c.Code) == e.Code {
 			return true
 		}
 	}
 	return false
 }
 
-const systemVerification = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+func enteredInError(c models.Condition) bool { return verification(c, codes.ConditionEnteredInError) }
 
-func enteredInError(c models.Condition) bool {
-	return conditionCode(c, systemVerification, "entered-in-error")
-}
-
-func refuted(c models.Condition) bool { return conditionCode(c, systemVerification, "refuted") }
+func refuted(c models.Condition) bool { return verification(c, codes.ConditionRefuted) }

@@ -8,14 +8,14 @@ import (
 	"github.com/orthotriage/orthotriage/analysis"
 )
 
-// EncodedCard is a result's card (and its system actions) built, checked
+// encodedCard is a result's card (and its system actions) built, checked
 // against the CDS Hooks rules and encoded once. Only the card's uuid and
 // its suggestion's differ from one call to the next (they derive from the
 // hookInstance): they are written into the bytes at known offsets.
 // Everything else that names the call's patient or study is part of the
-// result as bound to the call (resultKey), so a card is never reused for
+// result as bound to the call (its BoundKey), so a card is never reused for
 // another patient.
-type EncodedCard struct {
+type encodedCard struct {
 	card    Card
 	actions []Action
 	// json is the card with placeholder uuids at uuidAt and saveAt (saveAt
@@ -25,7 +25,7 @@ type EncodedCard struct {
 	none           bool // the result calls for no card
 }
 
-// Placeholders of the uuids in an EncodedCard: well-formed uuids that no
+// Placeholders of the uuids in an encodedCard: well-formed uuids that no
 // card of a real call carries (a version-5 uuid has a 5 where these have 4).
 const (
 	placeholderCard = "00000000-0000-4000-8000-0000000000c1"
@@ -33,23 +33,23 @@ const (
 )
 
 // cardFor returns the card of r for one call, from the encoded cards when
-// kept, else built (and, with Encoded set, kept for the next call).
+// kept, else built (and, with encoded cards kept, for the next call).
 func (e *Engine) cardFor(svc Service, hookInstance string, r analysis.Result, rep Report, base string) (Card, []Action, bool) {
 	cardUUID, saveUUID := cardUUIDs(hookInstance, rep.ID)
-	if e.Encoded == nil {
+	if e.encoded == nil {
 		return e.card(svc, cardUUID, saveUUID, r, rep, base)
 	}
-	key := svc.ID + "\x00" + base + "\x00" + resultKey(r) // the report id derives from the result
-	ec, ok := e.Encoded.Get(key)
+	key := svc.ID + "\x00" + base + "\x00" + r.BoundKey() // the report id derives from the result
+	ec, ok := e.encoded.Get(key)
 	if !ok {
 		var err error
 		if ec, err = e.encodeCard(svc, r, rep, base); err != nil {
 			// Not kept: this call's card is checked by Marshal, which
 			// names the broken element.
-			e.Log.Error("card not encoded", "service", svc.ID, "err", err)
+			e.log.Error("card not encoded", "service", svc.ID, "err", err)
 			return e.card(svc, cardUUID, saveUUID, r, rep, base)
 		}
-		e.Encoded.Put(key, ec)
+		e.encoded.Put(key, ec)
 	}
 	if ec.none {
 		return Card{}, nil, false
@@ -59,41 +59,41 @@ func (e *Engine) cardFor(svc Service, hookInstance string, r analysis.Result, re
 
 // encodeCard builds r's card with placeholder uuids, checks it and encodes
 // it with its system actions.
-func (e *Engine) encodeCard(svc Service, r analysis.Result, rep Report, base string) (EncodedCard, error) {
+func (e *Engine) encodeCard(svc Service, r analysis.Result, rep Report, base string) (encodedCard, error) {
 	c, actions, ok := e.card(svc, placeholderCard, placeholderSave, r, rep, base)
 	if !ok {
-		return EncodedCard{none: true}, nil
+		return encodedCard{none: true}, nil
 	}
 	if err := c.Validate(); err != nil {
-		return EncodedCard{}, err
+		return encodedCard{}, err
 	}
 	b, err := json.Marshal(c)
 	if err != nil {
-		return EncodedCard{}, err
+		return encodedCard{}, err
 	}
 	if !clean(b) {
-		return EncodedCard{}, fmt.Errorf("cds: the card has an empty or null element")
+		return encodedCard{}, fmt.Errorf("cds: the card has an empty or null element")
 	}
-	ec := EncodedCard{card: c, json: b, uuidAt: onlyIndex(b, `"uuid":"`+placeholderCard+`"`), saveAt: -1}
+	ec := encodedCard{card: c, json: b, uuidAt: onlyIndex(b, `"uuid":"`+placeholderCard+`"`), saveAt: -1}
 	if ec.uuidAt < 0 {
-		return EncodedCard{}, fmt.Errorf("cds: the card's uuid is not where it is written once")
+		return encodedCard{}, fmt.Errorf("cds: the card's uuid is not where it is written once")
 	}
 	ec.uuidAt += len(`"uuid":"`)
 	if len(c.Suggestions) > 0 {
 		if ec.saveAt = onlyIndex(b, `"uuid":"`+placeholderSave+`"`); ec.saveAt < 0 {
-			return EncodedCard{}, fmt.Errorf("cds: the suggestion's uuid is not where it is written once")
+			return encodedCard{}, fmt.Errorf("cds: the suggestion's uuid is not where it is written once")
 		}
 		ec.saveAt += len(`"uuid":"`)
 	}
 	for _, a := range actions {
 		if err := a.validate(); err != nil {
-			return EncodedCard{}, err
+			return encodedCard{}, err
 		}
 		if a.encoded, err = json.Marshal(a); err != nil {
-			return EncodedCard{}, err
+			return encodedCard{}, err
 		}
 		if !clean(a.encoded) {
-			return EncodedCard{}, fmt.Errorf("cds: a system action has an empty or null element")
+			return encodedCard{}, fmt.Errorf("cds: a system action has an empty or null element")
 		}
 		ec.actions = append(ec.actions, a)
 	}
@@ -101,7 +101,7 @@ func (e *Engine) encodeCard(svc Service, r analysis.Result, rep Report, base str
 }
 
 // forCall is the card with this call's uuids, in its fields and its bytes.
-func (ec EncodedCard) forCall(cardUUID, saveUUID string) Card {
+func (ec encodedCard) forCall(cardUUID, saveUUID string) Card {
 	c := ec.card
 	c.UUID = cardUUID
 	b := bytes.Clone(ec.json)

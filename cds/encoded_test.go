@@ -8,7 +8,6 @@ import (
 
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/cds"
-	"github.com/orthotriage/orthotriage/internal/lru"
 )
 
 // plain re-encodes a response through the general path (a copy of its
@@ -30,14 +29,18 @@ func plain(t *testing.T, resp cds.Response) []byte {
 	return out
 }
 
+// keepCards keeps results' resources and encoded cards.
+func keepCards(ec *cds.EngineConfig, _ *analysis.TriageConfig) {
+	ec.Kept.Encoded, ec.Kept.Built = 10, 10
+}
+
 // TestEncodedCardsAreTheCardsOfTheCall: a card encoded once and reused
 // writes the same bytes as the card built for the call, with the call's own
 // uuids, in both card modes.
 func TestEncodedCardsAreTheCardsOfTheCall(t *testing.T) {
 	for _, systemActions := range []bool{false, true} {
 		res := hips("is-a", normal(), found("fnf", "Fracture of neck of femur", 0.97, "stat"))
-		e, _ := engineFor(map[string]analysis.Result{"is-a": res}, cds.CardOptions{SystemActions: systemActions, Source: cds.Source{Label: "orthotriage"}})
-		e.Encoded, e.Built = lru.New[cds.EncodedCard](10), lru.New[cds.Report](10)
+		e, _ := engineFor(map[string]analysis.Result{"is-a": res}, cds.CardOptions{SystemActions: systemActions, Source: cds.Source{Label: "orthotriage"}}, keepCards)
 		first := callFor(t, e, "p1", "is-a")
 		body := func(hookInstance string) []byte {
 			return []byte(`{"hook":"patient-view","hookInstance":"` + hookInstance + `","context":{"userId":"Practitioner/u","patientId":"p1"},` +
@@ -79,8 +82,7 @@ func TestEncodedCardsAreNotSharedAcrossPatients(t *testing.T) {
 	first := hips("is-a", normal(), found("fnf", "Fracture of neck of femur", 0.97, "stat"))
 	second := first
 	second.Study = analysis.Study{ImagingStudyID: "is-b", UID: first.Study.UID, Patient: "Patient/p2"}
-	e, _ := engineFor(map[string]analysis.Result{"is-a": first, "is-b": second}, cds.CardOptions{Source: cds.Source{Label: "orthotriage"}})
-	e.Encoded, e.Built = lru.New[cds.EncodedCard](10), lru.New[cds.Report](10)
+	e, _ := engineFor(map[string]analysis.Result{"is-a": first, "is-b": second}, cds.CardOptions{Source: cds.Source{Label: "orthotriage"}}, keepCards)
 	callFor(t, e, "p1", "is-a")
 	b, err := cds.Marshal(callFor(t, e, "p2", "is-b"))
 	if err != nil {

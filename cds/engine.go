@@ -5,12 +5,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"log/slog"
 	"net/url"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/orthotriage/orthotriage"
@@ -20,31 +17,48 @@ import (
 	"github.com/orthotriage/orthotriage/internal/lru"
 )
 
-// Engine answers the CDS endpoints: discovery, hook calls and feedback.
+// Engine answers the CDS endpoints: discovery, hook calls and feedback. A
+// hook call is parsed, validated and resolved here; its studies are
+// analysed by the Triage (the use case), whose outcomes become cards.
 type Engine struct {
-	Catalog  *Catalog
+	catalog   *Catalog
+	resolver  *Resolver
+	feedback  FeedbackLog
+	triage    Triage
+	reporter  Reporter
+	cards     CardOptions
+	reports   ReportStore
+	reportTTL time.Duration
+	linkKey   []byte
+	log       *slog.Logger
+	now       func() time.Time
+
+	// issued remembers cards by uuid for feedback; nil: not kept.
+	issued *lru.Map[issuedCard]
+	// stored remembers which reports this process stored already, so that
+	// a later answer only checks (and extends) them instead of storing them
+	// again (nil: store on every answer).
+	stored *lru.Map[bool]
+	// built keeps the resources built for recent results: a cached study
+	// is answered without building them again (nil: built every call).
+	built *lru.Map[Report]
+	// encoded keeps recent results' cards built, checked and encoded once
+	// (nil: every call builds and encodes them); a call only splices in
+	// its card uuids.
+	encoded *lru.Map[encodedCard]
+}
+
+// EngineConfig is what an Engine is built from.
+type EngineConfig struct {
+	Catalog  *Catalog // nil: DefaultCatalog
 	Resolver *Resolver
 	Feedback FeedbackLog
-	Log      *slog.Logger
-	Now      func() time.Time
-
-	// Analyzer and Reporter turn studies into results and resources; with
-	// no Analyzer every valid call is answered with no guidance.
-	Analyzer Analyzer
+	// Triage analyses a call's studies (analysis.Triage); nil: every valid
+	// call is answered with no guidance.
+	Triage Triage
+	// Reporter turns results into FHIR resources for their cards.
 	Reporter Reporter
 	Cards    CardOptions
-	// StudiesPerCall is how many of the resolved studies (newest first)
-	// are analysed; 1 when 0.
-	StudiesPerCall int
-	// Budgets is how long a hook waits for analyses, by hook; a hook not
-	// listed waits as long as the request may. Unfinished analyses go on
-	// in the background and are answered from the cache next time.
-	Budgets map[string]time.Duration
-	// PendingCard adds an info card naming the studies still in analysis
-	// when the budget ran out.
-	PendingCard bool
-	// Issued remembers cards by uuid for feedback; nil: not kept.
-	Issued *lru.Map[IssuedCard]
 	// Reports keeps results by report id for the HTML report link, for
 	// ReportTTL: the result store, so that a link works on every replica
 	// sharing it. nil: links are not offered. A card links a report only
@@ -52,35 +66,63 @@ type Engine struct {
 	// points at a report that a store outage or restart lost.
 	Reports   ReportStore
 	ReportTTL time.Duration
-	// Stored remembers which reports this process stored already, so that
-	// a later answer only checks (and extends) them instead of storing them
-	// again (nil: store on every answer).
-	Stored *lru.Map[bool]
-	// Built keeps the resources built for recent results: a cached study
-	// is answered without building them again.
-	Built *lru.Map[Report]
-	// Encoded keeps recent results' cards built, checked and encoded once
-	// (nil: every call builds and encodes them); a call only splices in
-	// its card uuids.
-	Encoded *lru.Map[EncodedCard]
-	// WriteBack, when set, is called (it should return at once and work
-	// in the background) with each result that got a card, once per
-	// result and process as long as WrittenBack remembers it.
-	WriteBack   func(server FHIRServer, r analysis.Result, rep Report)
-	WrittenBack *lru.Map[bool]
 	// LinkKey signs report links (HMAC-SHA256), so that a report id, which
-	// anyone knowing the study could compute, is not enough to read it.
+	// anyone knowing the study could compute, is not enough to read it;
+	// none: links are not offered.
 	LinkKey []byte
+	// Kept sizes what the engine remembers of recent calls.
+	Kept Kept
+	Log  *slog.Logger
+	Now  func() time.Time // nil: time.Now
 }
 
+// Kept is how many entries the engine keeps of each kind; 0 keeps none
+// (each call then does the work again).
+type Kept struct {
+	Issued  int // cards, by uuid, to match feedback to
+	Stored  int // reports known to be in Reports (checked, not stored again)
+	Built   int // results' FHIR resources
+	Encoded int // results' cards, built, checked and encoded
+}
+
+// NewEngine returns the engine built from cfg.
+func NewEngine(cfg EngineConfig) *Engine {
+	if cfg.Catalog == nil {
+		cfg.Catalog = DefaultCatalog()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{
+		catalog: cfg.Catalog, resolver: cfg.Resolver, feedback: cfg.Feedback, triage: cfg.Triage, reporter: cfg.Reporter,
+		cards: cfg.Cards, reports: cfg.Reports, reportTTL: cfg.ReportTTL, linkKey: cfg.LinkKey, log: cfg.Log, now: cfg.Now,
+		issued: kept[issuedCard](cfg.Kept.Issued), stored: kept[bool](cfg.Kept.Stored),
+		built: kept[Report](cfg.Kept.Built), encoded: kept[encodedCard](cfg.Kept.Encoded),
+	}
+}
+
+// kept is a map of size entries, nil for none.
+func kept[V any](size int) *lru.Map[V] {
+	if size <= 0 {
+		return nil
+	}
+	return lru.New[V](size)
+}
+
+// Catalog is the services the engine offers.
+func (e *Engine) Catalog() *Catalog { return e.catalog }
+
 // Discovery returns the discovery document.
-func (e *Engine) Discovery() Discovery { return e.Catalog.Discovery() }
+func (e *Engine) Discovery() Discovery { return e.catalog.Discovery() }
 
 // Call handles POST /cds-services/{id}: it validates the request, resolves
-// its prefetch, analyses the newest studies and answers one card per study
-// with something to say.
+// its prefetch, has the newest studies analysed and answers one card per
+// study with something to say.
 func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, error) {
-	svc, ok := e.Catalog.Lookup(id)
+	svc, ok := e.catalog.Lookup(id)
 	if !ok {
 		return Response{}, orthotriage.Errorf(orthotriage.ENotFound, "no CDS service with id %q", id)
 	}
@@ -105,136 +147,83 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 		return Response{}, orthotriage.Errorf(orthotriage.EForbidden,
 			"fhirServer %s is not registered for issuer %s (auth.issuers_file fhir_servers)", req.FHIRServer, caller.Issuer)
 	}
-	data, err := e.Resolver.Resolve(ctx, svc, req, hc)
+	data, err := e.resolver.Resolve(ctx, svc, req, hc)
 	if err != nil {
 		return Response{}, err
 	}
-	e.Log.InfoContext(ctx, "hook resolved", "service", id, "hook", req.Hook, "hookInstance", req.HookInstance,
+	e.log.InfoContext(ctx, "hook resolved", "service", id, "hook", req.Hook, "hookInstance", req.HookInstance,
 		"studies", len(data.Studies), "patient", data.Patient != nil)
-	if e.Analyzer == nil || !e.Analyzer.Reads(svc.Task) {
-		e.Log.InfoContext(ctx, "no model loaded for the service: no guidance", "service", id, "task", svc.Task)
+	if e.triage == nil || !e.triage.Reads(svc.Task) {
+		e.log.InfoContext(ctx, "no model loaded for the service: no guidance", "service", id, "task", svc.Task)
 		return Response{Cards: []Card{}}, nil
 	}
 	access := imaging.Access{FHIRBase: data.Server.BaseURL, Token: data.Server.Token}
 	if authenticated {
 		access.AllowedBases = append([]string{}, caller.DICOMwebBases...)
 	}
-	studies := data.Studies[:min(len(data.Studies), max(1, e.StudiesPerCall))]
-	results := make([]analysis.Result, len(studies))
-	errs := make([]error, len(studies))
-	wait, cancel := ctx, context.CancelFunc(func() {})
-	if budget, ok := e.Budgets[req.Hook]; ok && budget > 0 {
-		wait, cancel = context.WithTimeout(ctx, budget)
+	call := analysis.Call{Hook: req.Hook, Service: id, HookInstance: req.HookInstance, Bodies: bodies(given), Server: data.Server}
+	for i, s := range data.Studies {
+		call.Studies = append(call.Studies, analysis.Input{Task: svc.Task, FHIRServer: req.FHIRServer,
+			Patient: "Patient/" + hc.PatientID, Study: s, Endpoints: data.Endpoints, ResolveEndpoints: data.ResolveEndpoints[i], Access: access, Tenant: caller.Issuer,
+			Clinical: data.Clinical})
 	}
-	defer cancel()
-	var wg sync.WaitGroup
-	for i, s := range studies {
-		wg.Go(func() {
-			results[i], errs[i] = e.Analyzer.Analyze(wait, analysis.Input{Task: svc.Task, FHIRServer: req.FHIRServer,
-				Patient: "Patient/" + hc.PatientID, Study: s, Endpoints: data.Endpoints, ResolveEndpoints: data.ResolveEndpoints[i], Access: access, Tenant: caller.Issuer,
-				Clinical: data.Clinical, Bodies: bodiesFor(given, s, len(studies))})
-		})
+	outcomes, err := e.triage.Call(ctx, call)
+	if err != nil {
+		return Response{}, err
 	}
-	wg.Wait()
+	return e.answer(ctx, svc, id, req.HookInstance, outcomes), nil
+}
+
+// answer turns a call's outcomes into its cards (and systemActions): one per
+// result with something to say, and, when asked for, one saying how many
+// studies are still in analysis.
+func (e *Engine) answer(ctx context.Context, svc Service, id, hookInstance string, outcomes []analysis.Outcome) Response {
 	resp := Response{Cards: []Card{}}
 	pending := 0
-	for i, r := range results {
-		switch {
-		case errors.Is(errs[i], analysis.ErrOtherPatient):
-			e.Log.WarnContext(ctx, "study of another patient not analysed", "service", id, "hookInstance", req.HookInstance, "study", deref(studies[i].Id))
-			continue
-		case errors.Is(errs[i], analysis.ErrNoRadiograph):
-			e.Log.InfoContext(ctx, "study not analysed", "service", id, "study", deref(studies[i].Id), "reason", errs[i])
-			continue
-		case errs[i] != nil && ctx.Err() != nil:
-			return Response{}, ctx.Err()
-		case errs[i] != nil && wait.Err() != nil && analysis.IsPending(errs[i]):
+	for _, o := range outcomes {
+		if o.Status == analysis.StudyPending {
 			pending++
-			e.Log.InfoContext(ctx, "study still in analysis at the hook's budget: answered later from the cache", "service", id, "study", deref(studies[i].Id))
-			continue
-		case errs[i] != nil:
-			e.Log.WarnContext(ctx, "study analysis failed", "service", id, "study", deref(studies[i].Id), "err", errs[i])
+		}
+		if o.Status != analysis.StudyDone {
 			continue
 		}
+		r := o.Result
 		rep, err := e.report(r)
 		if err != nil {
-			e.Log.ErrorContext(ctx, "result could not be turned into FHIR resources", "service", id, "study", deref(studies[i].Id), "err", err)
+			e.log.ErrorContext(ctx, "result could not be turned into FHIR resources", "service", id, "study", r.Study.ImagingStudyID, "err", err)
 			continue
 		}
-		linked := e.keepReport(ctx, rep.ID, r)
 		base := ""
-		if linked {
+		if e.keepReport(ctx, rep.ID, r) {
 			base = BaseURLFrom(ctx)
 		}
-		card, actions, ok := e.cardFor(svc, req.HookInstance, r, rep, base)
+		card, actions, ok := e.cardFor(svc, hookInstance, r, rep, base)
 		if !ok {
 			continue
 		}
 		resp.Cards = append(resp.Cards, card)
 		resp.SystemActions = append(resp.SystemActions, actions...)
-		if e.Issued != nil {
-			e.Issued.Put(card.UUID, IssuedCard{Service: id, Indicator: card.Indicator})
-		}
-		if data.Server.BaseURL != "" {
-			e.writeBack(data.Server, r, rep)
+		if e.issued != nil {
+			e.issued.Put(card.UUID, issuedCard{Service: id, Indicator: card.Indicator})
 		}
 	}
-	if pending > 0 && e.PendingCard {
-		resp.Cards = append(resp.Cards, e.pendingCard(svc, req.HookInstance, pending))
+	if pending > 0 && e.cards.PendingCard {
+		resp.Cards = append(resp.Cards, e.pendingCard(svc, hookInstance, pending))
 	}
-	return resp, nil
-}
-
-// writeBack hands r's resources to WriteBack unless they were handed over
-// before: a cached study opened in many charts is written once.
-func (e *Engine) writeBack(server FHIRServer, r analysis.Result, rep Report) {
-	if e.WriteBack == nil {
-		return
-	}
-	if e.WrittenBack != nil {
-		key := resultKey(r)
-		if _, done := e.WrittenBack.Get(key); done {
-			return
-		}
-		e.WrittenBack.Put(key, true)
-	}
-	e.WriteBack(server, r, rep)
-}
-
-// ForgetWriteBack lets r be written back again: its write-back failed.
-func (e *Engine) ForgetWriteBack(r analysis.Result) {
-	if e.WrittenBack != nil {
-		e.WrittenBack.Delete(resultKey(r))
-	}
-}
-
-// resultKey names one computed result as bound to a call: the same
-// pixels answered for another patient, ImagingStudy or server are another
-// result (a recomputation is another too).
-func resultKey(r analysis.Result) string {
-	parts := []string{r.Tenant, r.FHIRServer, r.Study.Key(), r.Study.Patient, r.Study.ImagingStudyID, r.Study.Started,
-		strings.Join(r.Study.BasedOn, ","), r.Model.ID, r.Model.Version, r.Analyzed.Format(time.RFC3339Nano)}
-	var b strings.Builder
-	for _, p := range parts {
-		// Length-prefixed, so that no two part lists share a key.
-		b.WriteString(strconv.Itoa(len(p)))
-		b.WriteByte(':')
-		b.WriteString(p)
-	}
-	return b.String()
+	return resp
 }
 
 // report builds (or recalls) the resources of r.
 func (e *Engine) report(r analysis.Result) (Report, error) {
-	key := resultKey(r)
-	if e.Built != nil {
-		if rep, ok := e.Built.Get(key); ok {
+	key := r.BoundKey()
+	if e.built != nil {
+		if rep, ok := e.built.Get(key); ok {
 			return rep, nil
 		}
 	}
-	rep, err := e.Reporter.Report(r)
-	if err == nil && e.Built != nil {
-		e.Built.Put(key, rep)
+	rep, err := e.reporter.Report(r)
+	if err == nil && e.built != nil {
+		e.built.Put(key, rep)
 	}
 	return rep, err
 }
@@ -242,7 +231,7 @@ func (e *Engine) report(r analysis.Result) (Report, error) {
 // ReportURL is the signed link to report id under the service's base URL;
 // "" when there is no base or no signing key.
 func (e *Engine) ReportURL(base, id string) string {
-	if base == "" || len(e.LinkKey) == 0 {
+	if base == "" || len(e.linkKey) == 0 {
 		return ""
 	}
 	return strings.TrimRight(base, "/") + "/reports/" + url.PathEscape(id) + "?sig=" + e.linkSignature(id)
@@ -250,7 +239,7 @@ func (e *Engine) ReportURL(base, id string) string {
 
 // linkSignature signs a report id for its link.
 func (e *Engine) linkSignature(id string) string {
-	mac := hmac.New(sha256.New, e.LinkKey)
+	mac := hmac.New(sha256.New, e.linkKey)
 	mac.Write([]byte(id))
 	return hex.EncodeToString(mac.Sum(nil))[:32]
 }
@@ -258,21 +247,21 @@ func (e *Engine) linkSignature(id string) string {
 // ReportHTML returns the HTML report of a result this engine answered with;
 // sig is the signature from the card's link.
 func (e *Engine) ReportHTML(ctx context.Context, id, sig string) ([]byte, error) {
-	if len(e.LinkKey) == 0 || !hmac.Equal([]byte(sig), []byte(e.linkSignature(id))) {
+	if len(e.linkKey) == 0 || !hmac.Equal([]byte(sig), []byte(e.linkSignature(id))) {
 		return nil, orthotriage.Errorf(orthotriage.ENotFound, "no report %q here, or its link is not signed by this service", id)
 	}
 	var r analysis.Result
 	ok := false
-	if e.Reports != nil {
+	if e.reports != nil {
 		var err error
-		if r, ok, err = e.Reports.Get(ctx, reportKey(id)); err != nil {
+		if r, ok, err = e.reports.Get(ctx, reportKey(id)); err != nil {
 			return nil, &orthotriage.Error{Code: orthotriage.EUnavailable, Message: "the report store is not reachable", Err: err}
 		}
 	}
 	if !ok {
 		return nil, orthotriage.Errorf(orthotriage.ENotFound, "no report %q is kept (reports are kept as long as results, results.ttl)", id)
 	}
-	return e.Reporter.HTML(r)
+	return e.reporter.HTML(r)
 }
 
 func reportKey(id string) string { return "orthotriage:report:" + id }
@@ -292,31 +281,31 @@ type ReportStore interface {
 // one not there is stored. When the store cannot be reached the card goes
 // without the link.
 func (e *Engine) keepReport(ctx context.Context, id string, r analysis.Result) bool {
-	if e.Reports == nil || len(e.LinkKey) == 0 {
+	if e.reports == nil || len(e.linkKey) == 0 {
 		return false
 	}
-	key := resultKey(r)
+	key := r.BoundKey()
 	sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	if e.Stored != nil {
-		if _, done := e.Stored.Get(key); done {
-			there, err := e.Reports.Touch(sctx, reportKey(id), e.ReportTTL)
+	if e.stored != nil {
+		if _, done := e.stored.Get(key); done {
+			there, err := e.reports.Touch(sctx, reportKey(id), e.reportTTL)
 			if err != nil {
-				e.Log.WarnContext(ctx, "report store not reachable: card sent without the report link", "report", id, "err", err)
+				e.log.WarnContext(ctx, "report store not reachable: card sent without the report link", "report", id, "err", err)
 				return false
 			}
 			if there {
 				return true
 			}
-			e.Stored.Delete(key) // lost (the store restarted): store it again
+			e.stored.Delete(key) // lost (the store restarted): store it again
 		}
 	}
-	if err := e.Reports.Put(sctx, reportKey(id), r, e.ReportTTL); err != nil {
-		e.Log.WarnContext(ctx, "report not stored: card sent without the report link", "report", id, "err", err)
+	if err := e.reports.Put(sctx, reportKey(id), r, e.reportTTL); err != nil {
+		e.log.WarnContext(ctx, "report not stored: card sent without the report link", "report", id, "err", err)
 		return false
 	}
-	if e.Stored != nil {
-		e.Stored.Put(key, true)
+	if e.stored != nil {
+		e.stored.Put(key, true)
 	}
 	return true
 }
@@ -348,22 +337,22 @@ type FeedbackResult struct {
 
 // RecordFeedback handles POST /cds-services/{id}/feedback.
 func (e *Engine) RecordFeedback(ctx context.Context, id string, body []byte) ([]FeedbackResult, error) {
-	if _, ok := e.Catalog.Lookup(id); !ok {
+	if _, ok := e.catalog.Lookup(id); !ok {
 		return nil, orthotriage.Errorf(orthotriage.ENotFound, "no CDS service with id %q", id)
 	}
-	events, err := ParseFeedback(id, body, e.Now())
+	events, err := ParseFeedback(id, body, e.now())
 	if err != nil {
 		return nil, err
 	}
 	results := make([]FeedbackResult, 0, len(events))
 	for _, ev := range events {
-		recorded, err := e.Feedback.Record(ctx, ev)
+		recorded, err := e.feedback.Record(ctx, ev)
 		if err != nil {
 			return results, &orthotriage.Error{Code: orthotriage.EUnavailable, Message: "feedback could not be stored", Err: err}
 		}
 		res := FeedbackResult{Outcome: ev.Feedback.Outcome, Recorded: recorded, Card: "unknown"}
-		if e.Issued != nil {
-			if c, ok := e.Issued.Get(ev.Feedback.Card); ok && c.Service == id {
+		if e.issued != nil {
+			if c, ok := e.issued.Get(ev.Feedback.Card); ok && c.Service == id {
 				res.Card = c.Indicator
 			}
 		}

@@ -21,11 +21,10 @@ import (
 )
 
 // FHIRServer is where, and with which bearer token, missing prefetch data is
-// fetched. Token must never be logged or put in an error.
-type FHIRServer struct {
-	BaseURL string
-	Token   string
-}
+// fetched. Token must never be logged or put in an error. It is the
+// analysis room's type: the use case reads precompute jobs' studies from,
+// and writes results back to, the same servers.
+type FHIRServer = analysis.FHIRServer
 
 // FHIRSource fetches FHIR data for a hook call; fhir.Client implements it.
 // Get takes a path relative to the server's base ("Patient/1",

@@ -286,7 +286,10 @@ func TestStudyResolvesItsEndpointsLazily(t *testing.T) {
 	if len(fake.Calls) != 1 {
 		t.Errorf("%d reads before the endpoints are wanted, want 1 (the study)", len(fake.Calls))
 	}
-	if eps := d.ResolveEndpoints[0](t.Context()); eps["Endpoint/e"].Address != "https://pacs.example.org/wado" {
+	if d.FHIRServer != server || d.Patient != "" || *d.Study.Id != "s1" {
+		t.Errorf("input: server %q, patient %q (want none: the study's subject), study %v", d.FHIRServer, d.Patient, d.Study.Id)
+	}
+	if eps := d.ResolveEndpoints(t.Context()); eps["Endpoint/e"].Address != "https://pacs.example.org/wado" {
 		t.Errorf("endpoints %v", eps)
 	}
 	if _, err := r.Study(t.Context(), cds.FHIRServer{BaseURL: server}, "Patient/p1"); err == nil {

@@ -1,7 +1,9 @@
 // Package cds implements CDS Hooks 2.0 (https://cds-hooks.hl7.org/2.0/): the
 // wire types and their JSON rules, the discovery catalog, request validation,
-// prefetch resolution and feedback. It talks HTTP to nobody: the api room
-// serves it and the fhir room fetches what prefetch lacks.
+// prefetch resolution, cards and feedback. It talks HTTP to nobody: the api
+// room serves it and the fhir room fetches what prefetch lacks. It runs no
+// analysis: a call's resolved studies go to the use case (analysis.Triage),
+// whose outcomes it turns into cards.
 package cds
 
 import "encoding/json"
@@ -57,7 +59,7 @@ type Card struct {
 	Links             []Link       `json:"links,omitempty"`
 
 	// encoded is the card as checked JSON, when the engine built it from
-	// an EncodedCard: Marshal then writes these bytes as they are.
+	// an encodedCard: Marshal then writes these bytes as they are.
 	encoded []byte
 }
 

@@ -9,49 +9,27 @@ import (
 	"time"
 
 	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/fhir/codes"
 	"github.com/orthotriage/orthotriage/inference"
 	"github.com/orthotriage/orthotriage/inference/models"
 )
 
-// TestCodeTable checks that every key the builders use is in the table
-// once, complete, and says how it was verified.
+// TestCodeTable checks that every key the builders use is in the code
+// table (package codes checks the table itself).
 func TestCodeTable(t *testing.T) {
 	used := []string{
-		keyExamHip, keyExamSpine, keyCategoryRAD, keyCategoryImaging,
-		keyInterpNormal, keyInterpAbnormal, keyInterpCritical, keySecurityAIAST,
-		keyHipJoint, keyRight, keyLeft, keyAcute, keyChronic,
-		keyHipFinding, keyVertebralFinding, keyProbability, keyLaterality, keyFractureAcuity,
-		keyTaskRead, keyProvenanceAuthor,
+		codes.ExamHip, codes.ExamSpine, codes.CategoryRAD, codes.CategoryImaging,
+		codes.InterpretationNormal, codes.InterpretationAbnormal, codes.InterpretationCritical, codes.SecurityAIAST,
+		codes.BodyHipJoint, codes.LateralityRight, codes.LateralityLeft, codes.AcuityAcute, codes.AcuityChronic,
+		codes.ObservationHipFinding, codes.ObservationVertebralFinding, codes.ComponentProbability, codes.ComponentLaterality, codes.ComponentFractureAcuity,
+		codes.TaskReadStudy, codes.ProvenanceAuthor,
 	}
 	for _, v := range []string{"T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"} {
-		used = append(used, keyVertebraPrefix+v)
+		used = append(used, codes.VertebraPrefix+v)
 	}
 	for _, k := range used {
-		if _, ok := lookupCode(k); !ok {
+		if _, ok := codes.Lookup(k); !ok {
 			t.Errorf("key %q is not in the code table", k)
-		}
-	}
-	seen := map[string]bool{}
-	codes := map[string]bool{}
-	for _, e := range Codes() {
-		if seen[e.Key] {
-			t.Errorf("key %q appears twice", e.Key)
-		}
-		seen[e.Key] = true
-		if c := e.System + "|" + e.Code; codes[c] {
-			t.Errorf("code %s appears twice (findingCoding would take the first)", c)
-		} else {
-			codes[c] = true
-		}
-		if e.System == "" || e.Code == "" || e.Display == "" || e.Verified == "" {
-			t.Errorf("entry %+v is incomplete", e)
-		}
-		local := strings.HasPrefix(e.System, "https://orthotriage.github.io/")
-		if local != strings.HasPrefix(e.Verified, "local:") {
-			t.Errorf("entry %q: local system %v but Verified %q", e.Key, local, e.Verified)
-		}
-		if e.System == SystemSNOMED && strings.Contains(e.Display, "(") {
-			t.Errorf("entry %q: display %q carries a semantic tag; the preferred term has none", e.Key, e.Display)
 		}
 	}
 }
@@ -64,46 +42,46 @@ type emittedCoding struct{ System, Code, Display string }
 // Verified field. Class-probability codings (the manifests' own label
 // keys) are added from the manifests.
 var verifiedCodings = []emittedCoding{
-	{SystemLOINC, "28561-9", "XR Pelvis Views"},
-	{SystemLOINC, "24969-8", "XR Lumbar spine Lateral"},
-	{systemDiagnosticServiceSection, "RAD", "Radiology"},
-	{systemObservationCategory, "imaging", "Imaging"},
-	{systemInterpretation, "N", "Normal"},
-	{systemInterpretation, "A", "Abnormal"},
-	{systemInterpretation, "AA", "Critical abnormal"},
-	{systemObservationValue, "AIAST", "Artificial Intelligence asserted"},
-	{systemProvenanceParticipant, "author", "Author"},
-	{SystemSNOMED, "24136001", "Hip joint structure"},
-	{SystemSNOMED, "24028007", "Right"},
-	{SystemSNOMED, "7771000", "Left"},
-	{SystemSNOMED, "82687006", "Bone structure of T9"},
-	{SystemSNOMED, "7610001", "Bone structure of T10"},
-	{SystemSNOMED, "12989004", "Bone structure of T11"},
-	{SystemSNOMED, "23215003", "Bone structure of T12"},
-	{SystemSNOMED, "66794005", "Bone structure of L1"},
-	{SystemSNOMED, "14293000", "Bone structure of L2"},
-	{SystemSNOMED, "36470004", "Bone structure of L3"},
-	{SystemSNOMED, "11994002", "Bone structure of L4"},
-	{SystemSNOMED, "49668003", "Bone structure of L5"},
-	{SystemSNOMED, "373933003", "Acute onset"},
-	{SystemSNOMED, "90734009", "Chronic"},
+	{codes.SystemLOINC, "28561-9", "XR Pelvis Views"},
+	{codes.SystemLOINC, "24969-8", "XR Lumbar spine Lateral"},
+	{codes.SystemDiagnosticServiceSection, "RAD", "Radiology"},
+	{codes.SystemObservationCategory, "imaging", "Imaging"},
+	{codes.SystemInterpretation, "N", "Normal"},
+	{codes.SystemInterpretation, "A", "Abnormal"},
+	{codes.SystemInterpretation, "AA", "Critical abnormal"},
+	{codes.SystemObservationValue, "AIAST", "Artificial Intelligence asserted"},
+	{codes.SystemProvenanceParticipant, "author", "Author"},
+	{codes.SystemSNOMED, "24136001", "Hip joint structure"},
+	{codes.SystemSNOMED, "24028007", "Right"},
+	{codes.SystemSNOMED, "7771000", "Left"},
+	{codes.SystemSNOMED, "82687006", "Bone structure of T9"},
+	{codes.SystemSNOMED, "7610001", "Bone structure of T10"},
+	{codes.SystemSNOMED, "12989004", "Bone structure of T11"},
+	{codes.SystemSNOMED, "23215003", "Bone structure of T12"},
+	{codes.SystemSNOMED, "66794005", "Bone structure of L1"},
+	{codes.SystemSNOMED, "14293000", "Bone structure of L2"},
+	{codes.SystemSNOMED, "36470004", "Bone structure of L3"},
+	{codes.SystemSNOMED, "11994002", "Bone structure of L4"},
+	{codes.SystemSNOMED, "49668003", "Bone structure of L5"},
+	{codes.SystemSNOMED, "373933003", "Acute onset"},
+	{codes.SystemSNOMED, "90734009", "Chronic"},
 	// The model labels' codes.
-	{SystemSNOMED, "17621005", "Normal"},
-	{SystemSNOMED, "239872002", "Osteoarthritis of hip"},
-	{SystemSNOMED, "5913000", "Fracture of neck of femur"},
-	{SystemSNOMED, "71620000", "Fracture of femur"},
-	{SystemSNOMED, "722810000", "Prosthesis in situ"},
-	{SystemSNOMED, "397578001", "Device in situ"},
-	{SystemSNOMED, "42942008", "Compression fracture of vertebral column"},
-	{SystemHipFindings, "onfh", "Osteonecrosis of the femoral head"},
-	{SystemHipFindings, "ddh", "Developmental dysplasia of the hip"},
+	{codes.SystemSNOMED, "17621005", "Normal"},
+	{codes.SystemSNOMED, "239872002", "Osteoarthritis of hip"},
+	{codes.SystemSNOMED, "5913000", "Fracture of neck of femur"},
+	{codes.SystemSNOMED, "71620000", "Fracture of femur"},
+	{codes.SystemSNOMED, "722810000", "Prosthesis in situ"},
+	{codes.SystemSNOMED, "397578001", "Device in situ"},
+	{codes.SystemSNOMED, "42942008", "Compression fracture of vertebral column"},
+	{codes.SystemHipFindings, "onfh", "Osteonecrosis of the femoral head"},
+	{codes.SystemHipFindings, "ddh", "Developmental dysplasia of the hip"},
 	// orthotriage's own codes.
-	{SystemObservation, "hip-finding", "AI hip radiograph finding"},
-	{SystemObservation, "vertebral-finding", "AI vertebral fracture acuity finding"},
-	{SystemObservation, "probability", "Model probability of the reported class"},
-	{SystemObservation, "laterality", "Laterality of the region"},
-	{SystemObservation, "fracture-acuity", "Vertebral fracture acuity"},
-	{SystemTask, "read-study", "Read the imaging study"},
+	{codes.SystemObservation, "hip-finding", "AI hip radiograph finding"},
+	{codes.SystemObservation, "vertebral-finding", "AI vertebral fracture acuity finding"},
+	{codes.SystemObservation, "probability", "Model probability of the reported class"},
+	{codes.SystemObservation, "laterality", "Laterality of the region"},
+	{codes.SystemObservation, "fracture-acuity", "Vertebral fracture acuity"},
+	{codes.SystemTask, "read-study", "Read the imaging study"},
 }
 
 // TestEmittedCodings builds the reports of every class of every shipped
@@ -123,7 +101,7 @@ func TestEmittedCodings(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, l := range m.Labels {
-			want[emittedCoding{SystemClassProbability, l.Key, l.Display}] = true
+			want[emittedCoding{codes.SystemClassProbability, l.Key, l.Display}] = true
 		}
 		results = append(results, manifestResults(t, m)...)
 	}
@@ -174,7 +152,7 @@ func TestIntertrochantericCode(t *testing.T) {
 		t.Errorf("itf is coded 208550004 |Closed fracture proximal femur, intertrochanteric, two part|: it asserts a closed two-part fracture")
 	}
 	for _, l := range m.Labels {
-		if l.System == SystemSNOMED && (l.Code == "52734007" || l.Code == "118470002") {
+		if l.System == codes.SystemSNOMED && (l.Code == "52734007" || l.Code == "118470002") {
 			t.Errorf("label %s uses the procedure concept %s as a finding", l.Key, l.Code)
 		}
 	}
@@ -192,7 +170,7 @@ func TestManifestCodes(t *testing.T) {
 		}
 		for _, l := range m.Labels {
 			t.Run(id+"/"+l.Key, func(t *testing.T) {
-				e, ok := codeFor(l.System, l.Code)
+				e, ok := codes.Find(l.System, l.Code)
 				if !ok {
 					t.Fatalf("%s|%s is not in the code table", l.System, l.Code)
 				}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/fhir/codes"
 	"github.com/orthotriage/orthotriage/inference"
 )
 
@@ -232,7 +233,7 @@ func (b *builder) device() models.Device {
 	d := models.Device{
 		Id:           ptr(b.deviceID),
 		Meta:         aiMeta(),
-		Identifier:   []models.Identifier{{System: ptr(SystemModel), Value: ptr(m.ID + "@" + m.Version)}},
+		Identifier:   []models.Identifier{{System: ptr(codes.SystemModel), Value: ptr(m.ID + "@" + m.Version)}},
 		Status:       ptr(models.FHIRDeviceStatusActive),
 		Manufacturer: ptr(b.o.Manufacturer),
 		DeviceName:   []models.DeviceDeviceName{{Name: m.ID, Type: models.DeviceNameTypeModelName}},
@@ -247,16 +248,16 @@ func (b *builder) device() models.Device {
 
 // observation is one finding.
 func (b *builder) observation(f analysis.Finding) models.Observation {
-	code := keyHipFinding
+	code := codes.ObservationHipFinding
 	if b.r.Model.Task == TaskVertebral {
-		code = keyVertebralFinding
+		code = codes.ObservationVertebralFinding
 	}
 	o := models.Observation{
 		Id:          ptr(resourceID(b.r, "Observation", f.Region)),
 		Meta:        aiMeta(),
 		PartOf:      []models.Reference{b.imagingStudy},
 		Status:      models.ObservationStatusPreliminary,
-		Category:    []models.CodeableConcept{concept(keyCategoryImaging, "")},
+		Category:    []models.CodeableConcept{concept(codes.CategoryImaging, "")},
 		Code:        concept(code, ""),
 		Subject:     &models.Reference{Reference: ptr(b.r.Study.Patient)},
 		Issued:      ptr(b.issued),
@@ -296,15 +297,15 @@ func (b *builder) observation(f analysis.Finding) models.Observation {
 func interpretation(f analysis.Finding) (string, bool) {
 	switch {
 	case f.Priority == "stat" || f.Priority == "asap":
-		return keyInterpCritical, true
+		return codes.InterpretationCritical, true
 	case f.Priority != "":
-		return keyInterpAbnormal, true
+		return codes.InterpretationAbnormal, true
 	case !f.Reported:
 		return "", false
 	case f.Normal:
-		return keyInterpNormal, true
+		return codes.InterpretationNormal, true
 	default:
-		return keyInterpAbnormal, true
+		return codes.InterpretationAbnormal, true
 	}
 }
 
@@ -316,7 +317,7 @@ func (b *builder) bodySite(f analysis.Finding) *models.CodeableConcept {
 		return &models.CodeableConcept{Coding: []models.Coding{coding(c)}, Text: ptr(f.Region + " vertebra")}
 	}
 	return &models.CodeableConcept{
-		Coding: []models.Coding{coding(tableCode(keyHipJoint))},
+		Coding: []models.Coding{coding(tableCode(codes.BodyHipJoint))},
 		Text:   ptr(titleCase(f.Laterality) + " hip joint"),
 	}
 }
@@ -329,27 +330,27 @@ func (b *builder) bodySite(f analysis.Finding) *models.CodeableConcept {
 // would only rescale and lose a digit.
 func (b *builder) components(f analysis.Finding) []models.ObservationComponent {
 	cs := []models.ObservationComponent{{
-		Code:          concept(keyProbability, ""),
+		Code:          concept(codes.ComponentProbability, ""),
 		ValueQuantity: probability(f.Probability),
 	}}
 	switch {
 	case b.r.Model.Task == TaskHip:
-		side := keyRight
+		side := codes.LateralityRight
 		if f.Laterality == "left" {
-			side = keyLeft
+			side = codes.LateralityLeft
 		}
-		cs = append(cs, models.ObservationComponent{Code: concept(keyLaterality, ""), ValueCodeableConcept: ptr(concept(side, ""))})
+		cs = append(cs, models.ObservationComponent{Code: concept(codes.ComponentLaterality, ""), ValueCodeableConcept: ptr(concept(side, ""))})
 	case f.Class == "acute" || f.Class == "chronic":
-		acuity := keyAcute
+		acuity := codes.AcuityAcute
 		if f.Class == "chronic" {
-			acuity = keyChronic
+			acuity = codes.AcuityChronic
 		}
-		cs = append(cs, models.ObservationComponent{Code: concept(keyFractureAcuity, ""), ValueCodeableConcept: ptr(concept(acuity, ""))})
+		cs = append(cs, models.ObservationComponent{Code: concept(codes.ComponentFractureAcuity, ""), ValueCodeableConcept: ptr(concept(acuity, ""))})
 	}
 	for _, p := range f.Probabilities {
 		cs = append(cs, models.ObservationComponent{
 			Code: models.CodeableConcept{
-				Coding: []models.Coding{{System: ptr(SystemClassProbability), Code: ptr(p.Class), Display: nonEmpty(p.Display)}},
+				Coding: []models.Coding{{System: ptr(codes.SystemClassProbability), Code: ptr(p.Class), Display: nonEmpty(p.Display)}},
 				Text:   ptr("Probability of " + className(p)),
 			},
 			ValueQuantity: probability(p.Probability),
@@ -360,7 +361,7 @@ func (b *builder) components(f analysis.Finding) []models.ObservationComponent {
 
 func probability(p float64) *models.Quantity {
 	v := json.Number(strconv.FormatFloat(math.Round(p*1e4)/1e4, 'f', -1, 64))
-	return &models.Quantity{Value: &v, Unit: ptr("1"), System: ptr(SystemUCUM), Code: ptr("1")}
+	return &models.Quantity{Value: &v, Unit: ptr("1"), System: ptr(codes.SystemUCUM), Code: ptr("1")}
 }
 
 // diagnosticReport gathers the Observations under the exam code, with a
@@ -407,9 +408,9 @@ func (b *builder) presentedForm() ([]models.Attachment, error) {
 
 func (b *builder) diagnosticReport() (models.DiagnosticReport, error) {
 	r := b.r
-	exam := keyExamHip
+	exam := codes.ExamHip
 	if r.Model.Task == TaskVertebral {
-		exam = keyExamSpine
+		exam = codes.ExamSpine
 	}
 	form, err := b.presentedForm()
 	if err != nil {
@@ -420,7 +421,7 @@ func (b *builder) diagnosticReport() (models.DiagnosticReport, error) {
 		Id:             ptr(b.reportID),
 		Meta:           aiMeta(),
 		Status:         models.DiagnosticReportStatusPreliminary,
-		Category:       []models.CodeableConcept{concept(keyCategoryRAD, "")},
+		Category:       []models.CodeableConcept{concept(codes.CategoryRAD, "")},
 		Code:           concept(exam, ""),
 		Subject:        &models.Reference{Reference: ptr(r.Study.Patient)},
 		Issued:         ptr(b.issued),
@@ -490,7 +491,7 @@ func (b *builder) task() models.Task {
 		Status:          models.TaskStatusRequested,
 		Intent:          "proposal",
 		Priority:        &prio,
-		Code:            ptr(concept(keyTaskRead, "")),
+		Code:            ptr(concept(codes.TaskReadStudy, "")),
 		Description:     ptr(taskDescription(r)),
 		Focus:           &focus,
 		For:             &models.Reference{Reference: ptr(r.Study.Patient)},
@@ -535,7 +536,7 @@ func (b *builder) provenance(rep *Report) models.Provenance {
 		Target:   targets,
 		Recorded: b.issued,
 		Agent: []models.ProvenanceAgent{{
-			Type: ptr(concept(keyProvenanceAuthor, "")),
+			Type: ptr(concept(codes.ProvenanceAuthor, "")),
 			Who:  models.Reference{Reference: ptr("Device/" + b.deviceID)},
 		}},
 		Entity: []models.ProvenanceEntity{{Role: models.ProvenanceEntityRoleSource, What: b.imagingStudy}},
@@ -555,13 +556,13 @@ func imagingStudyRef(s analysis.Study) models.Reference {
 	}
 	return models.Reference{
 		Type:       ptr("ImagingStudy"),
-		Identifier: &models.Identifier{System: ptr(SystemDICOMUID), Value: ptr("urn:oid:" + s.UID)},
+		Identifier: &models.Identifier{System: ptr(codes.SystemDICOMUID), Value: ptr("urn:oid:" + s.UID)},
 	}
 }
 
 // aiMeta labels a resource as asserted by AI.
 func aiMeta() *models.Meta {
-	return &models.Meta{Security: []models.Coding{coding(tableCode(keySecurityAIAST))}}
+	return &models.Meta{Security: []models.Coding{coding(tableCode(codes.SecurityAIAST))}}
 }
 
 // narrative is an XHTML text of one paragraph.
@@ -581,15 +582,15 @@ func concept(key, text string) models.CodeableConcept {
 	return models.CodeableConcept{Coding: []models.Coding{coding(tableCode(key))}, Text: nonEmpty(text)}
 }
 
-func coding(e CodeEntry) models.Coding {
+func coding(e codes.Entry) models.Coding {
 	return models.Coding{System: ptr(e.System), Code: ptr(e.Code), Display: nonEmpty(e.Display)}
 }
 
 // tableCode returns a table entry the builders name by constant; a missing
 // one (a bug TestCodeTable catches) yields an empty coding rather than a
 // panic.
-func tableCode(key string) CodeEntry {
-	e, _ := lookupCode(key)
+func tableCode(key string) codes.Entry {
+	e, _ := codes.Lookup(key)
 	return e
 }
 

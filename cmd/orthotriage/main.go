@@ -27,7 +27,6 @@ import (
 	"runtime/debug"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/orthotriage/orthotriage"
@@ -384,21 +383,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 		return err
 	}
 	fhirClient := fhir.NewClient(cfg.FHIR.Timeout, cfg.FHIR.MaxResponseSize, outbound)
-	engine := &cds.Engine{
-		Catalog: cds.DefaultCatalog(),
-		Resolver: &cds.Resolver{
-			FHIR:       fhirClient,
-			MaxPages:   cfg.FHIR.MaxPages,
-			MaxStudies: cfg.FHIR.MaxStudies,
-			Log:        log,
-		},
-		Feedback: feedback,
-		Log:      log,
-		Now:      time.Now,
+	resolver := &cds.Resolver{
+		FHIR:       fhirClient,
+		MaxPages:   cfg.FHIR.MaxPages,
+		MaxStudies: cfg.FHIR.MaxStudies,
+		Log:        log,
 	}
 	ro := retrieverOptions(cfg)
 	ro.Transport = outbound
-	cached := wireResults(engine, cfg, models, imaging.NewRetriever(ro), fhirClient, results, locker, log)
+	engine, triage, cached := wireResults(cfg, models, imaging.NewRetriever(ro), fhirClient, resolver, feedback, results, locker, log)
 	for _, m := range []struct {
 		name, help string
 		value      func(analysis.CacheStats) uint64
@@ -443,7 +436,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) (err error)
 			if !ok { // refused at enqueue; the registration changed since
 				return fmt.Errorf("fhir server %s is no longer registered", j.FHIRServer)
 			}
-			return engine.Precompute(ctx, j, t)
+			return triage.Precompute(ctx, j, t)
 		})
 	}()
 	log.Info("precompute workers started", "workers", cfg.Precompute.Workers, "queue", fmt.Sprintf("%T", queue))

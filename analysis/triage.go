@@ -1,0 +1,200 @@
+package analysis
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/orthotriage/orthotriage/imaging"
+	"github.com/orthotriage/orthotriage/inference"
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+)
+
+// StudyAnalyzer analyses one study; Cached is the one hooks and precompute
+// jobs use (one computation per study), Analyzer the one underneath.
+type StudyAnalyzer interface {
+	Analyze(ctx context.Context, in Input) (Result, error)
+	Reads(task string) bool
+}
+
+var (
+	_ StudyAnalyzer = (*Cached)(nil)
+	_ StudyAnalyzer = (*Analyzer)(nil)
+)
+
+// FHIRServer is an EHR's FHIR server and the bearer token for it: where a
+// precompute job's study is read and where results are written back. The
+// token must never be logged or put in an error.
+type FHIRServer struct {
+	BaseURL string
+	Token   string
+}
+
+// TriageConfig is what a Triage is built from.
+type TriageConfig struct {
+	// Analyzer analyses one study; nil: no task is read (every hook is
+	// answered with no guidance, every job is done with no result).
+	Analyzer StudyAnalyzer
+	// Studies reads a precompute job's study; cds.Resolver is one.
+	Studies StudyReader
+	// Tasks are what a precompute job analyses its study for: the model
+	// tasks of the services offered (those the Analyzer reads).
+	Tasks []string
+	// WriteBack, when set, stores the results worth a card on the FHIR
+	// server of their call or job.
+	WriteBack *WriteBack
+	// StudiesPerCall is how many of a call's studies (newest first) are
+	// analysed; 1 when 0.
+	StudiesPerCall int
+	// Budgets is how long a hook waits for analyses, by hook; a hook not
+	// listed waits as long as the request may. Unfinished analyses go on
+	// in the background and are answered from the cache next time.
+	Budgets map[string]time.Duration
+	// NormalCards says results with nothing notable get a card too
+	// (WorthACard), so that they are written back as well.
+	NormalCards bool
+	Log         *slog.Logger
+}
+
+// Triage is the use case: the studies of a hook call analysed side by side
+// within the hook's budget, and studies analysed ahead of any hook by
+// precompute jobs; the results worth a card are written back.
+type Triage struct {
+	cfg TriageConfig
+}
+
+// NewTriage returns the use case built from cfg.
+func NewTriage(cfg TriageConfig) *Triage {
+	cfg.StudiesPerCall = max(1, cfg.StudiesPerCall)
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Triage{cfg: cfg}
+}
+
+// Reads reports whether a loaded model reads task.
+func (t *Triage) Reads(task string) bool {
+	return t.cfg.Analyzer != nil && t.cfg.Analyzer.Reads(task)
+}
+
+// Call is one hook call's studies, as the protocol resolved them.
+type Call struct {
+	Hook string // whose budget applies
+	// Service and HookInstance name the call in the logs.
+	Service, HookInstance string
+	// Studies are the call's studies, newest first, each as it is to be
+	// analysed; the first StudiesPerCall are.
+	Studies []Input
+	// Bodies are vertebral bodies the caller gave (a radiologist's
+	// correction, say); each goes to the study it names.
+	Bodies []GivenBody
+	// Server is the call's FHIR server and token, where the results worth
+	// a card are written back; none when its BaseURL is "".
+	Server FHIRServer
+}
+
+// GivenBody is a vertebral body given by the caller for one study.
+type GivenBody struct {
+	// Study names the study: "ImagingStudy/{id}" or its Study Instance UID
+	// (bare or urn:oid:); "" when the call analyses one study.
+	Study string
+	inference.Body
+}
+
+// StudyStatus says what became of one study of a call.
+type StudyStatus int
+
+// What becomes of a study.
+const (
+	// StudyDone: the study was read; the outcome holds its result.
+	StudyDone StudyStatus = iota
+	// StudyPending: still in analysis when the hook's budget ran out; the
+	// next call is answered from the cache.
+	StudyPending
+	// StudyNotRead: no radiograph in it that a loaded model reads
+	// (ErrNoRadiograph); not an error of the call.
+	StudyNotRead
+	// StudyOtherPatient: its subject is not the call's patient
+	// (ErrOtherPatient); it is not shown for this patient.
+	StudyOtherPatient
+	// StudyFailed: the analysis failed (retrieval, decoding, a model).
+	StudyFailed
+)
+
+// Outcome is what became of one study of a call.
+type Outcome struct {
+	Status StudyStatus
+	Result Result // when Status is StudyDone
+	Err    error  // why not, otherwise
+}
+
+// Call analyses the call's newest studies side by side and returns one
+// outcome per study analysed, in order. It waits no longer than the hook's
+// budget; it fails only when ctx ends (the request is over).
+func (t *Triage) Call(ctx context.Context, c Call) ([]Outcome, error) {
+	if t.cfg.Analyzer == nil {
+		return nil, nil
+	}
+	studies := c.Studies[:min(len(c.Studies), t.cfg.StudiesPerCall)]
+	wait, cancel := ctx, context.CancelFunc(func() {})
+	if budget, ok := t.cfg.Budgets[c.Hook]; ok && budget > 0 {
+		wait, cancel = context.WithTimeout(ctx, budget)
+	}
+	defer cancel()
+	outcomes := make([]Outcome, len(studies))
+	var wg sync.WaitGroup
+	for i, in := range studies {
+		in.Bodies = bodiesFor(c.Bodies, in.Study, len(studies))
+		wg.Go(func() {
+			r, err := t.cfg.Analyzer.Analyze(wait, in)
+			outcomes[i] = Outcome{Result: r, Err: err}
+		})
+	}
+	wg.Wait()
+	log := t.cfg.Log.With("service", c.Service)
+	for i := range outcomes {
+		o, study := &outcomes[i], deref(studies[i].Study.Id)
+		switch {
+		case o.Err == nil:
+			o.Status = StudyDone
+			t.writeBack(c.Server, o.Result)
+		case errors.Is(o.Err, ErrOtherPatient):
+			o.Status = StudyOtherPatient
+			log.WarnContext(ctx, "study of another patient not analysed", "hookInstance", c.HookInstance, "study", study)
+		case errors.Is(o.Err, ErrNoRadiograph):
+			o.Status = StudyNotRead
+			log.InfoContext(ctx, "study not analysed", "study", study, "reason", o.Err)
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case wait.Err() != nil && IsPending(o.Err):
+			o.Status = StudyPending
+			log.InfoContext(ctx, "study still in analysis at the hook's budget: answered later from the cache", "study", study)
+		default:
+			o.Status = StudyFailed
+			log.WarnContext(ctx, "study analysis failed", "study", study, "err", o.Err)
+		}
+	}
+	return outcomes, nil
+}
+
+// writeBack offers r for write-back to server when it is worth a card.
+func (t *Triage) writeBack(server FHIRServer, r Result) {
+	if t.cfg.WriteBack != nil && server.BaseURL != "" && r.WorthACard(t.cfg.NormalCards) {
+		t.cfg.WriteBack.Offer(server, r)
+	}
+}
+
+// bodiesFor are the given bodies of one study: those naming it, and those
+// naming no study when the call analyses one.
+func bodiesFor(given []GivenBody, s models.ImagingStudy, studies int) []inference.Body {
+	var out []inference.Body
+	uid := imaging.StudyInstanceUID(s)
+	for _, b := range given {
+		if b.Study == "ImagingStudy/"+deref(s.Id) || (uid != "" && (b.Study == uid || b.Study == "urn:oid:"+uid)) || (b.Study == "" && studies == 1) {
+			out = append(out, b.Body)
+		}
+	}
+	return out
+}
