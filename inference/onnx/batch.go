@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orthotriage/orthotriage/inference"
 )
 
-// ErrClosed is returned by a Batcher after Close.
-var ErrClosed = errors.New("onnx: batcher closed")
+// ErrClosed is returned by a Batcher, Model or LocaliserModel used after
+// its Close: the session is gone. Each such use is counted (UsesAfterClose),
+// so that a shutdown that closed models under running work shows up.
+var ErrClosed = errors.New("onnx: session closed")
 
 // Batcher coalesces concurrent Classify calls for one model into batches of
 // up to MaxBatch crops: the requests waiting when a batch starts join it; a
@@ -33,7 +36,11 @@ type Batcher struct {
 
 	mu             sync.Mutex
 	batches, crops uint64
+	afterClose     atomic.Uint64
 }
+
+// UsesAfterClose is how many Classify calls found the batcher closed.
+func (b *Batcher) UsesAfterClose() uint64 { return b.afterClose.Load() }
 
 // Stats returns how many batches ran and how many crops they held.
 func (b *Batcher) Stats() (batches, crops uint64) {
@@ -85,6 +92,7 @@ func (b *Batcher) Classify(ctx context.Context, crops []float32, n int) ([]infer
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-b.quit:
+		b.afterClose.Add(1)
 		return nil, ErrClosed
 	}
 	select {

@@ -14,6 +14,7 @@ type LocaliserModel struct {
 	spec    inference.Localiser
 	pre     inference.Preprocess
 	session *ort.DynamicAdvancedSession
+	guard   sessionGuard
 }
 
 // LoadLocaliser creates the session of a vertebral manifest's localiser and
@@ -65,6 +66,10 @@ func (lm *LocaliserModel) Find(pixels []float32, rows, cols int) ([]inference.Bo
 	if err := lm.Input(pixels, rows, cols, in); err != nil {
 		return nil, err
 	}
+	if !lm.guard.enter() {
+		return nil, fmt.Errorf("onnx: localiser: %w", ErrClosed)
+	}
+	defer lm.guard.leave()
 	x, err := ort.NewTensor(ort.NewShape(1, 1, int64(l.Height), int64(l.Width)), in)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: localiser input: %w", err)
@@ -82,5 +87,9 @@ func (lm *LocaliserModel) Find(pixels []float32, rows, cols int) ([]inference.Bo
 	return inference.DecodeBodies(l, t.GetData(), rows, cols)
 }
 
-// Close releases the session.
-func (lm *LocaliserModel) Close() error { return lm.session.Destroy() }
+// Close releases the session once the run under way is done; later runs
+// fail with ErrClosed, and later calls of Close do nothing.
+func (lm *LocaliserModel) Close() error { return lm.guard.close(lm.session.Destroy) }
+
+// UsesAfterClose is how many runs found the localiser closed.
+func (lm *LocaliserModel) UsesAfterClose() uint64 { return lm.guard.afterClose.Load() }

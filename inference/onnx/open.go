@@ -141,6 +141,23 @@ func (l *Loaded) open(o Options) error {
 	return nil
 }
 
+// UsesAfterClose is how many times the batcher, the network or the
+// localiser was asked to run after Close (each got ErrClosed): 0 unless a
+// shutdown closed the model under work still running.
+func (l *Loaded) UsesAfterClose() uint64 {
+	var n uint64
+	if l.Batcher != nil {
+		n += l.Batcher.UsesAfterClose()
+	}
+	if l.Model != nil {
+		n += l.Model.UsesAfterClose()
+	}
+	if l.Localiser != nil {
+		n += l.Localiser.UsesAfterClose()
+	}
+	return n
+}
+
 // Close stops the batcher (after the batch in progress) and releases the
 // sessions; later calls return the first call's answer.
 func (l *Loaded) Close() error {

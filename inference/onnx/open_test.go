@@ -2,11 +2,15 @@ package onnx_test
 
 import (
 	"bytes"
+	"errors"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/orthotriage/orthotriage/analysis"
@@ -60,6 +64,49 @@ func TestOpenHip(t *testing.T) {
 	if _, err := l.Batcher.Classify(t.Context(), crops, len(regions)); err != onnx.ErrClosed {
 		t.Fatalf("after Close: %v, want ErrClosed", err)
 	}
+	// The bare session refuses too, instead of reaching a destroyed
+	// session; each refusal is counted.
+	if _, err := l.Model.Run(crops, len(regions)); !errors.Is(err, onnx.ErrClosed) {
+		t.Fatalf("model after Close: %v, want ErrClosed", err)
+	}
+	if n := l.UsesAfterClose(); n != 2 {
+		t.Errorf("%d uses after close counted, want 2", n)
+	}
+}
+
+// Close waits for the runs under way and refuses the later ones: runs
+// racing a Close either finish with outputs or get ErrClosed, never a
+// destroyed session (run under -race).
+func TestCloseUnderRuns(t *testing.T) {
+	md := loadHip(t)
+	_, crops, regions := prepared(t, md, 31, 0)
+	var wg sync.WaitGroup
+	var ran, refused atomic.Int32
+	for range 4 {
+		wg.Go(func() {
+			for range 5 {
+				_, err := md.Run(crops, len(regions))
+				switch {
+				case err == nil:
+					ran.Add(1)
+				case errors.Is(err, onnx.ErrClosed):
+					refused.Add(1)
+				default:
+					t.Errorf("run: %v", err)
+				}
+			}
+		})
+	}
+	for ran.Load() == 0 {
+		runtime.Gosched()
+	}
+	if err := md.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if got := md.UsesAfterClose(); got != uint64(refused.Load()) || ran.Load()+refused.Load() != 20 {
+		t.Errorf("%d ran, %d refused, %d counted after close; want 20 in all, the refused counted", ran.Load(), refused.Load(), got)
+	}
 }
 
 // Open gives the shipped vertebral manifest its whole pipeline (localiser,
@@ -97,6 +144,15 @@ func TestOpenVertebral(t *testing.T) {
 			probs = append(probs, r.Probabilities...)
 		}
 		readings = append(readings, probs)
+		if batch == 0 { // a closed pipeline refuses to read, and counts it
+			l.Close()
+			if _, err := p.Read(t.Context(), img, nil, false); !errors.Is(err, onnx.ErrClosed) {
+				t.Fatalf("read after Close: %v, want ErrClosed", err)
+			}
+			if n := l.UsesAfterClose(); n != 1 {
+				t.Errorf("%d uses after close counted, want 1 (the localiser)", n)
+			}
+		}
 	}
 	if len(readings[0]) != len(readings[1]) {
 		t.Fatalf("%d probabilities unbatched, %d batched", len(readings[0]), len(readings[1]))

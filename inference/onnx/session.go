@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -64,6 +65,7 @@ type Model struct {
 	logits   int // index of the logits output
 	cam      int // index of the cam output, -1 when absent
 	features int // index of the features output, -1 when absent
+	guard    sessionGuard
 }
 
 // Load creates the session of a model whose manifest was loaded with
@@ -200,10 +202,20 @@ func (md *Model) cropSize() int {
 
 // RunRaw runs the session on caller-owned ONNX Runtime values with no pre-
 // or postprocessing: the baseline the benchmarks compare the pipeline with.
-func (md *Model) RunRaw(inputs, outputs []ort.Value) error { return md.session.Run(inputs, outputs) }
+func (md *Model) RunRaw(inputs, outputs []ort.Value) error {
+	if !md.guard.enter() {
+		return fmt.Errorf("onnx: model %s: %w", md.manifest.ID, ErrClosed)
+	}
+	defer md.guard.leave()
+	return md.session.Run(inputs, outputs)
+}
 
-// Close releases the session.
-func (md *Model) Close() error { return md.session.Destroy() }
+// Close releases the session once the runs under way are done; later runs
+// fail with ErrClosed, and later calls of Close do nothing.
+func (md *Model) Close() error { return md.guard.close(md.session.Destroy) }
+
+// UsesAfterClose is how many runs found the model closed.
+func (md *Model) UsesAfterClose() uint64 { return md.guard.afterClose.Load() }
 
 // Run classifies n prepared crops (n*height*width values, NCHW with one
 // channel, as inference.Preprocess.Prepare writes them).
@@ -213,6 +225,10 @@ func (md *Model) Run(crops []float32, n int) ([]inference.Output, error) {
 	if n <= 0 || len(crops) != n*per {
 		return nil, fmt.Errorf("onnx: %d values for %d crops of %d", len(crops), n, per)
 	}
+	if !md.guard.enter() {
+		return nil, fmt.Errorf("onnx: model %s: %w", md.manifest.ID, ErrClosed)
+	}
+	defer md.guard.leave()
 	x, err := ort.NewTensor(ort.NewShape(int64(n), 1, in[2], in[3]), crops)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: input tensor: %w", err)
@@ -279,4 +295,38 @@ func (md *Model) Run(crops []float32, n int) ([]inference.Output, error) {
 // ctx is not consulted.
 func (md *Model) Classify(_ context.Context, crops []float32, n int) ([]inference.Output, error) {
 	return md.Run(crops, n)
+}
+
+// sessionGuard keeps a session from being destroyed under a run, and a run
+// from reaching a destroyed session (a use after free in ONNX Runtime):
+// runs hold it shared, Close exclusively; a run after Close is refused and
+// counted.
+type sessionGuard struct {
+	mu         sync.RWMutex
+	closed     bool
+	closeErr   error
+	afterClose atomic.Uint64
+}
+
+// enter begins a run; false (counted) when the session is closed.
+func (g *sessionGuard) enter() bool {
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		g.afterClose.Add(1)
+		return false
+	}
+	return true
+}
+
+func (g *sessionGuard) leave() { g.mu.RUnlock() }
+
+// close runs destroy once, after the runs under way.
+func (g *sessionGuard) close(destroy func() error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.closed, g.closeErr = true, destroy()
+	}
+	return g.closeErr
 }
