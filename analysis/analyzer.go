@@ -101,11 +101,22 @@ type Analyzer struct {
 	PerStudy int
 	Now      func() time.Time
 	Log      *slog.Logger
+	// Observer, when set, is told each stage's duration.
+	Observer Observer
 }
 
 // Analyze analyses one study. It fails with ErrNoRadiograph when nothing in
 // the study suits a loaded model.
 func (a *Analyzer) Analyze(ctx context.Context, in Input) (Result, error) {
+	start := time.Now()
+	r, err := a.analyze(ctx, in)
+	if a.Observer != nil {
+		a.Observer.Analysed(in.Task, outcomeOf(err), time.Since(start))
+	}
+	return r, err
+}
+
+func (a *Analyzer) analyze(ctx context.Context, in Input) (Result, error) {
 	study, err := boundStudy(in)
 	if err != nil {
 		return Result{}, err
@@ -130,7 +141,11 @@ func (a *Analyzer) Analyze(ctx context.Context, in Input) (Result, error) {
 			maps.Copy(all, in.ResolveEndpoints(ctx))
 			in.Endpoints, in.ResolveEndpoints = all, nil
 		}
+		fetch := time.Now()
 		img, err := a.retrieve(ctx, in, ref)
+		if a.Observer != nil {
+			a.Observer.Retrieved(time.Since(fetch), err == nil)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return Result{}, ctx.Err()
@@ -237,6 +252,7 @@ func (a *Analyzer) classify(ctx context.Context, c Classifier, img *imaging.Imag
 		return Result{}, fmt.Errorf("analysis: model %s: %w", m.ID, err)
 	}
 	t2 := time.Now()
+	a.inferred(m.ID, t2.Sub(t1))
 	r := newResult(m, img)
 	for k, crop := range regions {
 		f := m.Interpret(outs[k], crop)
@@ -267,6 +283,13 @@ func (a *Analyzer) classify(ctx context.Context, c Classifier, img *imaging.Imag
 	r.Analyzed = a.Now().UTC().Truncate(time.Second)
 	r.Timings.Preprocess, r.Timings.Inference, r.Timings.Postprocess = ms(t1.Sub(t0)), ms(t2.Sub(t1)), ms(time.Since(t2))
 	return r, nil
+}
+
+// inferred tells the observer how long a model ran.
+func (a *Analyzer) inferred(model string, d time.Duration) {
+	if a.Observer != nil {
+		a.Observer.Inferred(model, d)
+	}
 }
 
 // newResult is a Result of model m on img, before its findings.

@@ -11,6 +11,7 @@ import (
 	"net"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -54,7 +55,21 @@ type Cached struct {
 	// downUntil (unix ns): during an outage the store is left alone for
 	// StoreBackoff, so a Redis that is down costs a hook nothing.
 	downUntil atomic.Int64
+
+	// Every computation under way (a hook's, detached from it, or a job's)
+	// is counted in running and ends when stopping does: Shutdown cancels
+	// and waits for them, so that nothing they use (model sessions) is
+	// released under them.
+	mu       sync.Mutex // closed and running.Add are one step
+	closed   bool
+	stopping context.Context
+	stop     context.CancelFunc
+	running  sync.WaitGroup
+	active   atomic.Int64
 }
+
+// ErrStopped is returned by an analysis asked for after Shutdown.
+var ErrStopped = errors.New("analysis: the service is shutting down")
 
 // CacheOptions time the cache, the lock and the background computation.
 type CacheOptions struct {
@@ -120,6 +135,7 @@ func NewCached(a *Analyzer, store Store, locker Locker, opt CacheOptions, log *s
 		opt.NearSize = 1000
 	}
 	c := &Cached{analyzer: a, store: store, locker: locker, opt: opt, log: log}
+	c.stopping, c.stop = context.WithCancel(context.Background())
 	if !local && opt.NearSize > 0 {
 		c.near = newNearCopy(opt.NearSize)
 	}
@@ -157,11 +173,7 @@ func (c *Cached) Analyze(ctx context.Context, in Input) (Result, error) {
 	key := c.Key(in)
 	if key == "" {
 		c.misses.Add(1)
-		r, err := c.analyzer.Analyze(ctx, in)
-		if err == nil {
-			c.computed.Add(1)
-		}
-		return r, err
+		return c.uncached(ctx, in)
 	}
 	if r, ok := c.lookup(ctx, key); ok {
 		c.hits.Add(1)
@@ -177,7 +189,12 @@ func (c *Cached) Analyze(ctx context.Context, in Input) (Result, error) {
 				err = fmt.Errorf("analysis: internal error (%v)", p)
 			}
 		}()
-		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opt.Timeout)
+		bg, done, err := c.begin(context.WithoutCancel(ctx))
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		bg, cancel := context.WithTimeout(bg, c.opt.Timeout)
 		defer cancel()
 		return c.compute(bg, key, in)
 	})
@@ -189,6 +206,71 @@ func (c *Cached) Analyze(ctx context.Context, in Input) (Result, error) {
 		return bind(res.Val.(Result), in)
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
+	}
+}
+
+// uncached analyses a study that cannot be cached, on the caller's time.
+func (c *Cached) uncached(ctx context.Context, in Input) (Result, error) {
+	ctx, done, err := c.begin(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer done()
+	r, err := c.analyzer.Analyze(ctx, in)
+	if err == nil {
+		c.computed.Add(1)
+	}
+	return r, err
+}
+
+// begin counts a computation in, unless Shutdown was called (ErrStopped);
+// its context ends with ctx or at Shutdown. done counts it out.
+func (c *Cached) begin(ctx context.Context) (_ context.Context, done func(), _ error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, nil, ErrStopped
+	}
+	c.running.Add(1)
+	c.active.Add(1)
+	ctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(c.stopping, cancel)
+	return ctx, func() {
+		unhook()
+		cancel()
+		c.active.Add(-1)
+		c.running.Done()
+	}, nil
+}
+
+// Shutdown stops the analyses: later ones fail with ErrStopped, and those
+// under way (hooks' background computations, jobs') are cancelled at once;
+// it waits for them to return until ctx ends. An error means some were
+// still running then, and still hold what they use: the caller must not
+// release it (model sessions) under them.
+func (c *Cached) Shutdown(ctx context.Context) error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.stop()
+	if waitFor(ctx, &c.running) {
+		return nil
+	}
+	return fmt.Errorf("analysis: %d analyses still running after being cancelled: %w", c.active.Load(), ctx.Err())
+}
+
+// waitFor waits for wg until ctx ends; false when ctx ended first.
+func waitFor(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -409,19 +491,23 @@ func (c *Cached) put(ctx context.Context, key string, r Result) {
 // Reads reports whether a model for task is loaded.
 func (c *Cached) Reads(task string) bool { return c.analyzer.Reads(task) }
 
-// CacheStats are the cache's counters.
+// CacheStats are the cache's counters. Every analysis asked for is one
+// lookup, a hit or a miss: Lookups is Hits + Misses, and the hit ratio is
+// Hits / Lookups.
 type CacheStats struct {
-	Hits, Misses, Computed, StoreErrors uint64
+	Lookups, Hits, Misses, Computed, StoreErrors uint64
 	// Outages counts the times the store was found down; LockBypassed
 	// the analyses run without the study lock because of it.
 	Outages, LockBypassed uint64
 }
 
-// Stats returns the counters: hits and misses of callers, analyses
+// Stats returns the counters: lookups, hits and misses of callers, analyses
 // computed, store and lock errors, outages and lock bypasses.
 func (c *Cached) Stats() CacheStats {
-	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Computed: c.computed.Load(), StoreErrors: c.storeErrors.Load(),
+	s := CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Computed: c.computed.Load(), StoreErrors: c.storeErrors.Load(),
 		Outages: c.outages.Load(), LockBypassed: c.bypassed.Load()}
+	s.Lookups = s.Hits + s.Misses
+	return s
 }
 
 // studyKey names the study; vertebral bodies given by the caller make

@@ -60,6 +60,7 @@ func (a *Analyzer) ReadVertebral(ctx context.Context, v *VertebralModel, img *im
 		return Result{}, fmt.Errorf("analysis: %w", err)
 	}
 	t1 := time.Now()
+	a.inferred(m.ID, t1.Sub(t0))
 	r := newResult(m, img)
 	for _, rd := range readings {
 		r.Localised = append(r.Localised, rd.Body.Level)

@@ -2,8 +2,10 @@ package analysis
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orthotriage/orthotriage/internal/lru"
@@ -36,9 +38,15 @@ type WriteBack struct {
 	timeout time.Duration
 	log     *slog.Logger
 
-	mu      sync.Mutex // written's check and mark are one step
+	mu      sync.Mutex // written's check and mark, closed and running.Add are one step
 	written *lru.Map[bool]
+	closed  bool
 	running sync.WaitGroup
+	active  atomic.Int64
+	// stopping ends the write-backs still under way when Shutdown's wait
+	// is over.
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 // NewWriteBack returns the write-back through w.
@@ -47,6 +55,7 @@ func NewWriteBack(w ResultWriter, opt WriteBackOptions, log *slog.Logger) *Write
 		opt.Timeout = 2 * time.Minute
 	}
 	wb := &WriteBack{writer: w, timeout: opt.Timeout, log: log}
+	wb.stopping, wb.stop = context.WithCancel(context.Background())
 	if opt.Kept > 0 {
 		wb.written = lru.New[bool](opt.Kept)
 	}
@@ -55,26 +64,53 @@ func NewWriteBack(w ResultWriter, opt WriteBackOptions, log *slog.Logger) *Write
 
 // Offer writes r to server in the background, unless r was written (or is
 // being written) before; it returns at once. A write-back that fails is
-// forgotten, so that the next answer with r tries again.
+// forgotten, so that the next answer with r tries again. After Shutdown
+// nothing more is written.
 func (wb *WriteBack) Offer(server FHIRServer, r Result) {
 	key := r.BoundKey()
+	wb.mu.Lock()
+	defer wb.mu.Unlock()
+	if wb.closed {
+		wb.log.Warn("write-back not started: shutting down", "study", r.Study.Key(), "fhirServer", server.BaseURL)
+		return
+	}
 	if !wb.mark(key) {
 		return
 	}
-	wb.running.Go(func() { wb.write(server, r, key) })
+	wb.running.Add(1)
+	wb.active.Add(1)
+	go func() {
+		defer wb.running.Done()
+		defer wb.active.Add(-1)
+		wb.write(server, r, key)
+	}()
 }
 
-// Wait blocks until the write-backs under way are done (a shutdown may
-// drain them; each is bounded by Timeout).
+// Wait blocks until the write-backs under way are done (each is bounded by
+// Timeout).
 func (wb *WriteBack) Wait() { wb.running.Wait() }
 
-// mark records key as written; false when it was already.
+// Shutdown stops taking offers and waits for the write-backs under way
+// until ctx ends, then cancels those left and returns an error counting
+// them (their results are written again by the next answer that has them,
+// here or on another replica).
+func (wb *WriteBack) Shutdown(ctx context.Context) error {
+	wb.mu.Lock()
+	wb.closed = true
+	wb.mu.Unlock()
+	if waitFor(ctx, &wb.running) {
+		return nil
+	}
+	n := wb.active.Load()
+	wb.stop()
+	return fmt.Errorf("analysis: %d write-backs cancelled at shutdown: %w", n, ctx.Err())
+}
+
+// mark records key as written; false when it was already. wb.mu is held.
 func (wb *WriteBack) mark(key string) bool {
 	if wb.written == nil {
 		return true
 	}
-	wb.mu.Lock()
-	defer wb.mu.Unlock()
 	if _, done := wb.written.Get(key); done {
 		return false
 	}
@@ -83,7 +119,7 @@ func (wb *WriteBack) mark(key string) bool {
 }
 
 func (wb *WriteBack) write(server FHIRServer, r Result, key string) {
-	ctx, cancel := context.WithTimeout(context.Background(), wb.timeout)
+	ctx, cancel := context.WithTimeout(wb.stopping, wb.timeout)
 	defer cancel()
 	start := time.Now()
 	report, err := wb.writer.WriteResult(ctx, server, r)

@@ -131,13 +131,12 @@ func (r *Retriever) attachment(ctx context.Context, a attachment, acc Access) (*
 	default:
 		return nil, fmt.Errorf("%w: attachment has neither data nor url", ErrMalformed)
 	}
-	var img *Image
-	var err error
-	if mt == "application/dicom" {
-		img, err = Decode(data, r.limits)
-	} else {
-		img, err = DecodeRaster(data, mt, r.limits)
-	}
+	img, err := r.timed(func() (*Image, error) {
+		if mt == "application/dicom" {
+			return Decode(data, r.limits)
+		}
+		return DecodeRaster(data, mt, r.limits)
+	})
 	if err != nil {
 		return nil, err
 	}

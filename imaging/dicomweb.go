@@ -87,6 +87,14 @@ type Retriever struct {
 	credentials []Credential
 	refuse      map[string]bool // transfer syntaxes always asked for transcoded
 	compressed  bool            // let responses be gzip-compressed
+	observer    Observer
+}
+
+// Observer is told how long each image's decoding took (DICOM or raster,
+// whichever route it came by, failures included); the service's metrics
+// are one. It must be safe for concurrent use.
+type Observer interface {
+	Decoded(d time.Duration)
 }
 
 // RetrieverOptions configure a Retriever; zero values take the defaults
@@ -109,6 +117,8 @@ type RetrieverOptions struct {
 	// save on a hospital network; requests then say Accept-Encoding:
 	// identity.
 	Compressed bool
+	// Observer, when set, is told each decoding's duration.
+	Observer Observer
 }
 
 // NewRetriever returns a Retriever.
@@ -160,7 +170,7 @@ func NewRetriever(o RetrieverOptions) *Retriever {
 			return nil
 		}},
 		limits: o.Limits, timeout: o.Timeout, retries: o.Retries, backoff: o.Backoff, credentials: o.Credentials,
-		refuse: refuse, compressed: o.Compressed,
+		refuse: refuse, compressed: o.Compressed, observer: o.Observer,
 	}
 }
 
@@ -309,7 +319,18 @@ func (r *Retriever) decode(p []byte) (*Image, error) {
 			return nil, &ErrUnsupportedTransferSyntax{UID: ts, Detail: "configured to be transcoded by the server"}
 		}
 	}
-	return Decode(p, r.limits)
+	return r.timed(func() (*Image, error) { return Decode(p, r.limits) })
+}
+
+// timed runs one decoding and tells the observer how long it took.
+func (r *Retriever) timed(decode func() (*Image, error)) (*Image, error) {
+	if r.observer == nil {
+		return decode()
+	}
+	start := time.Now()
+	img, err := decode()
+	r.observer.Decoded(time.Since(start))
+	return img, err
 }
 
 // request is one GET: its URL, the name errors give it instead of the URL
@@ -327,7 +348,7 @@ func (r *Retriever) transcoded(ctx context.Context, q request, max int) ([]*Imag
 	}
 	var images []*Image
 	for _, p := range parts {
-		img, err := Decode(p, r.limits)
+		img, err := r.timed(func() (*Image, error) { return Decode(p, r.limits) })
 		if err != nil {
 			return nil, fmt.Errorf("decode %s: %w", q.op, err)
 		}
@@ -344,7 +365,7 @@ func (r *Retriever) rendered(ctx context.Context, q request) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := DecodeRaster(body, ctype, r.limits)
+	img, err := r.timed(func() (*Image, error) { return DecodeRaster(body, ctype, r.limits) })
 	if err != nil {
 		return nil, err
 	}

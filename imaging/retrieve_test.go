@@ -232,10 +232,14 @@ func TestRetryAndRenderedFallback(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	r := NewRetriever(RetrieverOptions{Backoff: time.Millisecond})
+	var decoded decodings
+	r := NewRetriever(RetrieverOptions{Backoff: time.Millisecond, Observer: &decoded})
 	images, err := r.Retrieve(t.Context(), wadoEndpoint(srv.URL, false), InstanceRef{StudyInstanceUID: "1", SeriesInstanceUID: "2", SOPInstanceUID: "3"}, Access{}, 1)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if decoded.n.Load() != 2 {
+		t.Errorf("the observer saw %d decodings, want 2 (the file as stored, refused; the rendered PNG)", decoded.n.Load())
 	}
 	img := images[0]
 	if !img.Meta.Lossy || !strings.HasSuffix(img.Meta.Source, "/rendered") || img.Meta.Route != RouteRendered || img.Meta.Rows != 2 || img.Pixels[1] != 1 {
@@ -245,6 +249,11 @@ func TestRetryAndRenderedFallback(t *testing.T) {
 		t.Errorf("%d calls, want 2 failures, retrieve, transcode, rendered", calls.Load())
 	}
 }
+
+// decodings counts what a Retriever tells its Observer.
+type decodings struct{ n atomic.Int32 }
+
+func (d *decodings) Decoded(time.Duration) { d.n.Add(1) }
 
 // TestRouteAfterAnyRefusal: an answer refused for a reason other than its
 // transfer syntax (a colour model this package does not read, a broken file)
