@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -254,6 +255,67 @@ func (q *RedisQueue) ack(ctx context.Context, id string) {
 	}
 }
 
+// Depth is how many jobs wait in the stream for a worker: those not yet
+// delivered to the consumer group (not those being handled, nor retries
+// waiting out their back-off). Every replica sees the same number.
+func (q *RedisQueue) Depth(ctx context.Context) (int64, error) {
+	n, _, err := q.waiting(ctx)
+	return n, err
+}
+
+// OldestAge is how long the job waiting longest for a worker has waited,
+// by its stream id (a retry since it was due); 0 when none waits.
+func (q *RedisQueue) OldestAge(ctx context.Context) (time.Duration, error) {
+	_, oldest, err := q.waiting(ctx)
+	if err != nil || oldest.IsZero() {
+		return 0, err
+	}
+	return max(0, time.Since(oldest)), nil
+}
+
+// waiting reads how many jobs wait for a worker, and when the oldest of
+// them was added (zero when none waits).
+func (q *RedisQueue) waiting(ctx context.Context) (n int64, oldest time.Time, err error) {
+	groups, err := q.rdb.XInfoGroups(ctx, QueueStream).Result()
+	if err != nil && strings.Contains(err.Error(), "no such key") {
+		return 0, time.Time{}, nil // nothing was ever queued
+	}
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("redis queue depth: %w", err)
+	}
+	after, lag := "-", int64(-1) // no group yet: every entry waits
+	for _, g := range groups {
+		if g.Name == QueueGroup {
+			after, lag = "("+g.LastDeliveredID, g.Lag
+		}
+	}
+	first, err := q.rdb.XRangeN(ctx, QueueStream, after, "+", 1).Result()
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("redis queue depth: %w", err)
+	}
+	if len(first) == 0 {
+		return 0, time.Time{}, nil
+	}
+	if lag < 0 {
+		if lag, err = q.rdb.XLen(ctx, QueueStream).Result(); err != nil {
+			return 0, time.Time{}, fmt.Errorf("redis queue depth: %w", err)
+		}
+	}
+	// Redis gives no lag when it cannot tell (go-redis reads it as 0);
+	// one job is known to wait.
+	return max(lag, 1), streamTime(first[0].ID), nil
+}
+
+// streamTime is when Redis added a stream entry: its id's milliseconds.
+func streamTime(id string) time.Time {
+	ms, _, _ := strings.Cut(id, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
+}
+
 // DeadLetters returns up to n dead-lettered jobs, newest first.
 func (q *RedisQueue) DeadLetters(ctx context.Context, n int64) ([]analysis.Job, error) {
 	raw, err := q.rdb.LRange(ctx, QueueDeadLetter, 0, n-1).Result()
@@ -273,35 +335,99 @@ func (q *RedisQueue) DeadLetters(ctx context.Context, n int64) ([]analysis.Job, 
 // ErrQueueFull means the in-memory queue holds as many jobs as it may.
 var ErrQueueFull = errors.New("store: precompute queue is full")
 
-// MemoryQueue is the embedded twin of RedisQueue: a bounded channel;
-// retries wait in timers, dead letters are kept (the newest 1000) for
+// MemoryQueue is the embedded twin of RedisQueue: a bounded list of waiting
+// jobs; retries wait in timers, dead letters are kept (the newest 1000) for
 // inspection. As on Redis, a job whose worker stops before it finishes is
 // not a failed attempt: it goes back to the queue for the next Work.
 type MemoryQueue struct {
-	jobs   chan analysis.Job
+	size   int
 	policy analysis.QueuePolicy
 	log    *slog.Logger
 	Stats  analysis.QueueStats
+	// ready holds a token while jobs may be waiting: a worker with
+	// nothing to do waits for it.
+	ready chan struct{}
 
-	mu   sync.Mutex
-	dead []analysis.Job // oldest first
-	kept int
+	mu      sync.Mutex
+	waiting []waitingJob // oldest first
+	dead    []analysis.Job
+	kept    int
+}
+
+// waitingJob is a job waiting for a worker since it was queued (or, for a
+// retry, since it was due).
+type waitingJob struct {
+	job   analysis.Job
+	since time.Time
 }
 
 // NewMemoryQueue holds up to size waiting jobs.
 func NewMemoryQueue(size int, p analysis.QueuePolicy, log *slog.Logger) *MemoryQueue {
-	return &MemoryQueue{jobs: make(chan analysis.Job, max(1, size)), policy: p.WithDefaults(), log: log, kept: 1000}
+	return &MemoryQueue{size: max(1, size), policy: p.WithDefaults(), log: log, kept: 1000, ready: make(chan struct{}, 1)}
 }
 
 // Enqueue adds j, or fails with ErrQueueFull.
 func (q *MemoryQueue) Enqueue(_ context.Context, j analysis.Job) error {
-	select {
-	case q.jobs <- j:
-		q.Stats.Enqueued.Add(1)
-		return nil
-	default:
+	if !q.push(j) {
 		return ErrQueueFull
 	}
+	q.Stats.Enqueued.Add(1)
+	return nil
+}
+
+// push adds j behind the waiting jobs; false when the queue is full.
+func (q *MemoryQueue) push(j analysis.Job) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiting) >= q.size {
+		return false
+	}
+	q.waiting = append(q.waiting, waitingJob{job: j, since: time.Now()})
+	q.signal()
+	return true
+}
+
+// take removes the oldest waiting job; false when none waits.
+func (q *MemoryQueue) take() (analysis.Job, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiting) == 0 {
+		return analysis.Job{}, false
+	}
+	j := q.waiting[0].job
+	q.waiting[0] = waitingJob{}
+	q.waiting = q.waiting[1:]
+	if len(q.waiting) > 0 {
+		q.signal() // for the next idle worker
+	}
+	return j, true
+}
+
+// signal wakes one idle worker, unless one is being woken already.
+func (q *MemoryQueue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Depth is how many jobs wait for a worker (not those being handled, nor
+// retries waiting out their back-off).
+func (q *MemoryQueue) Depth(context.Context) (int64, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return int64(len(q.waiting)), nil
+}
+
+// OldestAge is how long the job waiting longest for a worker has waited
+// (a retry since it was due); 0 when none waits.
+func (q *MemoryQueue) OldestAge(context.Context) (time.Duration, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiting) == 0 {
+		return 0, nil
+	}
+	return time.Since(q.waiting[0].since), nil
 }
 
 // Work runs workers goroutines until ctx ends.
@@ -309,12 +435,14 @@ func (q *MemoryQueue) Work(ctx context.Context, workers int, h analysis.Handler)
 	var wg sync.WaitGroup
 	for range max(1, workers) {
 		wg.Go(func() {
-			for {
+			for ctx.Err() == nil {
+				if j, ok := q.take(); ok {
+					q.handle(ctx, j, h)
+					continue
+				}
 				select {
 				case <-ctx.Done():
-					return
-				case j := <-q.jobs:
-					q.handle(ctx, j, h)
+				case <-q.ready:
 				}
 			}
 		})
@@ -356,9 +484,7 @@ func (q *MemoryQueue) handle(ctx context.Context, j analysis.Job, h analysis.Han
 
 // requeue puts j back, unless the queue is full.
 func (q *MemoryQueue) requeue(j analysis.Job) {
-	select {
-	case q.jobs <- j:
-	default:
+	if !q.push(j) {
 		q.log.Error("precompute job dropped: queue full", "study", j.Study)
 	}
 }

@@ -17,6 +17,8 @@ import (
 type contractQueue interface {
 	analysis.Queue
 	DeadLetters(ctx context.Context, n int64) ([]analysis.Job, error)
+	Depth(ctx context.Context) (int64, error)
+	OldestAge(ctx context.Context) (time.Duration, error)
 }
 
 func TestQueueContract(t *testing.T) {
@@ -62,7 +64,8 @@ func job(study string) analysis.Job {
 // takes jobs in the order queued; a retry waiting out its back-off holds
 // no worker; a panicking job fails as an error; and a job whose worker
 // stops before it finishes is not a failed attempt but handled again by a
-// later Work.
+// later Work; the depth and the oldest job's age count the jobs waiting
+// for a worker.
 func testQueueContract(t *testing.T, newQueue func(t *testing.T, p analysis.QueuePolicy) (contractQueue, *analysis.QueueStats)) {
 	t.Run("each job is settled: done, retried or dead-lettered", func(t *testing.T) {
 		q, stats := newQueue(t, analysis.QueuePolicy{MaxAttempts: 3, Backoff: 10 * time.Millisecond})
@@ -187,6 +190,48 @@ func testQueueContract(t *testing.T, newQueue func(t *testing.T, p analysis.Queu
 			t.Fatal("the stopped worker's job was not handled again")
 		}
 		waitFor(t, "the job done", func() bool { return stats.Done.Load() == 1 })
+	})
+	t.Run("depth and oldest age count the jobs waiting for a worker", func(t *testing.T) {
+		q, stats := newQueue(t, analysis.QueuePolicy{})
+		waiting := func() (int64, time.Duration) {
+			t.Helper()
+			n, err := q.Depth(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			age, err := q.OldestAge(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n, age
+		}
+		if n, age := waiting(); n != 0 || age != 0 {
+			t.Errorf("empty queue: depth %d, oldest %s; want 0, 0", n, age)
+		}
+		for _, s := range []string{"a", "b", "c"} {
+			if err := q.Enqueue(t.Context(), job(s)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		if n, age := waiting(); n != 3 || age < 40*time.Millisecond || age > time.Minute {
+			t.Errorf("three jobs queued 50 ms ago: depth %d, oldest %s", n, age)
+		}
+		taken, release := make(chan struct{}, 3), make(chan struct{})
+		work(t, q, 1, func(context.Context, analysis.Job) error {
+			taken <- struct{}{}
+			<-release
+			return nil
+		})
+		<-taken
+		if n, _ := waiting(); n != 2 {
+			t.Errorf("one job being handled: depth %d, want the 2 behind it", n)
+		}
+		close(release)
+		waitFor(t, "all jobs done", func() bool { return stats.Done.Load() == 3 })
+		if n, age := waiting(); n != 0 || age != 0 {
+			t.Errorf("all done: depth %d, oldest %s; want 0, 0", n, age)
+		}
 	})
 	t.Run("dead letters come newest first", func(t *testing.T) {
 		q, stats := newQueue(t, analysis.QueuePolicy{MaxAttempts: 1})
