@@ -9,6 +9,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/orthotriage/orthotriage/inference"
@@ -49,4 +50,26 @@ func Manifest(id string) (*inference.Manifest, error) {
 		return nil, err
 	}
 	return inference.LoadManifestFS(fsys, "inference/models/"+id)
+}
+
+// Lookup loads the manifest a setting or flag names: a model folder when
+// name is one (manifest.json and the ONNX file), else a shipped model by id,
+// or by task (the first shipped model of that task).
+func Lookup(name string) (*inference.Manifest, error) {
+	if st, err := os.Stat(name); err == nil && st.IsDir() {
+		return inference.LoadManifest(name)
+	}
+	if name == inference.TaskHip || name == inference.TaskVertebral {
+		for _, id := range IDs() {
+			if m, err := Manifest(id); err == nil && m.Task == name {
+				return m, nil
+			}
+		}
+		return nil, fmt.Errorf("no shipped model for task %s (shipped: %s)", name, strings.Join(IDs(), ", "))
+	}
+	m, err := Manifest(name)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: not a folder, and %w", name, err)
+	}
+	return m, nil
 }

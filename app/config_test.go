@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"testing"
@@ -20,7 +20,7 @@ func TestConfigSecretsReachRetrieval(t *testing.T) {
 		{BaseURL: "https://pacs.example.org", Username: "u", Password: "pacs-password"},
 		{BaseURL: "https://vna.example.org", Token: "vna-token"},
 	}
-	if diff := cmp.Diff(want, retrieverOptions(cfg).Credentials); diff != "" {
+	if diff := cmp.Diff(want, RetrieverOptions(cfg).Credentials); diff != "" {
 		t.Errorf("credentials (-want +got):\n%s", diff)
 	}
 }
