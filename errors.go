@@ -4,7 +4,8 @@
 // The rooms are cds (CDS Hooks 2.0), analysis (the triage use case), imaging
 // (pixels from DICOMweb and attachments), inference (ONNX Runtime), fhir (the
 // FHIR R4 client and result builders), auth, store (Redis and in-memory
-// adapters), api (the gin HTTP edge) and cmd/orthotriage (wiring).
+// adapters), api (the gin HTTP edge), app (wiring the service) and
+// cmd/orthotriage (flags and subcommands).
 package orthotriage
 
 import (

@@ -15,7 +15,7 @@ import (
 // card carries them, in one transaction, retried as the FHIR client's
 // policy says (it knows which answers are worth another try). It returns
 // the id of the report it stored, for the log. The fhir room's client,
-// wired in cmd, is one.
+// wired in app, is one.
 type ResultWriter interface {
 	WriteResult(ctx context.Context, server FHIRServer, r Result) (string, error)
 }

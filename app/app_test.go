@@ -277,7 +277,9 @@ func TestShutdownWithWorkInFlight(t *testing.T) {
 	cfg.Results.WriteBack = true
 	cfg.Precompute.Workers = 1
 	cfg.Precompute.AdminToken = "admin-secret-0123456789abcdef"
-	s := start(t, cfg, func(a *App) { a.drains = drains{workers: 10 * time.Second, analyses: 10 * time.Second, writeBacks: 10 * time.Second} })
+	s := start(t, cfg, func(a *App) {
+		a.drains = drains{workers: 10 * time.Second, analyses: 10 * time.Second, writeBacks: 10 * time.Second}
+	})
 	call := func(hook, context, prefetch string) string {
 		t.Helper()
 		service := "hip-radiograph-screening"
