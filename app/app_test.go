@@ -245,6 +245,16 @@ func (e *ehr) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// receive waits for one value on ch, up to 20 s.
+func receive[T any](t *testing.T, ch <-chan T, what string, s *started) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not reach its server within 20 s:\n%s", what, s.logs)
+	}
+}
+
 // imagingStudy is an ImagingStudy of patient p1 whose one instance lies
 // on pacsURL (a contained Endpoint).
 func imagingStudy(id, pacsURL string, im imaging.Radiograph) string {
@@ -298,7 +308,7 @@ func TestShutdownWithWorkInFlight(t *testing.T) {
 	if body := call("org.orthotriage.imagingstudy-available", `{"patientId":"p1","studies":["ImagingStudy/fnf"]}`, ""); !strings.Contains(body, `"indicator":"critical"`) {
 		t.Fatalf("fracture study: %s\n%s", body, s.logs)
 	}
-	<-e.writing
+	receive(t, e.writing, "the write-back", s)
 	// A study whose retrieval outlasts the hook's budget: answered pending.
 	call("patient-view", `{"userId":"Practitioner/1","patientId":"p1"}`, `,"prefetch":{"patient":{"resourceType":"Patient","id":"p1"},`+
 		`"studies":{"resourceType":"Bundle","type":"searchset","entry":[{"resource":`+e.studies["hook"]+`}]}}`)
@@ -307,8 +317,8 @@ func TestShutdownWithWorkInFlight(t *testing.T) {
 		cfg.Precompute.AdminToken.Reveal()); status != 202 {
 		t.Fatalf("analyze = %d %s", status, body)
 	}
-	<-p.asked
-	<-p.asked
+	receive(t, p.asked, "the hook's retrieval", s)
+	receive(t, p.asked, "the job's retrieval", s)
 
 	time.AfterFunc(300*time.Millisecond, func() { close(e.release) }) // the write-back ends during the drain
 	if err := s.shutdown(t); err != nil {
