@@ -7,10 +7,11 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 BIN := bin/orthotriage
 MODULE := github.com/orthotriage/orthotriage
-# Packages that need cgo to build: the ONNX Runtime adapter, app (which
-# wires it into the service) and the binary that links it. Every other package must build without cgo (imaging/codec
-# falls back to no codecs), so that none reaches ONNX Runtime by accident.
-NOCGO_BUILD_EXCLUDE := inference/onnx app cmd/orthotriage
+# Packages that need cgo to build: the ONNX Runtime adapter (with its test
+# helpers), app (which wires it into the service) and the binary that links
+# it. Every other package must build without cgo (imaging/codec falls back
+# to no codecs), so that none reaches ONNX Runtime by accident.
+NOCGO_BUILD_EXCLUDE := inference/onnx inference/onnx/onnxtest app cmd/orthotriage
 # Packages whose tests need cgo besides: inference/models runs the shipped
 # models through inference/onnx.
 NOCGO_VET_EXCLUDE := $(NOCGO_BUILD_EXCLUDE) inference/models

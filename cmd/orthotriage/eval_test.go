@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/orthotriage/orthotriage/analysis/offline"
 	"github.com/orthotriage/orthotriage/internal/testenv"
 )
 
@@ -40,7 +41,25 @@ func TestPhantomThenEval(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stdout.Reset()
+	evalPhantoms(t, dir, data)
+	analyzePhantoms(t, dir, data)
+
+	// A label the model does not know is refused, naming the line.
+	os.WriteFile(filepath.Join(data, "labels.csv"), []byte("file,left,right\npelvis-21-00000.dcm,normal,broken\n"), 0o600)
+	err := run(t.Context(), []string{"eval", "--data", data}, ortEnv(t), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("bad label: %v", err)
+	}
+	os.WriteFile(filepath.Join(data, "labels.csv"), []byte("file,left,right\n../../etc/passwd,normal,normal\n"), 0o600)
+	if err := run(t.Context(), []string{"eval", "--data", data}, ortEnv(t), &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "inside the folder") {
+		t.Fatalf("escaping path: %v", err)
+	}
+}
+
+// evalPhantoms runs eval on the phantoms: the table as JSON and plots.
+func evalPhantoms(t *testing.T, dir, data string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
 	plots := filepath.Join(dir, "plots")
 	if err := run(t.Context(), []string{"eval", "--model", "hip-000", "--data", data, "--json", "--plots", plots, "--resamples", "200"}, ortEnv(t), &stdout, &stderr); err != nil {
 		t.Fatalf("eval: %v\n%s", err, stderr.String())
@@ -85,16 +104,19 @@ func TestPhantomThenEval(t *testing.T) {
 	if !strings.Contains(stderr.String(), "6/6 radiographs") {
 		t.Errorf("no progress line: %s", stderr.String())
 	}
+}
 
-	// analyze: findings per hip with a priority, timings, a heat map; a
-	// folder gives one JSON object per file.
-	stdout.Reset()
+// analyzePhantoms runs analyze on the phantoms: findings per hip with a
+// priority, timings, a heat map; a folder gives one result per file.
+func analyzePhantoms(t *testing.T, dir, data string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
 	hm := filepath.Join(dir, "heat.png")
 	one := filepath.Join(data, "pelvis-21-00000.dcm")
 	if err := run(t.Context(), []string{"analyze", "--json", "--heatmap", hm, one}, ortEnv(t), &stdout, &stderr); err != nil {
 		t.Fatalf("analyze: %v\n%s", err, stderr.String())
 	}
-	var a fileAnalysis
+	var a offline.FileAnalysis
 	if err := json.Unmarshal(stdout.Bytes(), &a); err != nil || len(a.Findings) != 2 || a.Heatmap != hm || a.Timings.Inference <= 0 {
 		t.Fatalf("analyze output %s (%v)", stdout.String(), err)
 	}
@@ -123,17 +145,6 @@ func TestPhantomThenEval(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "junk.dcm"), []byte("not dicom"), 0o600)
 	if err := run(t.Context(), []string{"analyze", filepath.Join(dir, "junk.dcm")}, ortEnv(t), &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "1 of 1 files failed") {
 		t.Fatalf("junk file: %v", err)
-	}
-
-	// A label the model does not know is refused, naming the line.
-	os.WriteFile(filepath.Join(data, "labels.csv"), []byte("file,left,right\npelvis-21-00000.dcm,normal,broken\n"), 0o600)
-	err := run(t.Context(), []string{"eval", "--data", data}, ortEnv(t), &stdout, &stderr)
-	if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "broken") {
-		t.Fatalf("bad label: %v", err)
-	}
-	os.WriteFile(filepath.Join(data, "labels.csv"), []byte("file,left,right\n../../etc/passwd,normal,normal\n"), 0o600)
-	if err := run(t.Context(), []string{"eval", "--data", data}, ortEnv(t), &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "inside the folder") {
-		t.Fatalf("escaping path: %v", err)
 	}
 }
 

@@ -31,11 +31,11 @@ func TestInspect(t *testing.T) {
 	if err := run(t.Context(), []string{"inspect", file, "--png", out}, func(string) string { return "" }, &stdout, &stderr); err != nil {
 		t.Fatalf("inspect: %v\n%s", err, stderr.String())
 	}
-	var got inspectReport
+	var got imaging.Inspection
 	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
 		t.Fatalf("output is not JSON: %s", stdout.String())
 	}
-	want := inspectReport{Source: file, TransferSyntax: imaging.TSExplicitLE, Photometric: "MONOCHROME1", Rows: 4, Columns: 3,
+	want := imaging.Inspection{Source: file, TransferSyntax: imaging.TSExplicitLE, Photometric: "MONOCHROME1", Rows: 4, Columns: 3,
 		BitsAllocated: 16, BitsStored: 12, Modality: "DX", VOI: "min-max", StoredMin: 0, StoredMax: 4095, StoredMean: 4645.0 / 12,
 		OutputMin: 0, OutputMax: 1}
 	if d := got.OutputMean - (1 - 4645.0/12/4095); d > 1e-5 || d < -1e-5 {
@@ -103,7 +103,7 @@ func TestInspectWADORSInstance(t *testing.T) {
 	if err := run(t.Context(), []string{"inspect", url}, func(string) string { return "" }, &stdout, &stderr); err != nil {
 		t.Fatalf("inspect %s: %v\n%s", url, err, stderr.String())
 	}
-	var got inspectReport
+	var got imaging.Inspection
 	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
 		t.Fatalf("output is not JSON: %s", stdout.String())
 	}

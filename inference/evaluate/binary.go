@@ -1,6 +1,9 @@
 package evaluate
 
-import "math"
+import (
+	"encoding/json"
+	"math"
+)
 
 // BinaryReport adds, for a two-class model, the AUC with DeLong's 95%
 // interval and the decision curve.
@@ -106,6 +109,13 @@ type Comparison struct {
 	Diff       float64 // AUCA - AUCB
 	SE         float64 // of the difference
 	Z, P       float64 // two-sided p; 1 when the scores rank the cases alike
+}
+
+// MarshalJSON writes undefined figures (NaN: fewer than two positives or
+// negatives) as null, which JSON can carry.
+func (c Comparison) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct{ AUCA, AUCB, Diff, SE, Z, P any }{
+		jsonNumber(c.AUCA), jsonNumber(c.AUCB), jsonNumber(c.Diff), jsonNumber(c.SE), jsonNumber(c.Z), jsonNumber(c.P)})
 }
 
 // DeLongTest compares the AUCs of scores a and b of the same cases

@@ -3,6 +3,11 @@
 // rest), per-class sensitivity, specificity and F1, each with a 95%
 // bootstrap confidence interval, and the confusion matrix; for binary
 // models also the DeLong interval of the AUC and decision-curve net benefit.
+//
+// Hip and Vertebral run a folder of labelled DICOM files (labels.csv)
+// through the service's own decoding and preprocessing and a model the
+// caller loaded (behind the small interfaces declared here), and give the
+// report `orthotriage eval` prints as tables or JSON.
 package evaluate
 
 import (

@@ -4,11 +4,10 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
-	"os"
 	"path/filepath"
 	"sort"
 
+	"github.com/orthotriage/orthotriage/imaging"
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
@@ -17,22 +16,10 @@ import (
 // WritePlots writes confusion.png (row-normalised heat map with counts) and
 // roc.png (one-versus-rest ROC curve per class) into dir.
 func WritePlots(dir string, r *Report, cases []Case) error {
-	if err := savePNG(filepath.Join(dir, "confusion.png"), confusionImage(r)); err != nil {
+	if err := imaging.SavePNG(filepath.Join(dir, "confusion.png"), confusionImage(r)); err != nil {
 		return err
 	}
-	return savePNG(filepath.Join(dir, "roc.png"), rocImage(r, cases))
-}
-
-func savePNG(path string, img image.Image) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return imaging.SavePNG(filepath.Join(dir, "roc.png"), rocImage(r, cases))
 }
 
 func text(img *image.RGBA, x, y int, s string, c color.Color) {

@@ -1,75 +1,29 @@
 package models_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
-	"github.com/orthotriage/orthotriage/inference/models"
 	"github.com/orthotriage/orthotriage/inference/onnx"
+	"github.com/orthotriage/orthotriage/inference/onnx/onnxtest"
 	"github.com/orthotriage/orthotriage/internal/testenv"
 	"github.com/orthotriage/orthotriage/phantom"
 )
 
-func initRuntime(t testing.TB) {
-	t.Helper()
-	lib, err := onnx.FindLibrary(filepath.Join(testenv.RepoRoot(t), ".cache", "onnxruntime", "libonnxruntime.so"))
-	if err != nil {
-		t.Fatalf("%v: run `make setup` to install ONNX Runtime", err)
-	}
-	if err := onnx.Init(lib); err != nil {
-		t.Fatal(err)
-	}
-}
+func initRuntime(t testing.TB) { onnxtest.InitRuntime(t) }
 
-func loadHip(t testing.TB) *onnx.Model { return loadHipThreads(t, 1) }
+func loadHip(t testing.TB) *onnx.Model { return onnxtest.LoadHip(t, 1) }
 
-// loadHipThreads loads the shipped hip model with a session of threads
-// intra-op threads.
-func loadHipThreads(t testing.TB, threads int) *onnx.Model {
-	t.Helper()
-	initRuntime(t)
-	m, err := models.Manifest("hip-000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := onnx.Load(m, onnx.SessionOptions{IntraOpThreads: threads})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { md.Close() })
-	return md
-}
+func loadHipThreads(t testing.TB, threads int) *onnx.Model { return onnxtest.LoadHip(t, threads) }
 
-// prepared runs phantom case i of seed through the service's path: DICOM
-// bytes, decoding, the manifest's crops.
 func prepared(t testing.TB, md *onnx.Model, seed uint64, i int) (phantom.PelvisCase, []float32, []inference.Crop) {
-	t.Helper()
-	pc := phantom.Pelvis(seed, i)
-	var b bytes.Buffer
-	if err := imaging.WriteDICOM(&b, pc.Image); err != nil {
-		t.Fatal(err)
-	}
-	img, err := imaging.Decode(b.Bytes(), imaging.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pre := md.Manifest().Preprocess
-	crops := make([]float32, len(pre.Regions)*pre.Resize.Width*pre.Resize.Height)
-	regions, err := pre.Prepare(img.Pixels, img.Meta.Rows, img.Meta.Columns, crops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pc, crops, regions
+	return onnxtest.Prepared(t, md, seed, i)
 }
 
-// The exported ONNX file in ONNX Runtime gives PyTorch's probabilities
-// (golden.json, written by train.py from the same phantom crops).
 func TestGoldenProbabilities(t *testing.T) {
 	md := loadHip(t)
 	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "inference", "models", "hip-000", "golden.json"))

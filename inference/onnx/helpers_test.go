@@ -1,69 +1,22 @@
 package onnx_test
 
 import (
-	"bytes"
-	"path/filepath"
 	"testing"
 
-	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
-	"github.com/orthotriage/orthotriage/inference/models"
 	"github.com/orthotriage/orthotriage/inference/onnx"
-	"github.com/orthotriage/orthotriage/internal/testenv"
+	"github.com/orthotriage/orthotriage/inference/onnx/onnxtest"
 	"github.com/orthotriage/orthotriage/phantom"
 )
 
-// library is the ONNX Runtime library `make setup` installs.
-func library(t testing.TB) string {
-	return filepath.Join(testenv.RepoRoot(t), ".cache", "onnxruntime", "libonnxruntime.so")
-}
+func library(t testing.TB) string { return onnxtest.Library(t) }
 
-func initRuntime(t testing.TB) {
-	t.Helper()
-	lib, err := onnx.FindLibrary(library(t))
-	if err != nil {
-		t.Fatalf("%v: run `make setup` to install ONNX Runtime", err)
-	}
-	if err := onnx.Init(lib); err != nil {
-		t.Fatal(err)
-	}
-}
+func initRuntime(t testing.TB) { onnxtest.InitRuntime(t) }
 
 // loadHip loads the shipped hip model with a session of one intra-op
 // thread.
-func loadHip(t testing.TB) *onnx.Model {
-	t.Helper()
-	initRuntime(t)
-	m, err := models.Manifest("hip-000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := onnx.Load(m, onnx.SessionOptions{IntraOpThreads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { md.Close() })
-	return md
-}
+func loadHip(t testing.TB) *onnx.Model { return onnxtest.LoadHip(t, 1) }
 
-// prepared runs phantom case i of seed through the service's path: DICOM
-// bytes, decoding, the manifest's crops.
 func prepared(t testing.TB, md *onnx.Model, seed uint64, i int) (phantom.PelvisCase, []float32, []inference.Crop) {
-	t.Helper()
-	pc := phantom.Pelvis(seed, i)
-	var b bytes.Buffer
-	if err := imaging.WriteDICOM(&b, pc.Image); err != nil {
-		t.Fatal(err)
-	}
-	img, err := imaging.Decode(b.Bytes(), imaging.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pre := md.Manifest().Preprocess
-	crops := make([]float32, len(pre.Regions)*pre.Resize.Width*pre.Resize.Height)
-	regions, err := pre.Prepare(img.Pixels, img.Meta.Rows, img.Meta.Columns, crops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pc, crops, regions
+	return onnxtest.Prepared(t, md, seed, i)
 }
