@@ -36,6 +36,8 @@ func PelvisVaried(seed uint64, i int, v Variation) (PelvisCase, error) {
 // pelvisScene is a pelvis case before the detector: its attenuation layers,
 // detector and generators.
 type pelvisScene struct {
+	seed  uint64
+	index int
 	pc    PelvisCase
 	l     layers
 	det   detector
@@ -120,7 +122,7 @@ func newPelvisScene(seed uint64, i int, v Variation) *pelvisScene {
 		j.Open = pc.Acquisition.open(j.Box, rows, cols)
 		hips[k].Joint = j
 	}
-	return &pelvisScene{pc: pc, l: l, det: det, rng: rng, v: v, draws: draws}
+	return &pelvisScene{seed: seed, index: i, pc: pc, l: l, det: det, rng: rng, v: v, draws: draws}
 }
 
 // expose takes the radiograph of the scene.
@@ -130,9 +132,22 @@ func (s *pelvisScene) expose() PelvisCase {
 	text, marks := s.v.burnedText(s.draws, "pelvis", &pc.Image)
 	pc.Acquisition.Text = text
 	pc.Acquisition.marks = append(pc.Acquisition.marks, marks...)
-	pc.Image.StudyInstanceUID, pc.Image.SeriesInstanceUID, pc.Image.SOPInstanceUID = uid(rng), uid(rng), uid(rng)
+	pc.Image.StudyInstanceUID, pc.Image.SeriesInstanceUID, pc.Image.SOPInstanceUID = caseUIDs(rng, s.seed, "pelvis", s.index, s.v)
 	pc.Image.PatientID = pc.ID
 	pc.Image.BodyPartExamined = "PELVIS"
 	pc.Image.ViewPosition = "AP"
 	return pc
+}
+
+// caseUIDs are a case's study, series and instance UIDs: drawn from its
+// generator, or for a varied case from one of the variation's own, so that
+// a varied image of a patient is a study of its own and never shares a
+// UID with the default image or another variation's.
+func caseUIDs(rng *rand.Rand, seed uint64, kind string, i int, v Variation) (study, series, sop string) {
+	study, series, sop = uid(rng), uid(rng), uid(rng)
+	if v != (Variation{}) {
+		u := caseRNG(seed, kind+"-uid "+v.String(), i)
+		study, series, sop = uid(u), uid(u), uid(u)
+	}
+	return study, series, sop
 }

@@ -38,12 +38,12 @@ type detector struct {
 	slope       float64
 	intercept   float64
 	window      bool
-	noise       float64 // quantum noise, fraction of full scale
-	gamma       float64 // contrast
-	a0          float64 // attenuation at which the response reaches 63%
-	heel        float64 // exposure gradient across the image
-	blur        float64 // detector blur, pixels
-	texture     float64 // trabecular texture strength
+	noise       float64    // quantum noise, fraction of full scale
+	gamma       float64    // contrast
+	a0          float64    // attenuation at which the response reaches 63%
+	heel        float64    // exposure gradient across the image
+	blur        float64    // detector blur, pixels
+	texture     float64    // trabecular texture strength
 	collimation [4]float64 // margins at the left, right, top and bottom edges, fractions of the field
 	dose        float64    // relative to the default exposure (1)
 }

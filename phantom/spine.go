@@ -28,10 +28,10 @@ var fractureLevelWeight = []float64{0, 0.5, 1, 2.2, 2.2, 1.2, 0.8, 0.5, 0}
 // Vertebra is one labelled vertebral body.
 type Vertebra struct {
 	Level      string
-	Box        [4]int // x, y, w, h in pixels of the image
-	Fracture   string // none, acute or chronic
-	Difficulty string // typical, subtle or indeterminate (fractures only)
-	Detail     string // e.g. "wedge-0.34"
+	Box        [4]int  // x, y, w, h in pixels of the image
+	Fracture   string  // none, acute or chronic
+	Difficulty string  // typical, subtle or indeterminate (fractures only)
+	Detail     string  // e.g. "wedge-0.34"
 	Open       float64 // share of Box inside the collimated field
 }
 
@@ -252,7 +252,7 @@ func SpineVaried(seed uint64, i int, vary Variation) (SpineCase, error) {
 	text, marks := vary.burnedText(draws, "spine", &sc.Image)
 	sc.Acquisition.Text = text
 	sc.Acquisition.marks = append(sc.Acquisition.marks, marks...)
-	sc.Image.StudyInstanceUID, sc.Image.SeriesInstanceUID, sc.Image.SOPInstanceUID = uid(rng), uid(rng), uid(rng)
+	sc.Image.StudyInstanceUID, sc.Image.SeriesInstanceUID, sc.Image.SOPInstanceUID = caseUIDs(rng, seed, "spine", i, vary)
 	sc.Image.PatientID = sc.ID
 	sc.Image.BodyPartExamined = "SPINE"
 	sc.Image.ViewPosition = "LL"
