@@ -10,7 +10,10 @@
 // noise, a heel-effect gradient and collimation, and the result is stored
 // as a 12-16 bit DICOM radiograph with rescale and VOI tags. Everything
 // is drawn from a PCG generator seeded by (seed, case index), so a case is
-// the same whatever else is generated.
+// the same whatever else is generated. A Variation widens the positioning
+// and acquisition (rotation, shift, magnification, exposure, noise,
+// collimation, lead markers, burnt-in text) and records them, with where
+// each hip lies on the image, as the truth of each case.
 package phantom
 
 import (

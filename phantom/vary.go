@@ -132,8 +132,11 @@ func ParseVariation(s string) (Variation, error) {
 		name, value, pair := strings.Cut(part, "=")
 		if !pair {
 			p, ok := presets[part]
-			if !ok || k > 0 {
-				return Variation{}, fmt.Errorf("variation %q: %q is not a preset (%s) first, nor a field=value pair", s, part, strings.Join(slices.Sorted(maps.Keys(presets)), ", "))
+			switch {
+			case !ok:
+				return Variation{}, fmt.Errorf("variation %q: %q is neither a preset (%s) nor a field=value pair", s, part, strings.Join(slices.Sorted(maps.Keys(presets)), ", "))
+			case k > 0:
+				return Variation{}, fmt.Errorf("variation %q: the preset %q must come first", s, part)
 			}
 			v = p
 			continue

@@ -48,9 +48,9 @@ func TestParseVariation(t *testing.T) {
 		{name: "infinite", in: "exposure=Inf", wantErr: []string{"exposure +Inf outside 0-3 stops"}},
 		{name: "garbage value", in: "rotate=ten", wantErr: []string{`rotate "ten" is not a number`}},
 		{name: "unknown field", in: "colour=1", wantErr: []string{`unknown field "colour"`, "rotate, shift"}},
-		{name: "unknown preset", in: "hospital", wantErr: []string{`"hospital" is not a preset (clinical, none)`}},
-		{name: "preset after a field", in: "rotate=1,clinical", wantErr: []string{`"clinical" is not a preset`}},
-		{name: "empty", in: "", wantErr: []string{`"" is not a preset`}},
+		{name: "unknown preset", in: "hospital", wantErr: []string{`"hospital" is neither a preset (clinical, none) nor a field=value pair`}},
+		{name: "preset after a field", in: "rotate=1,clinical", wantErr: []string{`the preset "clinical" must come first`}},
+		{name: "empty", in: "", wantErr: []string{`"" is neither a preset`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseVariation(tc.in)
