@@ -21,8 +21,12 @@ type layers struct {
 	soft, bone, metal *canvas
 }
 
-func newLayers(rows, cols int, spacing float64, theta float64, shift vec) layers {
-	mk := func() *canvas { return newCanvas(rows, cols, spacing, vec{}, theta, shift) }
+func newLayers(rows, cols int, spacing float64, p pose) layers {
+	mk := func() *canvas {
+		c := newCanvas(rows, cols, spacing, vec{}, p.theta, p.shift)
+		c.zoom = p.zoom
+		return c
+	}
 	return layers{soft: mk(), bone: mk(), metal: mk()}
 }
 
@@ -34,13 +38,14 @@ type detector struct {
 	slope       float64
 	intercept   float64
 	window      bool
-	noise       float64 // quantum noise, fraction of full scale
-	gamma       float64 // contrast
-	a0          float64 // attenuation at which the response reaches 63%
-	heel        float64 // exposure gradient across the image
-	blur        float64 // detector blur, pixels
-	texture     float64 // trabecular texture strength
-	collimation [4]float64
+	noise       float64    // quantum noise, fraction of full scale
+	gamma       float64    // contrast
+	a0          float64    // attenuation at which the response reaches 63%
+	heel        float64    // exposure gradient across the image
+	blur        float64    // detector blur, pixels
+	texture     float64    // trabecular texture strength
+	collimation [4]float64 // margins at the left, right, top and bottom edges, fractions of the field
+	dose        float64    // relative to the default exposure (1)
 }
 
 func newDetector(rng *rand.Rand) detector {
@@ -56,6 +61,7 @@ func newDetector(rng *rand.Rand) detector {
 		heel:    uniform(rng, -0.08, 0.08),
 		blur:    uniform(rng, 0.5, 1.1),
 		texture: uniform(rng, 0.08, 0.16),
+		dose:    1,
 	}
 	if rng.Float64() < 0.35 {
 		d.modality = "CR"
@@ -92,6 +98,11 @@ func (d detector) expose(rng *rand.Rand, l layers) imaging.Radiograph {
 			fx := (float64(j) + 0.5) / float64(cols)
 			k := i*cols + j
 			s := 1 - math.Exp(-a[k]/d.a0)
+			if d.dose != 1 {
+				// A different dose scales the transmitted beam: more burns
+				// out soft tissue, less compresses contrast towards white.
+				s = 1 - math.Min(1, d.dose*math.Exp(-a[k]/d.a0))
+			}
 			s = math.Pow(math.Max(s, 0), d.gamma) * (1 + d.heel*(fy-0.5))
 			// Outside the collimator the detector sees almost no beam, which
 			// displays as bright as dense bone.

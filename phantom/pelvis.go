@@ -23,6 +23,23 @@ type Hip struct {
 	Class      string // one of HipClasses
 	Difficulty string // "typical" or "subtle"; normal hips are "typical"
 	Detail     string // the presentation drawn, e.g. "garden-3", "dhs"
+	Joint      HipJoint
+}
+
+// HipJoint is where a hip lies on the image, the truth a hip localiser
+// learns: pixel coordinates from the image's top-left corner (a pixel's
+// centre at +0.5), after the patient's rotation, shift and magnification.
+type HipJoint struct {
+	// Centre is the femoral head's centre (the prosthetic head's after an
+	// arthroplasty, the displaced head's after a fracture), x and y.
+	Centre [2]float64
+	// Radius is the femoral head's radius.
+	Radius float64
+	// Box (x, y, w, h) bounds the acetabulum, the femoral head and neck and
+	// both trochanters: the region the hip's classes show in.
+	Box [4]float64
+	// Open is the share of Box inside the image and its collimated field.
+	Open float64
 }
 
 // hipSpec is the drawn anatomy of one hip in a frame where lateral is +x
@@ -239,6 +256,52 @@ func (h *hipSpec) fields(rng *rand.Rand) (bone, metalParts []field) {
 		}
 	}
 	return bone, metalParts
+}
+
+// joint is where the hip lies on canvas c; mirror draws it as the
+// patient's right.
+func (h *hipSpec) joint(c *canvas, mirror bool) HipJoint {
+	centre, r := h.head, h.r
+	switch {
+	case h.tha != nil:
+		centre, r = h.socket, h.tha.headR
+	case h.fracture != nil:
+		// The proximal fragment, head included, is displaced (see moved).
+		f := h.fracture
+		centre = centre.sub(f.pivot).rot(f.rot).add(f.pivot).add(f.shift)
+	}
+	var outline []vec
+	ring := func(c vec, rx, ry, th float64) {
+		for k := range 32 {
+			s, co := math.Sincos(2 * math.Pi * float64(k) / 32)
+			outline = append(outline, vec{rx * co, ry * s}.rot(th).add(c))
+		}
+	}
+	roof := h.r + h.js + 3.2*h.sourcil
+	if h.tha != nil {
+		roof = max(roof, h.tha.cupR+2)
+	}
+	ring(h.socket, roof, roof, 0)
+	ring(centre, r, r, 0)
+	ring(h.greater, 12, 18, 0.2)
+	ring(h.lesser, 7, 9, -0.4)
+	// The shaft a little below the lesser trochanter.
+	shaft := h.shaftEnd.sub(h.shaftTop).norm()
+	below := h.shaftTop.add(shaft.mul((h.lesser.y + 12 - h.shaftTop.y) / shaft.y))
+	outline = append(outline, below.add(shaft.perp().mul(16)), below.add(shaft.perp().mul(-16)))
+	toPixel := func(p vec) vec {
+		if mirror {
+			p.x = -p.x
+		}
+		return c.toPixel(p)
+	}
+	x0, y0, x1, y1 := math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1)
+	for _, p := range outline {
+		q := toPixel(p)
+		x0, y0, x1, y1 = min(x0, q.x), min(y0, q.y), max(x1, q.x), max(y1, q.y)
+	}
+	q := toPixel(centre)
+	return HipJoint{Centre: [2]float64{q.x, q.y}, Radius: r * c.zoom / c.spacing, Box: [4]float64{x0, y0, x1 - x0, y1 - y0}}
 }
 
 // femur is the proximal femur: head, neck, trochanters and shaft.
@@ -464,6 +527,24 @@ func obturatorRing(outer []vec, c vec, rx, ry, th float64, h hipSpec) field {
 		return v + 1.4*h.cort*1.2*math.Exp(-sq(d/1.2))
 	}
 	return f
+}
+
+// upperLumbar draws L4 to L2 above the fifth lumbar vertebra of sacrum, for
+// fields that reach above the default one.
+func upperLumbar(s float64, cort, trab float64) []field {
+	var out []field
+	for k := 1; k <= 3; k++ {
+		bottom, w, tp := -162-48*float64(k-1), 30-float64(k), 40+3*float64(k)
+		body := []vec{{-w, bottom - 42}, {w, bottom - 42}, {w + 1, bottom}, {-w - 1, bottom}}
+		process := []vec{{-tp, bottom - 10}, {tp, bottom - 10}, {tp - 2, bottom - 2}, {2 - tp, bottom - 2}}
+		for n := range body {
+			body[n] = body[n].mul(s)
+			process[n] = process[n].mul(s)
+		}
+		out = append(out, plate(body, 18, 6, 1.6, cort, trab), plate(process, 8, 2, 1, cort, trab*0.6),
+			ellipsoid(vec{0, (bottom - 24) * s}, 8, 10, 0, 1.5, cort, trab))
+	}
+	return out
 }
 
 // sacrum draws the sacrum, the fifth lumbar vertebra and the coccyx on the

@@ -10,7 +10,10 @@
 // noise, a heel-effect gradient and collimation, and the result is stored
 // as a 12-16 bit DICOM radiograph with rescale and VOI tags. Everything
 // is drawn from a PCG generator seeded by (seed, case index), so a case is
-// the same whatever else is generated.
+// the same whatever else is generated. A Variation widens the positioning
+// and acquisition (rotation, shift, magnification, exposure, noise,
+// collimation, lead markers, burnt-in text) and records them, with where
+// each hip lies on the image, as the truth of each case.
 package phantom
 
 import (
@@ -44,26 +47,35 @@ type canvas struct {
 	rows, cols int
 	spacing    float64
 	a          []float64
-	// pose maps pixel centres to phantom millimetres: rotation about the
+	// pose maps pixel centres to phantom millimetres: a magnification
+	// (zoom, the patient appears zoom times larger), rotation about the
 	// image centre, then a shift (patient positioning).
 	center vec
 	theta  float64
 	shift  vec
+	zoom   float64
+}
+
+// pose is how the patient lies on the detector.
+type pose struct {
+	theta float64 // radians; the anatomy appears turned by -theta
+	shift vec     // mm, in the phantom's frame
+	zoom  float64 // magnification, 1 by default
 }
 
 func newCanvas(rows, cols int, spacing float64, center vec, theta float64, shift vec) *canvas {
-	return &canvas{rows: rows, cols: cols, spacing: spacing, a: make([]float64, rows*cols), center: center, theta: theta, shift: shift}
+	return &canvas{rows: rows, cols: cols, spacing: spacing, a: make([]float64, rows*cols), center: center, theta: theta, shift: shift, zoom: 1}
 }
 
 // toPhantom maps pixel coordinates to phantom millimetres.
 func (c *canvas) toPhantom(x, y float64) vec {
-	p := vec{(x - float64(c.cols)/2) * c.spacing, (y - float64(c.rows)/2) * c.spacing}
+	p := vec{(x - float64(c.cols)/2) * c.spacing / c.zoom, (y - float64(c.rows)/2) * c.spacing / c.zoom}
 	return p.rot(c.theta).add(c.center).add(c.shift)
 }
 
 // toPixel maps phantom millimetres to pixel coordinates.
 func (c *canvas) toPixel(p vec) vec {
-	q := p.sub(c.center).sub(c.shift).rot(-c.theta).mul(1 / c.spacing)
+	q := p.sub(c.center).sub(c.shift).rot(-c.theta).mul(c.zoom / c.spacing)
 	return vec{q.x + float64(c.cols)/2, q.y + float64(c.rows)/2}
 }
 

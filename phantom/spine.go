@@ -28,10 +28,11 @@ var fractureLevelWeight = []float64{0, 0.5, 1, 2.2, 2.2, 1.2, 0.8, 0.5, 0}
 // Vertebra is one labelled vertebral body.
 type Vertebra struct {
 	Level      string
-	Box        [4]int // x, y, w, h in pixels of the image
-	Fracture   string // none, acute or chronic
-	Difficulty string // typical, subtle or indeterminate (fractures only)
-	Detail     string // e.g. "wedge-0.34"
+	Box        [4]int  // x, y, w, h in pixels of the image
+	Fracture   string  // none, acute or chronic
+	Difficulty string  // typical, subtle or indeterminate (fractures only)
+	Detail     string  // e.g. "wedge-0.34"
+	Open       float64 // share of Box inside the collimated field
 }
 
 // Clinical is the clinical baseline of a spine case. Acute fractures come
@@ -54,21 +55,29 @@ type SpineCase struct {
 	ID        string
 	Vertebrae []Vertebra
 	Clinical  Clinical
-	Image     imaging.Radiograph
+	// Acquisition is how the patient was positioned and exposed.
+	Acquisition Acquisition
+	Image       imaging.Radiograph
 }
 
-// SpineHeader is the header of the spine labels.csv.
-var SpineHeader = []string{"file", "level", "x", "y", "w", "h", "fracture", "difficulty", "detail", "age", "sex", "symptom_days", "trauma", "tscore"}
+// SpineHeader is the header of the spine labels.csv: the vertebra, its
+// truth and the clinical baseline, the share of its box in the collimated
+// field, then the case's acquisition (AcquisitionHeader).
+var SpineHeader = append([]string{"file", "level", "x", "y", "w", "h", "fracture", "difficulty", "detail", "age", "sex", "symptom_days", "trauma", "tscore", "open"},
+	AcquisitionHeader...)
 
 // Rows are the case's labels.csv rows, one per labelled vertebra.
 func (c SpineCase) Rows(file string) [][]string {
 	var rows [][]string
 	cl := c.Clinical
+	acq := c.Acquisition.row()
 	for _, v := range c.Vertebrae {
-		rows = append(rows, []string{file, v.Level,
+		row := []string{file, v.Level,
 			strconv.Itoa(v.Box[0]), strconv.Itoa(v.Box[1]), strconv.Itoa(v.Box[2]), strconv.Itoa(v.Box[3]),
 			v.Fracture, v.Difficulty, v.Detail,
-			strconv.Itoa(cl.Age), cl.Sex, strconv.Itoa(cl.SymptomDays), strconv.FormatBool(cl.Trauma), strconv.FormatFloat(cl.TScore, 'f', 1, 64)})
+			strconv.Itoa(cl.Age), cl.Sex, strconv.Itoa(cl.SymptomDays), strconv.FormatBool(cl.Trauma), strconv.FormatFloat(cl.TScore, 'f', 1, 64),
+			strconv.FormatFloat(v.Open, 'f', 3, 64)}
+		rows = append(rows, append(row, acq...))
 	}
 	return rows
 }
@@ -89,16 +98,29 @@ type vertebraSpec struct {
 	endplateDefect float64
 }
 
-// Spine generates case i of the spine series seeded by seed.
+// Spine generates case i of the spine series seeded by seed, with the
+// default variation.
 func Spine(seed uint64, i int) SpineCase {
+	sc, _ := SpineVaried(seed, i, Variation{}) // the zero Variation is valid
+	return sc
+}
+
+// SpineVaried generates case i of the spine series seeded by seed with
+// variation vary: the same patient as Spine(seed, i), positioned and
+// exposed as vary draws. It fails only when vary is invalid.
+func SpineVaried(seed uint64, i int, vary Variation) (SpineCase, error) {
+	if err := vary.Validate(); err != nil {
+		return SpineCase{}, err
+	}
 	rng := caseRNG(seed, "spine", i)
+	draws := drawVariation(seed, "spine", i)
 	sc := SpineCase{ID: caseID("spine", seed, i)}
 	spacing := uniform(rng, 0.62, 0.8)
 	width, height := uniform(rng, 190, 220), uniform(rng, 320, 350)
 	cols, rows := int(width/spacing), int(height/spacing)
 	theta := uniform(rng, -0.05, 0.05)
 	shift := vec{uniform(rng, -8, 8), uniform(rng, -12, 12)}
-	l := newLayers(rows, cols, spacing, theta, shift)
+	l := newLayers(rows, cols, spacing, vary.pose(draws, theta, shift, rows, cols, spacing))
 
 	// Clinical baseline and fractures.
 	nFrac := pick(rng, []float64{0.25, 0.6, 0.15})
@@ -163,6 +185,7 @@ func Spine(seed uint64, i int) SpineCase {
 		return x0 - lordosis*math.Exp(-sq((y-110)/90)) + 10*t*t
 	}
 	var specs []vertebraSpec
+	var boxes [][4]int // of the labelled vertebrae
 	for k := range spineLevels {
 		lumbar := k >= 4
 		h := uniform(rng, 22, 25) + 0.9*float64(k)
@@ -215,15 +238,25 @@ func Spine(seed uint64, i int) SpineCase {
 			vt.Detail = fmt.Sprintf("wedge-%.2f", v.wedge)
 		}
 		sc.Vertebrae = append(sc.Vertebrae, vt)
+		boxes = append(boxes, box)
 	}
 	det := newDetector(rng)
 	det.a0 = uniform(rng, 26, 34) // the lateral trunk is thicker
+	vary.expose(draws, &det)
+	sc.Acquisition = acquisition(l.bone, det)
+	sc.Acquisition.Markers, sc.Acquisition.marks = vary.leadMarkers(draws, "spine", l.metal, det.collimation)
+	for k, b := range boxes {
+		sc.Vertebrae[k].Open = sc.Acquisition.open([4]float64{float64(b[0]), float64(b[1]), float64(b[2]), float64(b[3])}, rows, cols)
+	}
 	sc.Image = det.expose(rng, l)
-	sc.Image.StudyInstanceUID, sc.Image.SeriesInstanceUID, sc.Image.SOPInstanceUID = uid(rng), uid(rng), uid(rng)
+	text, marks := vary.burnedText(draws, "spine", &sc.Image)
+	sc.Acquisition.Text = text
+	sc.Acquisition.marks = append(sc.Acquisition.marks, marks...)
+	sc.Image.StudyInstanceUID, sc.Image.SeriesInstanceUID, sc.Image.SOPInstanceUID = caseUIDs(rng, seed, "spine", i, vary)
 	sc.Image.PatientID = sc.ID
 	sc.Image.BodyPartExamined = "SPINE"
 	sc.Image.ViewPosition = "LL"
-	return sc
+	return sc, nil
 }
 
 func (v *vertebraSpec) applyFracture(rng *rand.Rand) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/phantom"
 	"github.com/orthotriage/orthotriage/phantom/dataset"
 )
 
@@ -27,8 +28,9 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 	cropsOnly := fs.Bool("crops-only", false, "write the model inputs computed by the service's own code instead of DICOM files: pelvis crops.npy and crops.csv; spine localiser.npy and localiser.csv, then, for each stage of --model already trained, rois.npy, rois.csv, radiomics.csv and deep.npy; pelvis with a vertebral --model: localiser inputs with no vertebra (negatives)")
 	model := fs.String("model", "", "shipped model `ID` or folder whose manifest defines the inputs (with --crops-only; default hip-000 or spine-000)")
 	pngs := fs.Bool("png", false, "also write an 8-bit PNG preview beside each DICOM file")
+	vary := fs.String("vary", "none", "positioning and acquisition `VARIATION`: none (the default phantoms), clinical (rotation up to 15 degrees, shift 15%, zoom 0.8-1.2, dose 0.5-2x, noise, collimation, markers, text), or field=value pairs, alone or after a preset (clinical,noise=0.1); fields rotate, shift, zoom, exposure, noise, collimation, markers, text")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: orthotriage phantom pelvis|spine --n N --seed S --out DIR [--crops-only] [--png]")
+		fmt.Fprintln(stderr, "Usage: orthotriage phantom pelvis|spine --n N --seed S --out DIR [--vary none|clinical|FIELD=V,...] [--crops-only] [--png]")
 		fs.PrintDefaults()
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -49,10 +51,14 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 	case *start < 0:
 		return fmt.Errorf("phantom: --start %d is negative", *start)
 	}
+	variation, err := phantom.ParseVariation(*vary)
+	if err != nil {
+		return fmt.Errorf("phantom: --vary: %w", err)
+	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("phantom: %w", err)
 	}
-	g := dataset.Run{Kind: kind, N: *n, Seed: *seed, Start: *start, Out: *out, PNG: *pngs, Progress: stderr}
+	g := dataset.Run{Kind: kind, N: *n, Seed: *seed, Start: *start, Out: *out, Vary: variation, PNG: *pngs, Progress: stderr}
 	if !*cropsOnly {
 		return wrap("phantom", g.Generate(ctx, stdout))
 	}

@@ -34,6 +34,9 @@ type Run struct {
 	Seed  uint64
 	Start int
 	Out   string
+	// Vary is the cases' positioning and acquisition variation; the zero
+	// Variation gives the default cases.
+	Vary phantom.Variation
 	// PNG also writes an 8-bit preview beside each DICOM file.
 	PNG bool
 	// Crops, for pelvis, writes the model inputs its preprocessing makes
@@ -60,6 +63,9 @@ func (g Run) progress() io.Writer {
 // Generate writes the radiographs (DICOM files and labels.csv), or with
 // Crops the hip model's inputs, and says on stdout what it wrote.
 func (g Run) Generate(ctx context.Context, stdout io.Writer) error {
+	if err := g.Vary.Validate(); err != nil {
+		return err
+	}
 	began := time.Now()
 	header, labelsName := g.labelHeader()
 	lf, err := os.Create(filepath.Join(g.Out, labelsName))
@@ -114,7 +120,7 @@ func (g Run) labelHeader() ([]string, string) {
 	case g.Crops != nil:
 		return []string{"index", "file", "side", "class", "difficulty", "detail"}, "crops.csv"
 	case g.Kind == "pelvis":
-		return []string{"file", "left", "right", "left_difficulty", "right_difficulty", "left_detail", "right_detail"}, "labels.csv"
+		return phantom.PelvisHeader, "labels.csv"
 	default:
 		return phantom.SpineHeader, "labels.csv"
 	}
@@ -128,10 +134,17 @@ func (g Run) make(i int) item {
 	var pc phantom.PelvisCase
 	switch g.Kind {
 	case "pelvis":
-		pc = phantom.Pelvis(g.Seed, i)
+		var err error
+		if pc, err = phantom.PelvisVaried(g.Seed, i, g.Vary); err != nil {
+			return item{err: err}
+		}
 		img, id = pc.Image, pc.ID
+		rows = [][]string{pc.Row(id + ".dcm")}
 	default:
-		sc := phantom.Spine(g.Seed, i)
+		sc, err := phantom.SpineVaried(g.Seed, i, g.Vary)
+		if err != nil {
+			return item{err: err}
+		}
 		img, id = sc.Image, sc.ID
 		rows = sc.Rows(id + ".dcm")
 	}
@@ -143,9 +156,6 @@ func (g Run) make(i int) item {
 		return g.hipCrops(pc, i, dcm.Bytes())
 	}
 	name := id + ".dcm"
-	if g.Kind == "pelvis" {
-		rows = [][]string{{name, pc.Left.Class, pc.Right.Class, pc.Left.Difficulty, pc.Right.Difficulty, pc.Left.Detail, pc.Right.Detail}}
-	}
 	if err := os.WriteFile(filepath.Join(g.Out, name), dcm.Bytes(), 0o644); err != nil {
 		return item{err: err}
 	}

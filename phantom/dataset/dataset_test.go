@@ -55,14 +55,20 @@ func TestGeneratePelvis(t *testing.T) {
 		t.Errorf("progress %q", progress.String())
 	}
 	rows := readCSV(t, filepath.Join(out, "labels.csv"))
-	var want [][]string
-	want = append(want, []string{"file", "left", "right", "left_difficulty", "right_difficulty", "left_detail", "right_detail"})
+	want := [][]string{phantom.PelvisHeader}
 	for i := 4; i < 5; i++ {
-		pc := phantom.Pelvis(21, i)
-		want = append(want, []string{pc.ID + ".dcm", pc.Left.Class, pc.Right.Class, pc.Left.Difficulty, pc.Right.Difficulty, pc.Left.Detail, pc.Right.Detail})
+		want = append(want, phantom.Pelvis(21, i).Row(phantom.Pelvis(21, i).ID+".dcm"))
 	}
 	if d := cmp.Diff(want, rows); d != "" {
 		t.Errorf("labels.csv (-want +got):\n%s", d)
+	}
+	// The columns readers knew before the joints and acquisition were
+	// recorded come first, as they were.
+	pc := phantom.Pelvis(21, 4)
+	old := []string{"file", "left", "right", "left_difficulty", "right_difficulty", "left_detail", "right_detail"}
+	if d := cmp.Diff([][]string{old, {pc.ID + ".dcm", pc.Left.Class, pc.Right.Class, pc.Left.Difficulty, pc.Right.Difficulty, pc.Left.Detail, pc.Right.Detail}},
+		[][]string{rows[0][:len(old)], rows[1][:len(old)]}); d != "" {
+		t.Errorf("labels.csv's first columns (-want +got):\n%s", d)
 	}
 	for _, id := range []string{"pelvis-21-00004"} {
 		b, err := os.ReadFile(filepath.Join(out, id+".dcm"))
@@ -82,6 +88,45 @@ func TestGeneratePelvis(t *testing.T) {
 		if err != nil || prev.Bounds().Dx() != img.Meta.Columns || prev.Bounds().Dy() != img.Meta.Rows {
 			t.Errorf("%s preview: %v", id, err)
 		}
+	}
+}
+
+// A varied run writes the varied cases with their acquisition; an invalid
+// variation writes nothing.
+func TestGenerateVaried(t *testing.T) {
+	out := t.TempDir()
+	v := phantom.ClinicalVariation()
+	if err := (Run{Kind: "pelvis", N: 2, Seed: 21, Out: out, Vary: v}).Generate(t.Context(), new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{phantom.PelvisHeader}
+	for i := range 2 {
+		pc, err := phantom.PelvisVaried(21, i, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, pc.Row(pc.ID+".dcm"))
+		b, err := os.ReadFile(filepath.Join(out, pc.ID+".dcm"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := imaging.Decode(b, imaging.Limits{})
+		if err != nil || img.Meta.SOPInstanceUID != pc.Image.SOPInstanceUID {
+			t.Errorf("%s: %v", pc.ID, err)
+		}
+	}
+	if d := cmp.Diff(want, readCSV(t, filepath.Join(out, "labels.csv"))); d != "" {
+		t.Errorf("labels.csv (-want +got):\n%s", d)
+	}
+	bad := t.TempDir()
+	for _, kind := range []string{"pelvis", "spine"} {
+		err := (Run{Kind: kind, N: 1, Seed: 21, Out: bad, Vary: phantom.Variation{Rotate: 90}}).Generate(t.Context(), new(bytes.Buffer))
+		if err == nil || !strings.Contains(err.Error(), "rotate 90 outside") {
+			t.Errorf("%s with rotation 90: %v", kind, err)
+		}
+	}
+	if files, _ := os.ReadDir(bad); len(files) != 0 {
+		t.Errorf("an invalid variation wrote %d files", len(files))
 	}
 }
 

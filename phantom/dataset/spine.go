@@ -113,6 +113,9 @@ type spineFiles struct {
 // and localiser-stats.json); with the network trained, its probabilities
 // and deep features (deep.npy).
 func (g Run) SpineCrops(ctx context.Context, s SpineModel, stdout io.Writer) error {
+	if err := g.Vary.Validate(); err != nil {
+		return err
+	}
 	began := time.Now()
 	l := s.Manifest.Vertebral.Localiser
 	f := &spineFiles{outputs: newOutputs(g.Out), model: s}
@@ -205,6 +208,9 @@ func (f *spineFiles) openROIs() error {
 // level absent (localiser.npy, localiser.csv): trained only on spines, a
 // localiser would find vertebrae on any image.
 func (g Run) LocaliserNegatives(ctx context.Context, m *inference.Manifest, stdout io.Writer) error {
+	if err := g.Vary.Validate(); err != nil {
+		return err
+	}
 	l := m.Vertebral.Localiser
 	w := newOutputs(g.Out)
 	defer w.close()
@@ -219,7 +225,10 @@ func (g Run) LocaliserNegatives(ctx context.Context, m *inference.Manifest, stdo
 		err   error
 	}
 	err = inOrder(ctx, g.N, func(i int) negative {
-		pc := phantom.Pelvis(g.Seed, g.Start+i)
+		pc, err := phantom.PelvisVaried(g.Seed, g.Start+i, g.Vary)
+		if err != nil {
+			return negative{err: err}
+		}
 		img, err := decodeCase(pc.ID, pc.Image)
 		if err != nil {
 			return negative{err: err}
@@ -251,7 +260,10 @@ func ff(v float64) string { return strconv.FormatFloat(v, 'f', 5, 64) }
 
 // spineCase generates case i and runs the stages that exist on it.
 func (g Run) spineCase(ctx context.Context, s SpineModel, i int) spineItem {
-	sc := phantom.Spine(g.Seed, i)
+	sc, err := phantom.SpineVaried(g.Seed, i, g.Vary)
+	if err != nil {
+		return spineItem{err: err}
+	}
 	img, err := decodeCase(sc.ID, sc.Image)
 	if err != nil {
 		return spineItem{err: err}
