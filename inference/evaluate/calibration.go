@@ -135,10 +135,17 @@ func FitTemperature(cases []Case, manifestT float64) (*TemperatureFit, error) {
 	}
 	a, b := at(max(0, best-1)), at(min(grid, best+1))
 	logT := goldenSection(func(x float64) float64 { return nll(math.Exp(x)) }, a, b, 1e-6)
+	atBound := false
+	// A minimum at a bound, or a likelihood flat up to it (every case
+	// right by a margin the floating point cannot tell from certainty).
+	for _, bound := range []float64{lo, hi} {
+		if math.Abs(logT-bound) < 1e-3 || (math.Abs(logT-bound) <= (hi-lo)/grid && nll(math.Exp(bound)) <= nll(math.Exp(logT))) {
+			logT, atBound = bound, true
+		}
+	}
 	t := math.Exp(logT)
 	fit := &TemperatureFit{
-		N: len(cases), Temperature: t, ManifestTemperature: manifestT,
-		AtBound:   logT-lo < 1e-3 || hi-logT < 1e-3,
+		N: len(cases), Temperature: t, ManifestTemperature: manifestT, AtBound: atBound,
 		NLLBefore: nll(manifestT), NLLAfter: nll(t),
 		ECEBefore: ECE(cases, CalibrationBins), ECEAfter: ECE(WithTemperature(cases, t), CalibrationBins),
 	}
