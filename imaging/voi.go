@@ -37,13 +37,7 @@ func displayTransform(st Stored, s Stats, a attrs, m Metadata) (func(int64) floa
 		maxVal := float64(int64(1)<<st.bits - 1)
 		return func(v int64) float64 { return clamp01(float64(v) / maxVal) }, "none"
 	}
-	slope, intercept := 1.0, 0.0
-	if v := a.floats(tag.RescaleSlope); len(v) > 0 && v[0] != 0 && !math.IsNaN(v[0]) && !math.IsInf(v[0], 0) {
-		slope = v[0]
-	}
-	if v := a.floats(tag.RescaleIntercept); len(v) > 0 && !math.IsNaN(v[0]) && !math.IsInf(v[0], 0) {
-		intercept = v[0]
-	}
+	slope, intercept := rescale(a)
 	mod := func(v int64) float64 { return slope*float64(v) + intercept }
 	voiFn, voi := voiLUT(a)
 	if voiFn == nil {

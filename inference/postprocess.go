@@ -9,6 +9,7 @@ import (
 // Output is the model's answer for one crop.
 type Output struct {
 	Probabilities []float64 // softmax of logits / temperature, in label order
+	Logits        []float32 // the model's raw logits, in label order (the temperature fit needs them); nil when the classifier gives none
 	CAM           []float32 // labels x h x w activation maps, nil when the model has none
 	CAMSize       [2]int    // h, w
 	Features      []float32 // the pooled deep features, nil when the model has none

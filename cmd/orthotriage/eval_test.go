@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/orthotriage/orthotriage/analysis/offline"
 	"github.com/orthotriage/orthotriage/internal/testenv"
 )
@@ -42,6 +43,7 @@ func TestPhantomThenEval(t *testing.T) {
 		}
 	}
 	evalPhantoms(t, dir, data)
+	evalPerturbed(t, dir, data)
 	analyzePhantoms(t, dir, data)
 
 	// A label the model does not know is refused, naming the line.
@@ -91,7 +93,7 @@ func evalPhantoms(t *testing.T, dir, data string) {
 	if total != 12 {
 		t.Fatalf("confusion matrix counts %d hips, want 12", total)
 	}
-	for _, name := range []string{"confusion.png", "roc.png"} {
+	for _, name := range []string{"confusion.png", "roc.png", "reliability.png"} {
 		f, err := os.Open(filepath.Join(plots, name))
 		if err != nil {
 			t.Fatal(err)
@@ -103,6 +105,57 @@ func evalPhantoms(t *testing.T, dir, data string) {
 	}
 	if !strings.Contains(stderr.String(), "6/6 radiographs") {
 		t.Errorf("no progress line: %s", stderr.String())
+	}
+}
+
+// evalPerturbed runs eval --perturb through ONNX Runtime: the unperturbed
+// run and each perturbation, a MONOCHROME1 rewrite reading as the original;
+// --fit-temperature fits on the model's logits; bad values are refused.
+func evalPerturbed(t *testing.T, dir, data string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	plots := filepath.Join(dir, "perturbed")
+	args := []string{"eval", "--data", data, "--json", "--resamples", "100", "--perturb", "rotate=15,mono1,halfres+noise=0.05", "--plots", plots}
+	if err := run(t.Context(), args, ortEnv(t), &stdout, &stderr); err != nil {
+		t.Fatalf("eval --perturb: %v\n%s", err, stderr.String())
+	}
+	var rep struct {
+		Watched []string
+		Runs    []struct {
+			Perturbation string
+			Confusion    [][]int
+		}
+		Summary []struct {
+			Perturbation string
+			Accuracy     struct{ Value float64 }
+			ECE          struct{ Value *float64 }
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("eval --perturb --json: %v\n%s", err, stdout.String())
+	}
+	if len(rep.Runs) != 4 || len(rep.Summary) != 4 || rep.Runs[1].Perturbation != "rotate=15" || len(rep.Watched) != 2 || rep.Summary[0].ECE.Value == nil {
+		t.Fatalf("eval --perturb report: %s", stdout.String())
+	}
+	if a, b := rep.Runs[0].Confusion, rep.Runs[2].Confusion; !cmp.Equal(a, b) {
+		t.Errorf("mono1 changed the confusion matrix: %v, unperturbed %v", b, a)
+	}
+	if _, err := os.Stat(filepath.Join(plots, "mono1", "reliability.png")); err != nil {
+		t.Error(err)
+	}
+	stdout.Reset()
+	if err := run(t.Context(), []string{"eval", "--data", data, "--resamples", "100", "--fit-temperature"}, ortEnv(t), &stdout, &stderr); err != nil {
+		t.Fatalf("eval --fit-temperature: %v", err)
+	}
+	for _, want := range []string{"ECE        ", "temperature fit on 12 hips", "fitted temperature"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("eval --fit-temperature lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	for _, bad := range []string{"rotate=400", "blur=1", "zoom=0"} {
+		if err := run(t.Context(), []string{"eval", "--data", data, "--perturb", bad}, ortEnv(t), &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "perturb") {
+			t.Errorf("--perturb %s: %v", bad, err)
+		}
 	}
 }
 

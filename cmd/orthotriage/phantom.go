@@ -33,7 +33,11 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 		fmt.Fprintln(stderr, "Usage: orthotriage phantom pelvis|spine --n N --seed S --out DIR [--vary none|clinical|FIELD=V,...] [--crops-only] [--png]")
 		fs.PrintDefaults()
 	}
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		fs.Usage()
+		return flag.ErrHelp
+	case len(args) == 0 || strings.HasPrefix(args[0], "-"):
 		fs.Usage()
 		return errors.New("phantom: say pelvis or spine")
 	}
@@ -95,6 +99,15 @@ func spineCrops(ctx context.Context, g dataset.Run, m *inference.Manifest, libra
 		s.Reader = p
 	}
 	return g.SpineCrops(ctx, s, stdout)
+}
+
+// isHelp says whether a command-line argument asks for the usage.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
 }
 
 // wrap prefixes a subcommand's error with its name; nil stays nil.

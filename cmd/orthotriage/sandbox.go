@@ -40,7 +40,7 @@ func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return sandboxKeys(args[1:], stdout, stderr)
 	case "check":
 		return sandboxCheck(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, sandboxUsage)
 		return nil
 	}
@@ -54,11 +54,10 @@ func sandboxFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parseSandbox parses a sandbox subcommand's flags; --help gives
+// flag.ErrHelp, which main turns into exit status 0.
 func parseSandbox(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -8,8 +8,8 @@ import (
 // BinaryReport adds, for a two-class model, the AUC with DeLong's 95%
 // interval and the decision curve.
 type BinaryReport struct {
-	AUC      Estimate     `json:"auc"` // the interval is DeLong's; null with fewer than two cases of a class
-	Decision []NetBenefit `json:"decisionCurve"`
+	AUC      Estimate     `json:"auc"`                     // the interval is DeLong's: null, with the reason, with fewer than two cases of a class
+	Decision []NetBenefit `json:"decisionCurve,omitempty"` // none without cases
 }
 
 // NetBenefit is one point of a decision curve: at threshold probability
@@ -25,6 +25,15 @@ func Binary(cases []Case, positive int) *BinaryReport {
 	pos, neg := scores(cases, positive)
 	auc, se := DeLong(pos, neg)
 	r := &BinaryReport{AUC: Estimate{Value: auc, CI95: [2]float64{math.Max(0, auc-1.959964*se), math.Min(1, auc+1.959964*se)}}}
+	switch {
+	case len(pos) == 0 || len(neg) == 0:
+		r.AUC.Reason = undefinedOneClass
+	case len(pos) < 2 || len(neg) < 2:
+		r.AUC.Reason = "ci95 undefined: fewer than two cases of a class"
+	}
+	if len(cases) == 0 {
+		return r
+	}
 	n := float64(len(cases))
 	prev := float64(len(pos)) / n
 	for t := 1; t <= 19; t++ {
@@ -111,11 +120,25 @@ type Comparison struct {
 	Z, P       float64 // two-sided p; 1 when the scores rank the cases alike
 }
 
-// MarshalJSON writes undefined figures (NaN: fewer than two positives or
-// negatives) as null, which JSON can carry.
+// MarshalJSON writes the camelCase keys aucA, aucB, diff, se, z and p;
+// undefined figures (NaN: fewer than two positives or negatives) are null,
+// with the reason.
 func (c Comparison) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct{ AUCA, AUCB, Diff, SE, Z, P any }{
-		jsonNumber(c.AUCA), jsonNumber(c.AUCB), jsonNumber(c.Diff), jsonNumber(c.SE), jsonNumber(c.Z), jsonNumber(c.P)})
+	var reason string
+	for _, v := range []float64{c.AUCA, c.AUCB, c.Diff, c.SE, c.Z, c.P} {
+		if !finite(v) {
+			reason = "undefined: the test needs at least two cases of each class"
+		}
+	}
+	return json.Marshal(struct {
+		AUCA   any    `json:"aucA"`
+		AUCB   any    `json:"aucB"`
+		Diff   any    `json:"diff"`
+		SE     any    `json:"se"`
+		Z      any    `json:"z"`
+		P      any    `json:"p"`
+		Reason string `json:"reason,omitempty"`
+	}{jsonNumber(c.AUCA), jsonNumber(c.AUCB), jsonNumber(c.Diff), jsonNumber(c.SE), jsonNumber(c.Z), jsonNumber(c.P), reason})
 }
 
 // DeLongTest compares the AUCs of scores a and b of the same cases
@@ -133,7 +156,9 @@ func DeLongTest(truth []bool, a, b []float64) Comparison {
 	}
 	m, n := len(pa), len(na)
 	if m < 2 || n < 2 {
-		return Comparison{AUCA: mannWhitney(pa, na), AUCB: mannWhitney(pb, nb), SE: math.NaN(), Z: math.NaN(), P: math.NaN()}
+		c := Comparison{AUCA: mannWhitney(pa, na), AUCB: mannWhitney(pb, nb), SE: math.NaN(), Z: math.NaN(), P: math.NaN()}
+		c.Diff = c.AUCA - c.AUCB
+		return c
 	}
 	a10, a01, aucA := components(pa, na)
 	b10, b01, aucB := components(pb, nb)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/orthotriage/orthotriage/imaging"
+	"github.com/orthotriage/orthotriage/imaging/perturb"
 	"github.com/orthotriage/orthotriage/inference"
 )
 
@@ -38,6 +40,10 @@ type HipOptions struct {
 	// Progress, when set, gets a line every 100 radiographs and the mean
 	// time per stage.
 	Progress io.Writer
+	// Perturbation, when set, is applied to every radiograph: to the file
+	// before decoding, then to the decoded image before the preprocessing;
+	// its noise is seeded by Seed and the file's name.
+	Perturbation *perturb.Perturbation
 }
 
 // HipEvaluation is a hip model's evaluation: the table, and the cases it
@@ -45,8 +51,15 @@ type HipOptions struct {
 type HipEvaluation struct {
 	Manifest *inference.Manifest
 	Data     string
-	Report   *Report
-	Cases    []Case
+	// Perturbation names the perturbation applied ("none": none) and
+	// Rewritten counts the files it rewrote (mono1: those not already
+	// MONOCHROME1).
+	Perturbation string
+	Rewritten    int
+	Report       *Report
+	Cases        []Case
+	// TemperatureFit is set by FitTemperature.
+	TemperatureFit *TemperatureFit
 }
 
 // Hip runs every labelled radiograph of o.Data through the service's own
@@ -61,9 +74,14 @@ func Hip(ctx context.Context, o HipOptions) (*HipEvaluation, error) {
 	if err != nil {
 		return nil, err
 	}
+	e := &HipEvaluation{Manifest: m, Data: o.Data, Perturbation: "none"}
+	label := "eval"
+	if o.Perturbation != nil {
+		e.Perturbation = o.Perturbation.Name
+		label = "eval " + o.Perturbation.Name
+	}
 	pre := m.Preprocess
 	crops := make([]float32, len(pre.Regions)*pre.Resize.Width*pre.Resize.Height)
-	var cases []Case
 	var decodeTime, inferTime time.Duration
 	began := time.Now()
 	for i, row := range rows {
@@ -71,7 +89,7 @@ func Hip(ctx context.Context, o HipOptions) (*HipEvaluation, error) {
 			return nil, err
 		}
 		t0 := time.Now()
-		img, err := decodeFile(filepath.Join(o.Data, row.file), o.Limits)
+		img, err := e.read(o, row.file)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", row.file, err)
 		}
@@ -88,19 +106,55 @@ func Hip(ctx context.Context, o HipOptions) (*HipEvaluation, error) {
 		inferTime += time.Since(t1)
 		for k, r := range regions {
 			side := row.sides[r.Region.Laterality]
-			cases = append(cases, Case{Truth: side.truth, Probabilities: outs[k].Probabilities, Cluster: row.file, Group: side.difficulty})
+			e.Cases = append(e.Cases, Case{Truth: side.truth, Probabilities: outs[k].Probabilities, Logits: outs[k].Logits, Cluster: row.file, Group: side.difficulty})
 		}
 		if done := i + 1; done%100 == 0 || done == len(rows) {
-			fmt.Fprintf(progress, "eval: %d/%d radiographs (%.1fs)\n", done, len(rows), time.Since(began).Seconds())
+			fmt.Fprintf(progress, "%s: %d/%d radiographs (%.1fs)\n", label, done, len(rows), time.Since(began).Seconds())
 		}
 	}
-	fmt.Fprintf(progress, "eval: decode+preprocess %.1f ms, inference %.1f ms per radiograph\n",
+	fmt.Fprintf(progress, "%s: decode+preprocess %.1f ms, inference %.1f ms per radiograph\n", label,
 		float64(decodeTime.Microseconds())/1000/float64(len(rows)), float64(inferTime.Microseconds())/1000/float64(len(rows)))
+	if o.Perturbation != nil && o.Perturbation.Mono1 {
+		fmt.Fprintf(progress, "%s: %d of %d files rewritten as MONOCHROME1, the others were already\n", label, e.Rewritten, len(rows))
+	}
 	labels := make([]string, len(m.Labels))
 	for i, l := range m.Labels {
 		labels[i] = l.Key
 	}
-	return &HipEvaluation{Manifest: m, Data: o.Data, Report: Evaluate(cases, labels, o.Resamples, o.Seed), Cases: cases}, nil
+	e.Report = Evaluate(e.Cases, labels, o.Resamples, o.Seed)
+	return e, nil
+}
+
+// read reads and decodes one DICOM file of the folder, perturbed as o says.
+func (e *HipEvaluation) read(o HipOptions, file string) (*imaging.Image, error) {
+	b, err := os.ReadFile(filepath.Join(o.Data, file))
+	if err != nil {
+		return nil, err
+	}
+	p := o.Perturbation
+	if p == nil {
+		return imaging.Decode(b, o.Limits)
+	}
+	b, rewritten, err := p.File(b, o.Limits)
+	if err != nil {
+		return nil, err
+	}
+	if rewritten {
+		e.Rewritten++
+	}
+	img, err := imaging.Decode(b, o.Limits)
+	if err != nil {
+		return nil, err
+	}
+	return p.Image(img, fileSeed(o.Seed, file))
+}
+
+// fileSeed is the noise seed of one file: the run's seed and the file's
+// name, so a file gets the same noise whatever else the folder holds.
+func fileSeed(seed uint64, file string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(file))
+	return seed ^ h.Sum64()
 }
 
 // decodeFile reads and decodes one DICOM file.
@@ -112,7 +166,19 @@ func decodeFile(path string, lim imaging.Limits) (*imaging.Image, error) {
 	return imaging.Decode(b, lim)
 }
 
-// WritePlots writes confusion.png and roc.png into dir, creating it.
+// FitTemperature fits the softmax temperature on the evaluation's raw
+// logits (see FitTemperature) and keeps it for the report.
+func (e *HipEvaluation) FitTemperature() error {
+	fit, err := FitTemperature(e.Cases, e.Manifest.Calibration.Temperature)
+	if err != nil {
+		return err
+	}
+	e.TemperatureFit = fit
+	return nil
+}
+
+// WritePlots writes confusion.png, roc.png and reliability.png into dir,
+// creating it.
 func (e *HipEvaluation) WritePlots(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -131,18 +197,52 @@ func (e *HipEvaluation) WriteJSON(w io.Writer) error {
 	return enc.Encode(struct {
 		Model   string `json:"model"`
 		Version string `json:"version"`
-		*Report
-	}{e.Manifest.ID, e.Manifest.Version, e.Report})
+		hipRun
+	}{e.Manifest.ID, e.Manifest.Version, e.run()})
+}
+
+// hipRun is one evaluation as JSON: the perturbation when there was one,
+// the report, and the temperature fit when there was one.
+type hipRun struct {
+	Perturbation   string          `json:"perturbation,omitempty"`
+	Rewritten      int             `json:"rewritten,omitempty"`
+	TemperatureFit *TemperatureFit `json:"temperatureFit,omitempty"`
+	*Report
+}
+
+func (e *HipEvaluation) run() hipRun {
+	r := hipRun{Rewritten: e.Rewritten, TemperatureFit: e.TemperatureFit, Report: e.Report}
+	if e.Perturbation != "none" {
+		r.Perturbation = e.Perturbation
+	}
+	return r
 }
 
 // Print writes the report as the tables a person reads.
 func (e *HipEvaluation) Print(w io.Writer) {
 	m, r := e.Manifest, e.Report
 	fmt.Fprintf(w, "model %s %s on %d hips of %d radiographs in %s\n", m.ID, m.Version, r.N, r.Clusters, e.Data)
+	if e.Perturbation != "none" {
+		fmt.Fprintf(w, "perturbation: %s\n", e.Perturbation)
+	}
 	if m.TrainingData == "synthetic" {
 		fmt.Fprintf(w, "(%s)\n", m.Warning)
 	}
 	printReport(w, r)
+	if f := e.TemperatureFit; f != nil {
+		printFit(w, f)
+	}
+}
+
+// printFit writes the temperature fit and what to do with it.
+func printFit(w io.Writer, f *TemperatureFit) {
+	fmt.Fprintf(w, "\ntemperature fit on %d hips (minimum negative log-likelihood of the truth on the raw logits)\n", f.N)
+	fmt.Fprintf(w, "  fitted temperature %.4f (manifest %.4f)\n", f.Temperature, f.ManifestTemperature)
+	fmt.Fprintf(w, "  NLL %.4f -> %.4f, ECE %.4f -> %.4f\n", f.NLLBefore, f.NLLAfter, f.ECEBefore, f.ECEAfter)
+	if f.AtBound {
+		fmt.Fprintf(w, "  the fit stopped at a bound (%g-%g): the set has too few errors to calibrate on\n", MinTemperature, float64(MaxTemperature))
+	}
+	fmt.Fprintf(w, "  set \"calibration\": {\"temperature\": %.4g} in manifest.json if this is a validation set, then evaluate on another\n", f.Temperature)
 }
 
 // withCI shows an estimate with its 95% interval, n/a when undefined.
@@ -158,7 +258,8 @@ func withCI(e Estimate) string {
 // DeLong interval and the decision curve.
 func printReport(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "95%% CIs: percentile bootstrap, %d resamples of radiographs (seed %d)\n\n", r.Resamples, r.Seed)
-	fmt.Fprintf(w, "accuracy   %s\nmacro-F1   %s\nmacro-AUC  %s\n\n", withCI(r.Accuracy), withCI(r.MacroF1), withCI(r.MacroAUC))
+	fmt.Fprintf(w, "accuracy   %s\nmacro-F1   %s\nmacro-AUC  %s\nECE        %s (%d bins of the top-class probability)\n\n",
+		withCI(r.Accuracy), withCI(r.MacroF1), withCI(r.MacroAUC), withCI(r.ECE), len(r.Reliability))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "class\tn\tsensitivity\tspecificity\tF1\tAUC")
 	for _, c := range r.PerClass {
@@ -166,6 +267,7 @@ func printReport(w io.Writer, r *Report) {
 	}
 	tw.Flush()
 	printConfusion(w, r)
+	printReliability(w, r)
 	printGroups(w, r)
 	if b := r.Binary; b != nil {
 		fmt.Fprintf(w, "\nAUC with DeLong 95%% CI: %s\ndecision curve (threshold: net benefit model / treat all)\n", withCI(b.AUC))
@@ -185,6 +287,19 @@ func printConfusion(w io.Writer, r *Report) {
 			cells[j] = fmt.Sprint(v)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t\n", r.Labels[i], strings.Join(cells, "\t"))
+	}
+	tw.Flush()
+}
+
+// printReliability writes the non-empty bins of the reliability diagram.
+func printReliability(w io.Writer, r *Report) {
+	fmt.Fprintln(w, "\nreliability (top-class probability bins with hips)")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "bin\tn\tconfidence\taccuracy\t")
+	for _, b := range r.Reliability {
+		if b.N > 0 {
+			fmt.Fprintf(tw, "%.3f-%.3f\t%d\t%.4f\t%.4f\t\n", b.Lower, b.Upper, b.N, b.Confidence, b.Accuracy)
+		}
 	}
 	tw.Flush()
 }

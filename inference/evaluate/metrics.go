@@ -25,14 +25,20 @@ import (
 type Case struct {
 	Truth         int
 	Probabilities []float64
-	Cluster       string
-	Group         string // e.g. difficulty, for the breakdown
+	// Logits are the model's raw outputs before the temperature and the
+	// softmax, when the model gives them (for the temperature fit).
+	Logits  []float32
+	Cluster string
+	Group   string // e.g. difficulty, for the breakdown
 }
 
-// Estimate is a value with its 95% confidence interval.
+// Estimate is a value with its 95% confidence interval. An undefined
+// value or interval (NaN: a class absent from the data) is written to JSON
+// as null, with Reason saying why.
 type Estimate struct {
-	Value float64    `json:"value"`
-	CI95  [2]float64 `json:"ci95"`
+	Value  float64
+	CI95   [2]float64
+	Reason string
 }
 
 // ClassMetrics are one class's one-versus-rest figures.
@@ -47,24 +53,28 @@ type ClassMetrics struct {
 
 // Report is the evaluation table.
 type Report struct {
-	N         int                `json:"n"`
-	Clusters  int                `json:"clusters"`
-	Resamples int                `json:"resamples"`
-	Seed      uint64             `json:"seed"`
-	Accuracy  Estimate           `json:"accuracy"`
-	MacroF1   Estimate           `json:"macroF1"`
-	MacroAUC  Estimate           `json:"macroAUC"`
-	PerClass  []ClassMetrics     `json:"perClass"`
-	Labels    []string           `json:"labels"`
-	Confusion [][]int            `json:"confusion"` // [truth][predicted]
-	ByGroup   map[string]*Report `json:"byGroup,omitempty"`
-	Binary    *BinaryReport      `json:"binary,omitempty"`
+	N         int      `json:"n"`
+	Clusters  int      `json:"clusters"`
+	Resamples int      `json:"resamples"`
+	Seed      uint64   `json:"seed"`
+	Accuracy  Estimate `json:"accuracy"`
+	MacroF1   Estimate `json:"macroF1"`
+	MacroAUC  Estimate `json:"macroAUC"`
+	// ECE is the expected calibration error of the top-class probability
+	// over CalibrationBins equal-width bins; Reliability are those bins.
+	ECE         Estimate           `json:"ece"`
+	Reliability []ReliabilityBin   `json:"reliability"`
+	PerClass    []ClassMetrics     `json:"perClass"`
+	Labels      []string           `json:"labels"`
+	Confusion   [][]int            `json:"confusion"` // [truth][predicted]
+	ByGroup     map[string]*Report `json:"byGroup,omitempty"`
+	Binary      *BinaryReport      `json:"binary,omitempty"`
 }
 
 // point holds the figures of one (re)sample.
 type point struct {
-	acc, macroF1, macroAUC float64
-	sens, spec, f1, auc    []float64
+	acc, macroF1, macroAUC, ece float64
+	sens, spec, f1, auc         []float64
 }
 
 func compute(cases []Case, k int) point {
@@ -108,6 +118,7 @@ func compute(cases []Case, k int) point {
 		}
 	}
 	p.macroF1, p.macroAUC = mean(f1s), mean(aucs)
+	p.ece = ECE(cases, CalibrationBins)
 	return p
 }
 
@@ -225,21 +236,26 @@ func evaluate(cases []Case, labels []string, resamples int, seed uint64) *Report
 		}
 		boots = append(boots, compute(sample, k))
 	}
-	est := func(v float64, get func(point) float64) Estimate {
+	// est is a figure with its bootstrap interval; why says what makes
+	// it undefined when it is.
+	est := func(v float64, get func(point) float64, why string) Estimate {
 		vals := make([]float64, 0, len(boots))
 		for _, b := range boots {
 			if x := get(b); !math.IsNaN(x) {
 				vals = append(vals, x)
 			}
 		}
-		return Estimate{Value: v, CI95: percentileCI(vals)}
+		return explained(Estimate{Value: v, CI95: percentileCI(vals)}, why)
 	}
+	const noCases = "undefined: no cases"
 	r := &Report{
 		N: len(cases), Clusters: len(order), Resamples: resamples, Seed: seed, Labels: labels,
-		Accuracy:  est(full.acc, func(p point) float64 { return p.acc }),
-		MacroF1:   est(full.macroF1, func(p point) float64 { return p.macroF1 }),
-		MacroAUC:  est(full.macroAUC, func(p point) float64 { return p.macroAUC }),
-		Confusion: confusion(cases, k),
+		Accuracy:    est(full.acc, func(p point) float64 { return p.acc }, noCases),
+		MacroF1:     est(full.macroF1, func(p point) float64 { return p.macroF1 }, noCases),
+		MacroAUC:    est(full.macroAUC, func(p point) float64 { return p.macroAUC }, undefinedOneClass),
+		ECE:         est(full.ece, func(p point) float64 { return p.ece }, noCases),
+		Reliability: Reliability(cases, CalibrationBins),
+		Confusion:   confusion(cases, k),
 	}
 	for c := range k {
 		support := 0
@@ -248,16 +264,41 @@ func evaluate(cases []Case, labels []string, resamples int, seed uint64) *Report
 				support++
 			}
 		}
+		aucWhy := undefinedOneClass
+		switch {
+		case support == 0:
+			aucWhy = "undefined: no cases of this class"
+		case support == len(cases):
+			aucWhy = "undefined: no cases of other classes"
+		}
 		r.PerClass = append(r.PerClass, ClassMetrics{
 			Label: labels[c], Support: support,
-			Sensitivity: est(full.sens[c], func(p point) float64 { return p.sens[c] }),
-			Specificity: est(full.spec[c], func(p point) float64 { return p.spec[c] }),
-			F1:          est(full.f1[c], func(p point) float64 { return p.f1[c] }),
-			AUC:         est(full.auc[c], func(p point) float64 { return p.auc[c] }),
+			Sensitivity: est(full.sens[c], func(p point) float64 { return p.sens[c] }, "undefined: no cases of this class"),
+			Specificity: est(full.spec[c], func(p point) float64 { return p.spec[c] }, "undefined: no cases of other classes"),
+			F1:          est(full.f1[c], func(p point) float64 { return p.f1[c] }, "undefined: class neither present nor predicted"),
+			AUC:         est(full.auc[c], func(p point) float64 { return p.auc[c] }, aucWhy),
 		})
 	}
 	return r
 }
+
+// undefinedOneClass is the reason an AUC is undefined: every case is of
+// one class, so no positive can be ranked against a negative.
+const undefinedOneClass = "undefined: one class only"
+
+// explained gives e the reason its value (why) or its interval is
+// undefined, when it is.
+func explained(e Estimate, why string) Estimate {
+	switch {
+	case !finite(e.Value):
+		e.Reason = why
+	case !finite(e.CI95[0]) || !finite(e.CI95[1]):
+		e.Reason = "ci95 undefined: no resample defines the figure"
+	}
+	return e
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // percentileCI is the 2.5th and 97.5th percentile (linear interpolation).
 func percentileCI(v []float64) [2]float64 {
@@ -305,12 +346,41 @@ func argmax(p []float64) int {
 }
 
 // MarshalJSON writes undefined figures (NaN: a class absent from the data)
-// as null, which JSON can carry.
+// as null, which JSON can carry, with the reason ("undefined" when none
+// was given).
 func (e Estimate) MarshalJSON() ([]byte, error) {
+	reason := e.Reason
+	if reason == "" && (!finite(e.Value) || !finite(e.CI95[0]) || !finite(e.CI95[1])) {
+		reason = "undefined"
+	}
 	return json.Marshal(struct {
-		Value any    `json:"value"`
-		CI95  [2]any `json:"ci95"`
-	}{jsonNumber(e.Value), [2]any{jsonNumber(e.CI95[0]), jsonNumber(e.CI95[1])}})
+		Value  any    `json:"value"`
+		CI95   [2]any `json:"ci95"`
+		Reason string `json:"reason,omitempty"`
+	}{jsonNumber(e.Value), [2]any{jsonNumber(e.CI95[0]), jsonNumber(e.CI95[1])}, reason})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; null is NaN.
+func (e *Estimate) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Value  *float64   `json:"value"`
+		CI95   []*float64 `json:"ci95"`
+		Reason string     `json:"reason"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	num := func(p *float64) float64 {
+		if p == nil {
+			return math.NaN()
+		}
+		return *p
+	}
+	*e = Estimate{Value: num(v.Value), CI95: [2]float64{math.NaN(), math.NaN()}, Reason: v.Reason}
+	for i := range min(2, len(v.CI95)) {
+		e.CI95[i] = num(v.CI95[i])
+	}
+	return nil
 }
 
 func jsonNumber(v float64) any {

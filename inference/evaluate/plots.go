@@ -13,13 +13,74 @@ import (
 	"golang.org/x/image/math/fixed"
 )
 
-// WritePlots writes confusion.png (row-normalised heat map with counts) and
-// roc.png (one-versus-rest ROC curve per class) into dir.
+// WritePlots writes confusion.png (row-normalised heat map with counts),
+// roc.png (one-versus-rest ROC curve per class) and reliability.png (the
+// reliability diagram) into dir.
 func WritePlots(dir string, r *Report, cases []Case) error {
 	if err := imaging.SavePNG(filepath.Join(dir, "confusion.png"), confusionImage(r)); err != nil {
 		return err
 	}
-	return imaging.SavePNG(filepath.Join(dir, "roc.png"), rocImage(r, cases))
+	if err := imaging.SavePNG(filepath.Join(dir, "roc.png"), rocImage(r, cases)); err != nil {
+		return err
+	}
+	return imaging.SavePNG(filepath.Join(dir, "reliability.png"), reliabilityImage(r))
+}
+
+// reliabilityImage is the reliability diagram: per confidence bin, a bar
+// up to the share classified correctly, the gap to the bin's mean
+// confidence shaded, the bin's count above it, and the diagonal of
+// perfect calibration.
+func reliabilityImage(r *Report) *image.RGBA {
+	const size, margin, bottom = 420, 48, 40
+	img := image.NewRGBA(image.Rect(0, 0, size+2*margin, size+margin+bottom+16))
+	fill(img, img.Bounds(), color.White)
+	top := margin + 16
+	px := func(x, y float64) (int, int) { return margin + int(x*size), top + size - int(y*size) }
+	bar := color.RGBA{31, 119, 180, 255}
+	gap := color.RGBA{230, 40, 40, 255}
+	for _, b := range r.Reliability {
+		if b.N == 0 {
+			continue
+		}
+		x0, _ := px(b.Lower, 0)
+		x1, y0 := px(b.Upper, 0)
+		_, ya := px(0, b.Accuracy)
+		_, yc := px(0, b.Confidence)
+		fill(img, image.Rect(x0+1, ya, x1-1, y0), bar)
+		// The gap, over the bar or above it, half red.
+		for y := min(ya, yc); y < max(ya, yc); y++ {
+			for x := x0 + 1; x < x1-1; x++ {
+				c := img.RGBAAt(x, y)
+				img.SetRGBA(x, y, color.RGBA{uint8((int(c.R) + int(gap.R)) / 2), uint8((int(c.G) + int(gap.G)) / 2), uint8((int(c.B) + int(gap.B)) / 2), 255})
+			}
+		}
+		label := fmt.Sprint(b.N)
+		text(img, (x0+x1)/2-len(label)*7/2, min(ya, yc)-3, label, color.Black)
+	}
+	for t := 0; t <= size; t++ {
+		img.Set(margin+t, top+size, color.Black)
+		img.Set(margin, top+t, color.Black)
+		if t%3 == 0 {
+			img.Set(margin+t, top+size-t, color.Gray{90})
+		}
+	}
+	for _, v := range []float64{0, 0.5, 1} {
+		x, y := px(v, v)
+		text(img, x-8, top+size+14, fmt.Sprintf("%.1f", v), color.Black)
+		text(img, 4, y+4, fmt.Sprintf("%.1f", v), color.Black)
+	}
+	text(img, margin, 16, fmt.Sprintf("reliability: %d bins, ECE %s", len(r.Reliability), ece(r.ECE)), color.Black)
+	text(img, margin, 32, "blue: accuracy; red: gap to mean confidence; n above", color.Black)
+	text(img, margin+size/2-90, top+size+30, "confidence (top-class probability)", color.Black)
+	text(img, 4, top-6, "accuracy", color.Black)
+	return img
+}
+
+func ece(e Estimate) string {
+	if !finite(e.Value) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.4f", e.Value)
 }
 
 func text(img *image.RGBA, x, y int, s string, c color.Color) {

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"math"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -67,18 +67,30 @@ type VertebralReport struct {
 		AccuracyDLR float64       `json:"accuracyDLR"`
 		AccuracyNom float64       `json:"accuracyNomogram"`
 		// ByDifficulty are the nomogram's and DLR's AUCs by fracture
-		// difficulty (typical, subtle, indeterminate).
-		ByDifficulty map[string]AUCPair `json:"byDifficulty"`
+		// difficulty (typical, subtle, indeterminate: those present).
+		ByDifficulty []DifficultyAUC `json:"byDifficulty"`
 	} `json:"acuity"`
 }
 
-// AUCPair are the nomogram's and the DLR score's AUCs on one group.
-type AUCPair [2]float64
+// DifficultyAUC are the nomogram's and the DLR score's AUCs, each with
+// DeLong's 95% interval, on the fractured vertebrae of one difficulty.
+type DifficultyAUC struct {
+	Difficulty string   `json:"difficulty"`
+	N          int      `json:"n"`
+	Acute      int      `json:"acute"`
+	Chronic    int      `json:"chronic"`
+	Nomogram   Estimate `json:"nomogramAUC"` // null with a reason when the group has one class only
+	DLR        Estimate `json:"dlrAUC"`
+}
 
-// MarshalJSON writes an undefined AUC (NaN: a group with one class only)
-// as null, which JSON can carry.
-func (p AUCPair) MarshalJSON() ([]byte, error) {
-	return json.Marshal([2]any{jsonNumber(p[0]), jsonNumber(p[1])})
+// difficulty is the group of difficulty g, or nil.
+func (rep *VertebralReport) difficulty(g string) *DifficultyAUC {
+	for i := range rep.Acuity.ByDifficulty {
+		if d := &rep.Acuity.ByDifficulty[i]; d.Difficulty == g {
+			return d
+		}
+	}
+	return nil
 }
 
 // VertebralEvaluation is a vertebral model's evaluation on a folder.
@@ -224,17 +236,22 @@ func (rep *VertebralReport) scoreAcuity(s *vertebralSamples) {
 	ac.DLR, ac.Nomogram = binaryScore(s.acuteTruth, s.dlr), binaryScore(s.acuteTruth, s.nom)
 	ac.Comparison = DeLongTest(s.acuteTruth, s.nom, s.dlr)
 	ac.AccuracyDLR, ac.AccuracyNom = accuracy(s.acuteTruth, s.dlr), accuracy(s.acuteTruth, s.nom)
-	ac.ByDifficulty = map[string]AUCPair{}
+	ac.ByDifficulty = nil
 	for _, g := range []string{"typical", "subtle", "indeterminate"} {
 		var t []bool
 		var d, n []float64
+		acute := 0
 		for i := range s.acuteTruth {
 			if s.difficulty[i] == g {
 				t, d, n = append(t, s.acuteTruth[i]), append(d, s.dlr[i]), append(n, s.nom[i])
+				if s.acuteTruth[i] {
+					acute++
+				}
 			}
 		}
 		if len(t) > 0 {
-			ac.ByDifficulty[g] = AUCPair{binaryScore(t, n).AUC.Value, binaryScore(t, d).AUC.Value}
+			ac.ByDifficulty = append(ac.ByDifficulty, DifficultyAUC{Difficulty: g, N: len(t), Acute: acute, Chronic: len(t) - acute,
+				Nomogram: binaryScore(t, n).AUC, DLR: binaryScore(t, d).AUC})
 		}
 	}
 }
@@ -283,17 +300,33 @@ func (e *VertebralEvaluation) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nacuity on the %d found fractured vertebrae (%d acute, %d chronic); 95%% CIs by DeLong\n", a.N, a.Acute, a.N-a.Acute)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "score\tAUC (95% CI)\taccuracy at 0.5\tAUC typical\tsubtle\tindeterminate")
-	by := func(g string, k int) string {
-		if v, ok := a.ByDifficulty[g]; ok && !math.IsNaN(v[k]) {
-			return fmt.Sprintf("%.4f", v[k])
+	by := func(g string, nomogram bool) string {
+		d := r.difficulty(g)
+		switch {
+		case d == nil:
+			return "n/a"
+		case nomogram && finite(d.Nomogram.Value):
+			return fmt.Sprintf("%.4f", d.Nomogram.Value)
+		case !nomogram && finite(d.DLR.Value):
+			return fmt.Sprintf("%.4f", d.DLR.Value)
 		}
 		return "n/a"
 	}
-	fmt.Fprintf(tw, "nomogram (DLR + clinical)\t%s\t%.4f\t%s\t%s\t%s\n", withCI(a.Nomogram.AUC), a.AccuracyNom, by("typical", 0), by("subtle", 0), by("indeterminate", 0))
-	fmt.Fprintf(tw, "DLR score alone\t%s\t%.4f\t%s\t%s\t%s\n", withCI(a.DLR.AUC), a.AccuracyDLR, by("typical", 1), by("subtle", 1), by("indeterminate", 1))
+	fmt.Fprintf(tw, "nomogram (DLR + clinical)\t%s\t%.4f\t%s\t%s\t%s\n", withCI(a.Nomogram.AUC), a.AccuracyNom, by("typical", true), by("subtle", true), by("indeterminate", true))
+	fmt.Fprintf(tw, "DLR score alone\t%s\t%.4f\t%s\t%s\t%s\n", withCI(a.DLR.AUC), a.AccuracyDLR, by("typical", false), by("subtle", false), by("indeterminate", false))
 	tw.Flush()
-	c := a.Comparison
-	fmt.Fprintf(w, "DeLong test, nomogram - DLR: difference %.4f (SE %.4f), z %.2f, p %.3g\n", c.Diff, c.SE, c.Z, c.P)
+	var groups []string
+	for _, d := range a.ByDifficulty {
+		groups = append(groups, fmt.Sprintf("%s %d (%d acute)", d.Difficulty, d.N, d.Acute))
+	}
+	if len(groups) > 0 {
+		fmt.Fprintf(w, "vertebrae by difficulty: %s\n", strings.Join(groups, ", "))
+	}
+	if c := a.Comparison; finite(c.SE) {
+		fmt.Fprintf(w, "DeLong test, nomogram - DLR: difference %.4f (SE %.4f), z %.2f, p %.3g\n", c.Diff, c.SE, c.Z, c.P)
+	} else {
+		fmt.Fprintln(w, "DeLong test, nomogram - DLR: n/a (needs at least two acute and two chronic vertebrae)")
+	}
 	fmt.Fprintln(w, "\ndecision curve (net benefit at each threshold probability of acute)")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "threshold\tnomogram\tDLR\ttreat all\ttreat none\t")

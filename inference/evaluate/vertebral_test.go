@@ -222,17 +222,81 @@ func TestVertebralFailures(t *testing.T) {
 	}
 }
 
-// Undefined figures of a small evaluation encode as null, not a failure.
+// Undefined figures of a small evaluation encode as null with a reason,
+// not a failure; DeLong's test has camelCase keys.
 func TestUndefinedFiguresEncodeAsNull(t *testing.T) {
 	nan := math.NaN()
+	truth := []bool{true, true, true}
+	oneClass := binaryScore(truth, []float64{0.9, 0.2, 0.7}).AUC
 	b, err := json.Marshal(struct {
 		C Comparison
-		G AUCPair
-	}{Comparison{AUCA: 0.5, AUCB: nan, SE: nan, Z: nan, P: nan}, AUCPair{nan, 0.75}})
+		G DifficultyAUC
+	}{Comparison{AUCA: 0.5, AUCB: nan, SE: nan, Z: nan, P: nan, Diff: nan},
+		DifficultyAUC{Difficulty: "subtle", N: 3, Acute: 3, Nomogram: oneClass, DLR: oneClass}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `{"C":{"AUCA":0.5,"AUCB":null,"Diff":0,"SE":null,"Z":null,"P":null},"G":[null,0.75]}`; string(b) != want {
-		t.Errorf("JSON %s, want %s", b, want)
+	want := `{"C":{"aucA":0.5,"aucB":null,"diff":null,"se":null,"z":null,"p":null,"reason":"undefined: the test needs at least two cases of each class"},` +
+		`"G":{"difficulty":"subtle","n":3,"acute":3,"chronic":0,` +
+		`"nomogramAUC":{"value":null,"ci95":[null,null],"reason":"undefined: one class only"},` +
+		`"dlrAUC":{"value":null,"ci95":[null,null],"reason":"undefined: one class only"}}}`
+	if string(b) != want {
+		t.Errorf("JSON\n%s, want\n%s", b, want)
+	}
+	// With one case of a class the AUC is defined, its DeLong interval not.
+	few := binaryScore([]bool{true, false, false}, []float64{0.9, 0.2, 0.7}).AUC
+	if few.Value != 1 || few.Reason != "ci95 undefined: fewer than two cases of a class" {
+		t.Errorf("AUC of one positive: %+v", few)
+	}
+	// No fractured vertebra at all: an empty decision curve, no NaN.
+	if _, err := json.Marshal(binaryScore(nil, nil)); err != nil {
+		t.Errorf("empty binary report: %v", err)
+	}
+}
+
+// A spine set whose subtle fractures are all acute (one class) encodes: the
+// group's AUCs are null with the reason, the group is labelled and counted.
+func TestVertebralOneClassDifficulty(t *testing.T) {
+	rep := &VertebralReport{}
+	s := &vertebralSamples{
+		acuteTruth: []bool{true, false, true, false, true, true},
+		dlr:        []float64{0.9, 0.1, 0.8, 0.3, 0.7, 0.6},
+		nom:        []float64{0.95, 0.05, 0.85, 0.2, 0.75, 0.65},
+		difficulty: []string{"typical", "typical", "typical", "typical", "subtle", "subtle"},
+	}
+	rep.scoreAcuity(s)
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	var got struct {
+		Acuity struct {
+			ByDifficulty []map[string]any
+			DelongTest   map[string]any
+		}
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	by := got.Acuity.ByDifficulty
+	if len(by) != 2 || by[0]["difficulty"] != "typical" || by[0]["n"] != 4.0 || by[1]["difficulty"] != "subtle" || by[1]["acute"] != 2.0 {
+		t.Fatalf("byDifficulty %v", by)
+	}
+	sub := by[1]["nomogramAUC"].(map[string]any)
+	if sub["value"] != nil || sub["reason"] != "undefined: one class only" {
+		t.Errorf("subtle nomogram AUC %v", sub)
+	}
+	if typ := by[0]["dlrAUC"].(map[string]any); typ["value"] != 1.0 || typ["reason"] != nil {
+		t.Errorf("typical DLR AUC %v", typ)
+	}
+	for _, k := range []string{"aucA", "aucB", "diff", "se", "z", "p"} {
+		if _, ok := got.Acuity.DelongTest[k]; !ok {
+			t.Errorf("delongTest lacks %q: %v", k, got.Acuity.DelongTest)
+		}
+	}
+	var text bytes.Buffer
+	(&VertebralEvaluation{Manifest: &inference.Manifest{}, Report: *rep}).Print(&text)
+	if !strings.Contains(text.String(), "vertebrae by difficulty: typical 4 (2 acute), subtle 2 (2 acute)") {
+		t.Errorf("printed report:\n%s", text.String())
 	}
 }

@@ -256,7 +256,8 @@ func (md *Model) Run(crops []float32, n int) ([]inference.Output, error) {
 	}
 	res := make([]inference.Output, n)
 	for i := range n {
-		res[i].Probabilities = inference.Softmax(ld[i*k:(i+1)*k], md.manifest.Calibration.Temperature)
+		res[i].Logits = slices.Clone(ld[i*k : (i+1)*k])
+		res[i].Probabilities = inference.Softmax(res[i].Logits, md.manifest.Calibration.Temperature)
 	}
 	if md.cam >= 0 {
 		cam, ok := outs[md.cam].(*ort.Tensor[float32])
