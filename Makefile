@@ -8,13 +8,14 @@ STATICCHECK_VERSION := v0.8.2
 BIN := bin/orthotriage
 MODULE := github.com/orthotriage/orthotriage
 # Packages that need cgo to build: the ONNX Runtime adapter (with its test
-# helpers), app (which wires it into the service) and the binary that links
-# it. Every other package must build without cgo (imaging/codec falls back
-# to no codecs), so that none reaches ONNX Runtime by accident.
-NOCGO_BUILD_EXCLUDE := inference/onnx inference/onnx/onnxtest app cmd/orthotriage
+# helpers) and the binary that links it (cmd/orthotriage passes it to app
+# as an app.Runtime). Every other package must build without cgo
+# (imaging/codec falls back to no codecs), so that none reaches ONNX
+# Runtime by accident.
+NOCGO_BUILD_EXCLUDE := inference/onnx inference/onnx/onnxtest cmd/orthotriage
 # Packages whose tests need cgo besides: inference/models runs the shipped
-# models through inference/onnx.
-NOCGO_VET_EXCLUDE := $(NOCGO_BUILD_EXCLUDE) inference/models
+# models through inference/onnx, and app's tests serve them with it.
+NOCGO_VET_EXCLUDE := $(NOCGO_BUILD_EXCLUDE) inference/models app
 
 .PHONY: all build codecs setup demo test lint nocgo fmt clean fuzz train-hip train-spine bench bench-hook
 

@@ -3,7 +3,10 @@
 // case, the CDS engine, authentication, the precompute queue and the HTTP
 // server; Run serves until its context ends, then shuts down in a fixed
 // order with a bound on every wait. It is the one package that knows every
-// adapter (store, fhir, auth, inference/onnx), and it holds no domain logic.
+// adapter (store, fhir, auth), and it holds no domain logic. The model
+// runtime (inference/onnx, the one package that needs cgo) reaches it
+// through Runtime, passed in by cmd/orthotriage, so that app builds
+// without cgo.
 package app
 
 import (
@@ -27,7 +30,7 @@ type App struct {
 	cfg config.Config
 	log *slog.Logger
 
-	models    []servedModel
+	models    []Model
 	rdb       redis.UniversalClient // nil: everything is kept in this process
 	cached    *analysis.Cached
 	writeBack *analysis.WriteBack // nil: write-back off
@@ -50,18 +53,18 @@ type drains struct {
 
 var defaultDrains = drains{workers: 3 * time.Second, analyses: 3 * time.Second, writeBacks: 3 * time.Second}
 
-// New builds the service from cfg: it loads the models (side by side),
-// connects the stores, reads the keys and issuers, and listens on
+// New builds the service from cfg: it loads the models with rt (side by
+// side), connects the stores, reads the keys and issuers, and listens on
 // cfg.Listen (so that Addr is known before Run). Metrics are registered in
 // reg, which /metrics serves. On error nothing stays open.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *App, err error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, reg *prometheus.Registry, rt Runtime) (_ *App, err error) {
 	a := &App{cfg: cfg, log: log, drains: defaultDrains}
 	defer func() {
 		if err != nil {
 			a.release()
 		}
 	}()
-	if a.models, err = loadModels(cfg.ONNXRuntime, log); err != nil {
+	if a.models, err = loadModels(rt, cfg.ONNXRuntime, log); err != nil {
 		return nil, err
 	}
 	st, err := openStores(ctx, cfg, log)

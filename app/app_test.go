@@ -68,7 +68,7 @@ func start(t *testing.T, cfg config.Config, tune func(*App)) *started {
 	t.Helper()
 	l := &logs{}
 	log := slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := New(t.Context(), cfg, log, prometheus.NewRegistry())
+	a, err := New(t.Context(), cfg, log, prometheus.NewRegistry(), newRuntime(cfg.ONNXRuntime))
 	if err != nil {
 		t.Fatalf("%v: run `make setup` for ONNX Runtime", err)
 	}
@@ -337,7 +337,7 @@ func TestShutdownWithWorkInFlight(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	for _, m := range s.app.models {
 		if n := m.UsesAfterClose(); n != 0 {
-			t.Errorf("model %s used %d times after close\n%s", m.Manifest.ID, n, s.logs)
+			t.Errorf("model %s used %d times after close\n%s", m.Manifest().ID, n, s.logs)
 		}
 	}
 	for _, want := range []string{`"msg":"precompute job given back: worker stopping"`, `"msg":"stopped"`} {

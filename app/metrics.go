@@ -27,7 +27,7 @@ type stageMetrics struct {
 	models    map[string]bool // the label values "model" may take
 }
 
-func newStageMetrics(reg prometheus.Registerer, models []servedModel) *stageMetrics {
+func newStageMetrics(reg prometheus.Registerer, models []Model) *stageMetrics {
 	f := promauto.With(reg)
 	m := &stageMetrics{
 		retrieval: f.NewHistogramVec(prometheus.HistogramOpts{
@@ -53,7 +53,7 @@ func newStageMetrics(reg prometheus.Registerer, models []servedModel) *stageMetr
 		models: map[string]bool{},
 	}
 	for _, sm := range models {
-		m.models[sm.Manifest.ID] = true
+		m.models[sm.Manifest().ID] = true
 	}
 	return m
 }
@@ -92,17 +92,16 @@ func (m *stageMetrics) Analysed(task, outcome string, d time.Duration) {
 }
 
 // registerModelMetrics counts each model's batches and crops.
-func registerModelMetrics(reg prometheus.Registerer, models []servedModel) {
+func registerModelMetrics(reg prometheus.Registerer, models []Model) {
 	for _, sm := range models {
-		labels := prometheus.Labels{"model": sm.Manifest.ID}
-		b := sm.Batcher
+		labels := prometheus.Labels{"model": sm.Manifest().ID}
 		reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "orthotriage_inference_batches_total",
 				Help: "Batches run by the model's session.", ConstLabels: labels},
-				func() float64 { n, _ := b.Stats(); return float64(n) }),
+				func() float64 { n, _ := sm.Stats(); return float64(n) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "orthotriage_inference_crops_total",
 				Help: "Crops (one per hip, or per vertebral body) classified by the model.", ConstLabels: labels},
-				func() float64 { _, n := b.Stats(); return float64(n) }))
+				func() float64 { _, n := sm.Stats(); return float64(n) }))
 	}
 }
 

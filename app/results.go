@@ -17,7 +17,7 @@ import (
 // newCached is the analysis of one study (retrieval, the models, the
 // policy) behind the result store, one computation per study across
 // replicas.
-func newCached(cfg config.Config, models []servedModel, retriever *imaging.Retriever, st *stores, obs analysis.Observer, log *slog.Logger) *analysis.Cached {
+func newCached(cfg config.Config, models []Model, retriever *imaging.Retriever, st *stores, obs analysis.Observer, log *slog.Logger) *analysis.Cached {
 	a := &analysis.Analyzer{
 		Retriever: retriever,
 		Policy:    analysis.Policy{ReviewBelow: cfg.Results.ReviewBelow, HeatmapSide: cfg.Results.HeatmapSide},
@@ -27,7 +27,7 @@ func newCached(cfg config.Config, models []servedModel, retriever *imaging.Retri
 		Observer:  obs,
 	}
 	for _, m := range models {
-		a.Models = append(a.Models, m.classifier())
+		a.Models = append(a.Models, classifier(m))
 	}
 	co := analysis.CacheOptions{TTL: cfg.Results.TTL, Timeout: cfg.Results.AnalysisTimeout}
 	if st.embedded() {

@@ -99,7 +99,7 @@ func (a *App) closeModels() error {
 	var errs []error
 	for _, m := range a.models {
 		if err := m.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close model %s: %w", m.Manifest.ID, err))
+			errs = append(errs, fmt.Errorf("close model %s: %w", m.Manifest().ID, err))
 		}
 	}
 	return errors.Join(errs...)

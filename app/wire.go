@@ -65,7 +65,7 @@ func (a *App) useCase(st *stores, outbound http.RoundTripper, reg prometheus.Reg
 }
 
 // modelsCheck is ready when a model is loaded.
-func modelsCheck(models []servedModel) api.Check {
+func modelsCheck(models []Model) api.Check {
 	return api.Check{Name: "models", Check: func(context.Context) error {
 		if len(models) == 0 {
 			return errors.New("no model loaded")

@@ -164,7 +164,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	log.Info("starting", "version", version, "config", cfg.Redacted())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a, err := app.New(ctx, cfg, log, reg)
+	a, err := app.New(ctx, cfg, log, reg, newRuntime(cfg.ONNXRuntime))
 	if err != nil {
 		return err
 	}
