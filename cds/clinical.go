@@ -90,30 +90,46 @@ func lazyClinical(f *fetcher, patient func(context.Context) *models.Patient, hc 
 // in Why.
 func ClinicalData(patient *models.Patient, observations, conditions []json.RawMessage, at time.Time) analysis.Clinical {
 	c := analysis.Clinical{Values: map[string]float64{}, Sources: map[string]string{}, Why: map[string]string{}}
-	set := func(name string, v float64, source string) { c.Values[name], c.Sources[name] = v, source }
-	day := func(t time.Time) string { return t.Format("2006-01-02") }
+	patientClinical(c, patient, at)
+	tScoreClinical(c, observations, at)
+	symptomsClinical(c, conditions, at)
+	return c
+}
 
+// setClinical records value v of name, with its source.
+func setClinical(c analysis.Clinical, name string, v float64, source string) {
+	c.Values[name], c.Sources[name] = v, source
+}
+
+// isoDay is t's date, as sources name it.
+func isoDay(t time.Time) string { return t.Format("2006-01-02") }
+
+// patientClinical sets age and sex at time at from the Patient.
+func patientClinical(c analysis.Clinical, patient *models.Patient, at time.Time) {
 	switch {
 	case patient == nil:
 		c.Why["age"], c.Why["female"] = "no Patient", "no Patient"
 	default:
 		if born, ok := analysis.FHIRTime(deref(patient.BirthDate)); ok && !born.After(at) {
-			set("age", float64(yearsBetween(born, at)), "Patient.birthDate "+deref(patient.BirthDate))
+			setClinical(c, "age", float64(yearsBetween(born, at)), "Patient.birthDate "+deref(patient.BirthDate))
 		} else {
 			c.Why["age"] = "Patient.birthDate absent"
 		}
 		switch g := patient.Gender; {
 		case g != nil && g.Code() == "female":
-			set("female", 1, "Patient.gender female")
+			setClinical(c, "female", 1, "Patient.gender female")
 		case g != nil && g.Code() == "male":
-			set("female", 0, "Patient.gender male")
+			setClinical(c, "female", 0, "Patient.gender male")
 		default:
 			c.Why["female"] = "Patient.gender neither female nor male"
 		}
 	}
+}
 
-	// T-score: the newest DXA exam up to the study; of its sites, the
-	// lowest (the usual reading of an exam), the spine preferred on ties.
+// tScoreClinical sets the T-score at time at from the DXA Observations: the
+// newest DXA exam up to the study; of its sites, the lowest (the usual
+// reading of an exam), the spine preferred on ties.
+func tScoreClinical(c analysis.Clinical, observations []json.RawMessage, at time.Time) {
 	type tscore struct {
 		v    float64
 		when time.Time
@@ -162,11 +178,14 @@ func ClinicalData(patient *models.Patient, observations, conditions []json.RawMe
 			return strings.Compare(a.id, b.id)
 		})
 		t := ts[0]
-		set("tscore", t.v, fmt.Sprintf("Observation/%s (LOINC %s, %s)", t.id, t.code, day(t.when)))
+		setClinical(c, "tscore", t.v, fmt.Sprintf("Observation/%s (LOINC %s, %s)", t.id, t.code, isoDay(t.when)))
 	}
+}
 
-	// Symptoms: the newest back pain onset up to the study; a fall from
-	// recentFall before that onset (or before the study) up to the study.
+// symptomsClinical sets symptom_days and trauma at time at from the
+// Conditions: the newest back pain onset up to the study; a fall from
+// recentFall before that onset (or before the study) up to the study.
+func symptomsClinical(c analysis.Clinical, conditions []json.RawMessage, at time.Time) {
 	var onset time.Time
 	var onsetSource string
 	type fall struct {
@@ -192,19 +211,19 @@ func ClinicalData(patient *models.Patient, observations, conditions []json.RawMe
 		}
 		if code, ok := codeIn(cond.Code, codes.SystemSNOMED, backPainCodes); ok {
 			if when.After(onset) {
-				onset, onsetSource = when, fmt.Sprintf("Condition/%s (SNOMED %s) onset %s", deref(cond.Id), code, day(when))
+				onset, onsetSource = when, fmt.Sprintf("Condition/%s (SNOMED %s) onset %s", deref(cond.Id), code, isoDay(when))
 			}
 			continue
 		}
 		if code, ok := codeIn(cond.Code, codes.SystemSNOMED, fallCodes); ok {
 			falls = append(falls, fall{when: when, refuted: refuted(cond),
-				source: fmt.Sprintf("Condition/%s (SNOMED %s) %s", deref(cond.Id), code, day(when))})
+				source: fmt.Sprintf("Condition/%s (SNOMED %s) %s", deref(cond.Id), code, isoDay(when))})
 		}
 	}
 	if onset.IsZero() {
 		c.Why["symptom_days"] = "no back pain Condition (SNOMED " + strings.Join(backPainCodes, ", ") + ") with an onset date up to the study"
 	} else {
-		set("symptom_days", math.Max(1, math.Round(at.Sub(onset).Hours()/24)), onsetSource)
+		setClinical(c, "symptom_days", math.Max(1, math.Round(at.Sub(onset).Hours()/24)), onsetSource)
 	}
 	from := at.Add(-recentFall)
 	if !onset.IsZero() {
@@ -216,16 +235,15 @@ func ClinicalData(patient *models.Patient, observations, conditions []json.RawMe
 		}
 		if fl.refuted {
 			if _, ok := c.Values["trauma"]; !ok {
-				set("trauma", 0, fl.source+" refuted")
+				setClinical(c, "trauma", 0, fl.source+" refuted")
 			}
 			continue
 		}
-		set("trauma", 1, fl.source)
+		setClinical(c, "trauma", 1, fl.source)
 	}
 	if _, ok := c.Values["trauma"]; !ok {
 		c.Why["trauma"] = "no fall Condition (SNOMED " + strings.Join(fallCodes, ", ") + ") around the symptoms' onset; absence is not assumed"
 	}
-	return c
 }
 
 // yearsBetween is the age in whole years at at.

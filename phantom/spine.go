@@ -122,16 +122,45 @@ func SpineVaried(seed uint64, i int, vary Variation) (SpineCase, error) {
 	shift := vec{uniform(rng, -8, 8), uniform(rng, -12, 12)}
 	l := newLayers(rows, cols, spacing, vary.pose(draws, theta, shift, rows, cols, spacing))
 
-	// Clinical baseline and fractures.
 	nFrac := pick(rng, []float64{0.25, 0.6, 0.15})
 	acute := rng.Float64() < 0.5
+	sc.Clinical = spineClinical(rng, nFrac > 0, acute)
+	porosis := 1 + 0.12*(sc.Clinical.TScore+2.5) // lower density with lower T-score
+	spineSoftTissue(rng, l)
+	specs := spineColumn(rng, fractureLevels(rng, nFrac, acute))
+	var boxes [][4]int // of the labelled vertebrae
+	sc.Vertebrae, boxes = spineBones(rng, l, specs, porosis)
+
+	det := newDetector(rng)
+	det.a0 = uniform(rng, 26, 34) // the lateral trunk is thicker
+	vary.expose(draws, &det)
+	sc.Acquisition = acquisition(l.bone, det)
+	sc.Acquisition.Markers, sc.Acquisition.marks = vary.leadMarkers(draws, "spine", l.metal, det.collimation)
+	for k, b := range boxes {
+		sc.Vertebrae[k].Open = sc.Acquisition.open([4]float64{float64(b[0]), float64(b[1]), float64(b[2]), float64(b[3])}, rows, cols)
+	}
+	sc.Image = det.expose(rng, l)
+	text, marks := vary.burnedText(draws, "spine", &sc.Image)
+	sc.Acquisition.Text = text
+	sc.Acquisition.marks = append(sc.Acquisition.marks, marks...)
+	sc.Image.StudyInstanceUID, sc.Image.SeriesInstanceUID, sc.Image.SOPInstanceUID = caseUIDs(rng, seed, "spine", i, vary)
+	sc.Image.PatientID = sc.ID
+	sc.Image.BodyPartExamined = "SPINE"
+	sc.Image.ViewPosition = "LL"
+	return sc, nil
+}
+
+// spineClinical draws the patient's clinical data: a fractured spine
+// (fractured) lowers the T-score, and an acute fracture brings a shorter
+// history and more trauma.
+func spineClinical(rng *rand.Rand, fractured, acute bool) Clinical {
 	cl := Clinical{Sex: "F"}
 	if rng.Float64() > 0.78 {
 		cl.Sex = "M"
 	}
 	age := 74 + 8*rng.NormFloat64()
 	cl.TScore = -2.7 + 0.7*rng.NormFloat64()
-	if nFrac > 0 {
+	if fractured {
 		cl.TScore -= 0.3
 		median, trauma := 75.0, 0.2
 		if acute {
@@ -147,11 +176,12 @@ func SpineVaried(seed uint64, i int, vary Variation) (SpineCase, error) {
 	}
 	cl.Age = int(math.Max(50, math.Min(98, math.Round(age))))
 	cl.TScore = math.Round(math.Max(-5, math.Min(0.5, cl.TScore))*10) / 10
-	sc.Clinical = cl
-	porosis := 1 + 0.12*(cl.TScore+2.5) // lower density with lower T-score
+	return cl
+}
 
-	// Soft tissue: the trunk seen from the side, lungs above the diaphragm
-	// and some bowel gas in front of the lumbar spine.
+// spineSoftTissue draws the trunk seen from the side: lungs above the
+// diaphragm and some bowel gas in front of the lumbar spine.
+func spineSoftTissue(rng *rand.Rand, l layers) {
 	l.soft.add(ellipsoid(vec{-10, 0}, 150, 400, 0, 0, 0, 0.032), 1)
 	dome := uniform(rng, -150, -110)
 	l.soft.add(field{min: vec{-110, -260}, max: vec{40, dome + 30}, at: func(p vec) float64 {
@@ -162,9 +192,11 @@ func SpineVaried(seed uint64, i int, vary Variation) (SpineCase, error) {
 		c := vec{uniform(rng, -95, -50), uniform(rng, -40, 160)}
 		l.soft.add(ellipsoid(c, uniform(rng, 8, 22), uniform(rng, 6, 14), uniform(rng, 0, 3), 0, 0, -0.05), 1)
 	}
+}
 
-	// The spine: vertebrae along a curve with thoracic kyphosis above the
-	// junction and lumbar lordosis below.
+// fractureLevels draws the nFrac fractured levels (indexes of
+// spineLevels) and their kinds: the first is acute when acute is.
+func fractureLevels(rng *rand.Rand, nFrac int, acute bool) map[int]string {
 	fracIdx := map[int]string{}
 	for len(fracIdx) < nFrac {
 		k := pick(rng, fractureLevelWeight)
@@ -177,6 +209,12 @@ func SpineVaried(seed uint64, i int, vary Variation) (SpineCase, error) {
 		}
 		fracIdx[k] = kind
 	}
+	return fracIdx
+}
+
+// spineColumn draws the vertebrae along a curve with thoracic kyphosis
+// above the junction and lumbar lordosis below, fractured at fracIdx.
+func spineColumn(rng *rand.Rand, fracIdx map[int]string) []vertebraSpec {
 	lordosis := uniform(rng, 14, 26)
 	y := uniform(rng, -190, -175)
 	x0 := uniform(rng, 0, 15)
@@ -185,7 +223,6 @@ func SpineVaried(seed uint64, i int, vary Variation) (SpineCase, error) {
 		return x0 - lordosis*math.Exp(-sq((y-110)/90)) + 10*t*t
 	}
 	var specs []vertebraSpec
-	var boxes [][4]int // of the labelled vertebrae
 	for k := range spineLevels {
 		lumbar := k >= 4
 		h := uniform(rng, 22, 25) + 0.9*float64(k)
@@ -211,6 +248,15 @@ func SpineVaried(seed uint64, i int, vary Variation) (SpineCase, error) {
 		specs = append(specs, v)
 		y += h + disc
 	}
+	return specs
+}
+
+// spineBones draws the vertebrae of specs into the bone layer, with ribs
+// across the thoracic levels, and labels those inside the image: their
+// truth and their boxes.
+func spineBones(rng *rand.Rand, l layers, specs []vertebraSpec, porosis float64) ([]Vertebra, [][4]int) {
+	var vertebrae []Vertebra
+	var boxes [][4]int
 	for k, v := range specs {
 		body, post := v.fields(rng, porosis, k < 4)
 		l.bone.add(body, 1)
@@ -237,26 +283,10 @@ func SpineVaried(seed uint64, i int, vary Variation) (SpineCase, error) {
 			}
 			vt.Detail = fmt.Sprintf("wedge-%.2f", v.wedge)
 		}
-		sc.Vertebrae = append(sc.Vertebrae, vt)
+		vertebrae = append(vertebrae, vt)
 		boxes = append(boxes, box)
 	}
-	det := newDetector(rng)
-	det.a0 = uniform(rng, 26, 34) // the lateral trunk is thicker
-	vary.expose(draws, &det)
-	sc.Acquisition = acquisition(l.bone, det)
-	sc.Acquisition.Markers, sc.Acquisition.marks = vary.leadMarkers(draws, "spine", l.metal, det.collimation)
-	for k, b := range boxes {
-		sc.Vertebrae[k].Open = sc.Acquisition.open([4]float64{float64(b[0]), float64(b[1]), float64(b[2]), float64(b[3])}, rows, cols)
-	}
-	sc.Image = det.expose(rng, l)
-	text, marks := vary.burnedText(draws, "spine", &sc.Image)
-	sc.Acquisition.Text = text
-	sc.Acquisition.marks = append(sc.Acquisition.marks, marks...)
-	sc.Image.StudyInstanceUID, sc.Image.SeriesInstanceUID, sc.Image.SOPInstanceUID = caseUIDs(rng, seed, "spine", i, vary)
-	sc.Image.PatientID = sc.ID
-	sc.Image.BodyPartExamined = "SPINE"
-	sc.Image.ViewPosition = "LL"
-	return sc, nil
+	return vertebrae, boxes
 }
 
 func (v *vertebraSpec) applyFracture(rng *rand.Rand) {
