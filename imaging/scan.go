@@ -173,11 +173,6 @@ func (l *layout) walk() error {
 	}
 	l.explicitVR = l.ts != TSImplicitLE
 	l.headerEnd = len(data)
-	type container struct {
-		end      int  // where a defined-length container ends; -1 until its delimiter
-		pixels   bool // encapsulated pixel data: its items are fragments, not data sets
-		implicit bool // an undefined-length UN: Implicit VR Little Endian inside
-	}
 	var open []container
 	topStart, cut := 0, false
 	pos := 0
@@ -192,17 +187,8 @@ func (l *layout) walk() error {
 			}
 			topStart = pos
 		}
-		explicit, order := l.explicitVR, l.order
-		inPixels := false
-		if len(open) > 0 {
-			top := open[len(open)-1]
-			inPixels = top.pixels
-			for _, c := range open {
-				if c.implicit {
-					explicit, order = false, binary.LittleEndian
-				}
-			}
-		}
+		explicit, order := l.syntaxIn(open)
+		inPixels := len(open) > 0 && open[len(open)-1].pixels
 		start, length, vr, err := elementHeader(data, pos, explicit, order)
 		if err != nil {
 			return err
@@ -221,52 +207,23 @@ func (l *layout) walk() error {
 			pos = start
 			continue
 		case vr == "item" && inPixels: // a fragment of compressed pixel data
-			if length == undefined {
-				return fmt.Errorf("%w: pixel data fragment at byte %d has undefined length", ErrMalformed, pos)
-			}
-			if len(open) == 1 {
-				if !l.encaps {
-					return fmt.Errorf("%w: pixel data fragment outside the pixel data", ErrMalformed)
-				}
-				if l.offsets.start == 0 && l.fragments == nil {
-					l.offsets = span{start, int(length)}
-					l.fragments = []fragment{}
-				} else {
-					l.fragments = append(l.fragments, fragment{item: pos - (l.offsets.start + l.offsets.length), value: span{start, int(length)}})
-				}
+			if err := l.fragment(len(open), pos, start, length); err != nil {
+				return err
 			}
 			pos = start + int(length)
 			continue
 		case vr == "SQ" || vr == "item" || length == undefined:
-			if len(open) == maxNesting {
-				return fmt.Errorf("%w: sequences nested deeper than %d at byte %d", ErrMalformed, maxNesting, pos)
+			c, err := l.openContainer(len(open), pos, start, length, vr, isPixels)
+			if err != nil {
+				return err
 			}
-			c := container{end: -1, pixels: isPixels}
-			if length != undefined {
-				c.end = start + int(length)
-			}
-			if length == undefined && !isPixels && vr != "SQ" && vr != "item" {
-				// UN (explicit VR) or a private tag the dictionary does
-				// not know (implicit VR): a sequence the parser cannot read.
-				c.implicit = true
-				cut = true
-			}
-			if isPixels && len(open) == 0 {
-				l.encaps = true
-			}
+			cut = cut || c.implicit
 			open = append(open, c)
 			pos = start
 			continue
 		}
 		if len(open) == 0 && group == 0x7FE0 {
-			switch elem {
-			case 0x0010:
-				l.native, l.nativeVR = span{start, int(length)}, vr
-			case 0x0001:
-				l.extOffsets = span{start, int(length)}
-			case 0x0002:
-				l.extLengths = span{start, int(length)}
-			}
+			l.pixelElement(elem, start, length, vr)
 		}
 		pos = start + int(length)
 	}
@@ -274,6 +231,83 @@ func (l *layout) walk() error {
 		l.cuts = append(l.cuts, span{topStart, pos - topStart})
 	}
 	return nil
+}
+
+// container is a sequence, item or encapsulated pixel data walk is inside.
+type container struct {
+	end      int  // where a defined-length container ends; -1 until its delimiter
+	pixels   bool // encapsulated pixel data: its items are fragments, not data sets
+	implicit bool // an undefined-length UN: Implicit VR Little Endian inside
+}
+
+// syntaxIn is how elements are encoded inside the open containers: the
+// file's transfer syntax, or Implicit VR Little Endian within an
+// undefined-length UN.
+func (l *layout) syntaxIn(open []container) (explicit bool, order binary.ByteOrder) {
+	explicit, order = l.explicitVR, l.order
+	for _, c := range open {
+		if c.implicit {
+			explicit, order = false, binary.LittleEndian
+		}
+	}
+	return explicit, order
+}
+
+// fragment records a fragment of encapsulated pixel data at pos, its value
+// at start (the first is the basic offset table); depth is how many
+// containers are open.
+func (l *layout) fragment(depth, pos, start int, length uint32) error {
+	if length == undefined {
+		return fmt.Errorf("%w: pixel data fragment at byte %d has undefined length", ErrMalformed, pos)
+	}
+	if depth != 1 {
+		return nil
+	}
+	if !l.encaps {
+		return fmt.Errorf("%w: pixel data fragment outside the pixel data", ErrMalformed)
+	}
+	if l.offsets.start == 0 && l.fragments == nil {
+		l.offsets = span{start, int(length)}
+		l.fragments = []fragment{}
+	} else {
+		l.fragments = append(l.fragments, fragment{item: pos - (l.offsets.start + l.offsets.length), value: span{start, int(length)}})
+	}
+	return nil
+}
+
+// openContainer is the container that the element at pos (a sequence, an item or
+// an undefined length) opens, its content at start; depth is how many are
+// open already.
+func (l *layout) openContainer(depth, pos, start int, length uint32, vr string, isPixels bool) (container, error) {
+	if depth == maxNesting {
+		return container{}, fmt.Errorf("%w: sequences nested deeper than %d at byte %d", ErrMalformed, maxNesting, pos)
+	}
+	c := container{end: -1, pixels: isPixels}
+	if length != undefined {
+		c.end = start + int(length)
+	}
+	if length == undefined && !isPixels && vr != "SQ" && vr != "item" {
+		// UN (explicit VR) or a private tag the dictionary does
+		// not know (implicit VR): a sequence the parser cannot read.
+		c.implicit = true
+	}
+	if isPixels && depth == 0 {
+		l.encaps = true
+	}
+	return c, nil
+}
+
+// pixelElement records a top-level pixel data element (7FE0,elem): native
+// pixel data or the extended offset table.
+func (l *layout) pixelElement(elem uint16, start int, length uint32, vr string) {
+	switch elem {
+	case 0x0010:
+		l.native, l.nativeVR = span{start, int(length)}, vr
+	case 0x0001:
+		l.extOffsets = span{start, int(length)}
+	case 0x0002:
+		l.extLengths = span{start, int(length)}
+	}
 }
 
 // maxNesting bounds sequence and item nesting; real radiograph headers nest
