@@ -309,22 +309,7 @@ func (c *checker) callService(ctx context.Context, p PlannedPatient, e entry) {
 	c.r.run("prefetch "+label, func() (string, string) {
 		var keys []PrefetchKey
 		prefetch, keys = c.pre.Fill(ctx, e.Prefetch, hc, "Practitioner/"+clinician)
-		var parts []string
-		status := Pass
-		for _, k := range keys {
-			s := k.Key + " " + k.State
-			if k.Pages > 1 || k.Count > 0 {
-				s += fmt.Sprintf(" (%d entries, %d pages)", k.Count, k.Pages)
-			}
-			if k.Reason != "" {
-				s += ": " + k.Reason
-			}
-			if k.State == PrefetchMissing {
-				status = Warn // the service fetches it; worth knowing
-			}
-			parts = append(parts, s)
-		}
-		return status, strings.Join(parts, "; ")
+		return describeKeys(keys)
 	})
 	var answer Answer
 	ok := c.r.run("hook "+label+" (prefetch)", func() (string, string) {
@@ -351,36 +336,11 @@ func (c *checker) callService(ctx context.Context, p PlannedPatient, e entry) {
 		return
 	}
 	c.r.run("hook "+label+" (no prefetch: the service fetches)", func() (string, string) {
-		a, problems, note, err := c.hook(ctx, e.ID, c.request(e.Hook, hc, nil))
-		if err != nil {
-			return Fail, err.Error()
-		}
-		if got, want := describe(a), describe(answer); got != want {
-			problems = append(problems, "answer differs from the prefetched call's: "+got+" vs "+want)
-		}
-		if len(problems) > 0 {
-			return Fail, strings.Join(problems, "; ")
-		}
-		return Pass, describe(a) + note
+		return c.checkFetched(ctx, e, hc, answer)
 	})
 	if p.ID == c.plan.Patients[0].ID {
 		c.r.run("hook "+label+" (studies null: no data)", func() (string, string) {
-			pf := map[string]json.RawMessage{}
-			for k, v := range prefetch {
-				pf[k] = v
-			}
-			pf["studies"] = json.RawMessage("null")
-			a, problems, _, err := c.hook(ctx, e.ID, c.request(e.Hook, hc, pf))
-			if err != nil {
-				return Fail, err.Error()
-			}
-			if len(a.Cards) > 0 {
-				problems = append(problems, "a null studies prefetch means no studies, yet: "+describe(a))
-			}
-			if len(problems) > 0 {
-				return Fail, strings.Join(problems, "; ")
-			}
-			return Pass, "no cards"
+			return c.checkNullStudies(ctx, e, hc, prefetch)
 		})
 	}
 	for _, card := range answer.Cards {
@@ -388,22 +348,84 @@ func (c *checker) callService(ctx context.Context, p PlannedPatient, e entry) {
 			continue
 		}
 		c.r.run("write-back "+label, func() (string, string) { return c.writeBack(ctx, card.Suggestions[0].Actions) })
-		c.r.run("feedback "+label, func() (string, string) {
-			fb := map[string]any{"feedback": []any{map[string]any{"card": card.UUID, "outcome": "accepted",
-				"acceptedSuggestions": []any{map[string]any{"id": card.Suggestions[0].UUID}},
-				"outcomeTimestamp":    time.Now().UTC().Format(time.RFC3339)}}}
-			b, _ := json.Marshal(fb)
-			status, out, err := c.signedDo(ctx, http.MethodPost, c.o.Service+"/cds-services/"+e.ID+"/feedback", b)
-			if err != nil {
-				return Fail, err.Error()
-			}
-			if status != http.StatusOK {
-				return Fail, fmt.Sprintf("%d %s", status, snippet(out))
-			}
-			return Pass, "accepted, card " + card.UUID
-		})
+		c.r.run("feedback "+label, func() (string, string) { return c.feedback(ctx, e, card) })
 		break
 	}
+}
+
+// describeKeys is the prefetch check's outcome: a warning when a key is
+// missing (the service fetches it; worth knowing), and each key's state.
+func describeKeys(keys []PrefetchKey) (string, string) {
+	var parts []string
+	status := Pass
+	for _, k := range keys {
+		s := k.Key + " " + k.State
+		if k.Pages > 1 || k.Count > 0 {
+			s += fmt.Sprintf(" (%d entries, %d pages)", k.Count, k.Pages)
+		}
+		if k.Reason != "" {
+			s += ": " + k.Reason
+		}
+		if k.State == PrefetchMissing {
+			status = Warn
+		}
+		parts = append(parts, s)
+	}
+	return status, strings.Join(parts, "; ")
+}
+
+// checkFetched calls the hook without prefetch (the service fetches): the
+// answer must be the prefetched call's.
+func (c *checker) checkFetched(ctx context.Context, e entry, hc map[string]any, prefetched Answer) (string, string) {
+	a, problems, note, err := c.hook(ctx, e.ID, c.request(e.Hook, hc, nil))
+	if err != nil {
+		return Fail, err.Error()
+	}
+	if got, want := describe(a), describe(prefetched); got != want {
+		problems = append(problems, "answer differs from the prefetched call's: "+got+" vs "+want)
+	}
+	if len(problems) > 0 {
+		return Fail, strings.Join(problems, "; ")
+	}
+	return Pass, describe(a) + note
+}
+
+// checkNullStudies calls the hook with a null studies prefetch, which
+// means no studies: no card may come.
+func (c *checker) checkNullStudies(ctx context.Context, e entry, hc map[string]any, prefetch map[string]json.RawMessage) (string, string) {
+	pf := map[string]json.RawMessage{}
+	for k, v := range prefetch {
+		pf[k] = v
+	}
+	pf["studies"] = json.RawMessage("null")
+	a, problems, _, err := c.hook(ctx, e.ID, c.request(e.Hook, hc, pf))
+	if err != nil {
+		return Fail, err.Error()
+	}
+	if len(a.Cards) > 0 {
+		problems = append(problems, "a null studies prefetch means no studies, yet: "+describe(a))
+	}
+	if len(problems) > 0 {
+		return Fail, strings.Join(problems, "; ")
+	}
+	return Pass, "no cards"
+}
+
+// feedback sends the service's feedback endpoint that card's first
+// suggestion was accepted.
+func (c *checker) feedback(ctx context.Context, e entry, card Card) (string, string) {
+	fb := map[string]any{"feedback": []any{map[string]any{"card": card.UUID, "outcome": "accepted",
+		"acceptedSuggestions": []any{map[string]any{"id": card.Suggestions[0].UUID}},
+		"outcomeTimestamp":    time.Now().UTC().Format(time.RFC3339)}}}
+	b, _ := json.Marshal(fb)
+	status, out, err := c.signedDo(ctx, http.MethodPost, c.o.Service+"/cds-services/"+e.ID+"/feedback", b)
+	if err != nil {
+		return Fail, err.Error()
+	}
+	if status != http.StatusOK {
+		return Fail, fmt.Sprintf("%d %s", status, snippet(out))
+	}
+	return Pass, "accepted, card " + card.UUID
 }
 
 // validate checks resources with the FHIR server's $validate and, when
