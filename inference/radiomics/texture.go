@@ -100,25 +100,54 @@ func glcmFeatures(m []float64, ng int) (Features, bool) {
 	if total == 0 {
 		return nil, false
 	}
-	p := func(i, j int) float64 { return m[(i-1)*ng+j-1] / total }
-	px, py := make([]float64, ng+1), make([]float64, ng+1)
-	pd, ps := make([]float64, ng), make([]float64, 2*ng+1) // |i-j| = 0..ng-1, i+j = 2..2ng
-	var f = Features{}
+	g := cooccurrence{m: m, ng: ng, total: total}
+	f := Features{}
+	mg := g.jointFeatures(f)
+	g.correlationFeatures(f, mg)
+	mg.differenceSumFeatures(f, ng)
+	return f, true
+}
+
+// cooccurrence is one co-occurrence matrix of ng grey levels, counts m row by row,
+// normalised by their total.
+type cooccurrence struct {
+	m     []float64
+	ng    int
+	total float64
+}
+
+// p is the joint probability of levels i and j (1-based).
+func (g cooccurrence) p(i, j int) float64 { return g.m[(i-1)*g.ng+j-1] / g.total }
+
+// glcmMarginals are a matrix's marginal distributions: px, py by level
+// (1..ng), pd by |i-j| (0..ng-1), ps by i+j (2..2ng); and its joint
+// entropy.
+type glcmMarginals struct {
+	px, py, pd, ps []float64
+	ent            float64
+}
+
+// jointFeatures sets the features that are sums over the joint
+// probabilities alone and returns the marginals.
+func (g cooccurrence) jointFeatures(f Features) glcmMarginals {
+	ng := g.ng
+	mg := glcmMarginals{px: make([]float64, ng+1), py: make([]float64, ng+1),
+		pd: make([]float64, ng), ps: make([]float64, 2*ng+1)}
 	var maxP, ent, asm, contrast, diss, invDiff, nInvDiff, idm, nIDM, auto float64
 	for i := 1; i <= ng; i++ {
 		for j := 1; j <= ng; j++ {
-			v := p(i, j)
+			v := g.p(i, j)
 			if v == 0 {
 				continue
 			}
-			px[i] += v
-			py[j] += v
+			mg.px[i] += v
+			mg.py[j] += v
 			k := i - j
 			if k < 0 {
 				k = -k
 			}
-			pd[k] += v
-			ps[i+j] += v
+			mg.pd[k] += v
+			mg.ps[i+j] += v
 			maxP = math.Max(maxP, v)
 			ent -= plog2p(v)
 			asm += v * v
@@ -131,6 +160,20 @@ func glcmFeatures(m []float64, ng int) (Features, bool) {
 			auto += float64(i*j) * v
 		}
 	}
+	mg.ent = ent
+	f["Joint maximum"], f["Joint entropy"] = maxP, ent
+	f["Angular second moment"], f["Contrast"], f["Dissimilarity"] = asm, contrast, diss
+	f["Inverse difference"], f["Normalised inverse difference"] = invDiff, nInvDiff
+	f["Inverse difference moment"], f["Normalised inverse difference moment"] = idm, nIDM
+	f["Autocorrelation"] = auto
+	return mg
+}
+
+// correlationFeatures sets the features about the levels' means: joint
+// average and variance, correlation, the cluster features and the
+// information correlations.
+func (g cooccurrence) correlationFeatures(f Features, mg glcmMarginals) {
+	ng, px, py := g.ng, mg.px, mg.py
 	var mux, muy float64
 	for i := 1; i <= ng; i++ {
 		mux += float64(i) * px[i]
@@ -143,7 +186,7 @@ func glcmFeatures(m []float64, ng int) (Features, bool) {
 		sx += (float64(i) - mux) * (float64(i) - mux) * px[i]
 		sy += (float64(i) - muy) * (float64(i) - muy) * py[i]
 		for j := 1; j <= ng; j++ {
-			v := p(i, j)
+			v := g.p(i, j)
 			q := px[i] * py[j]
 			if q > 0 {
 				hxy1 -= v * math.Log2(q)
@@ -160,6 +203,22 @@ func glcmFeatures(m []float64, ng int) (Features, bool) {
 			prom += c * c * c * c * v
 		}
 	}
+	f["Joint average"], f["Joint variance"] = mux, jointVar
+	if sx > 0 && sy > 0 {
+		f["Correlation"] = cov / math.Sqrt(sx*sy)
+	}
+	f["Cluster tendency"], f["Cluster shade"], f["Cluster prominence"] = tend, shade, prom
+	hxy := mg.ent
+	if h := math.Max(hx, hy); h > 0 {
+		f["Information correlation 1"] = (hxy - hxy1) / h
+	}
+	f["Information correlation 2"] = math.Sqrt(math.Max(0, 1-math.Exp(-2*(hxy2-hxy))))
+}
+
+// differenceSumFeatures sets the features of the |i-j| and i+j
+// distributions.
+func (mg glcmMarginals) differenceSumFeatures(f Features, ng int) {
+	pd, ps := mg.pd, mg.ps
 	var dAvg, dVar, dEnt, invVar float64
 	for k := range ng {
 		dAvg += float64(k) * pd[k]
@@ -179,24 +238,9 @@ func glcmFeatures(m []float64, ng int) (Features, bool) {
 	for k := 2; k <= 2*ng; k++ {
 		sVar += (float64(k) - sAvg) * (float64(k) - sAvg) * ps[k]
 	}
-	f["Joint maximum"], f["Joint average"], f["Joint variance"], f["Joint entropy"] = maxP, mux, jointVar, ent
 	f["Difference average"], f["Difference variance"], f["Difference entropy"] = dAvg, dVar, dEnt
 	f["Sum average"], f["Sum variance"], f["Sum entropy"] = sAvg, sVar, sEnt
-	f["Angular second moment"], f["Contrast"], f["Dissimilarity"] = asm, contrast, diss
-	f["Inverse difference"], f["Normalised inverse difference"] = invDiff, nInvDiff
-	f["Inverse difference moment"], f["Normalised inverse difference moment"] = idm, nIDM
 	f["Inverse variance"] = invVar
-	if sx > 0 && sy > 0 {
-		f["Correlation"] = cov / math.Sqrt(sx*sy)
-	}
-	f["Autocorrelation"] = auto
-	f["Cluster tendency"], f["Cluster shade"], f["Cluster prominence"] = tend, shade, prom
-	hxy := ent
-	if h := math.Max(hx, hy); h > 0 {
-		f["Information correlation 1"] = (hxy - hxy1) / h
-	}
-	f["Information correlation 2"] = math.Sqrt(math.Max(0, 1-math.Exp(-2*(hxy2-hxy))))
-	return f, true
 }
 
 // ---- GLRLM and GLSZM: both are counts by grey level and a length ----
