@@ -55,12 +55,13 @@ Usage:
   orthotriage serve [flags]   run the service; "orthotriage serve --help" lists every setting
   orthotriage inspect [--png OUT] FILE.dcm|URL
                               decode one radiograph and print what the pipeline sees (JSON)
-  orthotriage phantom pelvis|spine --n N --seed S --out DIR [--crops-only] [--png]
+  orthotriage phantom pelvis|spine --n N --seed S --out DIR [--vary VARIATION] [--crops-only] [--png]
                               generate synthetic radiographs with known truth (DICOM + labels.csv)
   orthotriage analyze [--json] [--heatmap OUT] [--model ID|DIR] FILE.dcm|DIR
                               run the model on radiographs locally: findings per hip, timings, heat maps
-  orthotriage eval --model ID|DIR --data DIR [--json] [--plots DIR]
-                              evaluate a model on labelled DICOM files (accuracy, macro-F1, macro-AUC, CIs)
+  orthotriage eval --model ID|DIR --data DIR [--json] [--plots DIR] [--perturb LIST] [--fit-temperature]
+                              evaluate a model on labelled DICOM files (accuracy, macro-F1, macro-AUC, CIs,
+                              calibration); --perturb also under each perturbation (rotate=15,shift=0.1,...)
   orthotriage sandbox seed|keys|check
                               the integration kit: seed a FHIR server and PACS, then play the EHR
   orthotriage version         print version, commit, Go and ONNX Runtime versions
