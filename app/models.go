@@ -21,6 +21,9 @@ func (s servedModel) classifier() analysis.Classifier {
 	if s.Pipeline != nil {
 		return &analysis.VertebralModel{Classifier: s.Batcher, Pipeline: s.Pipeline}
 	}
+	if s.HipLocaliser != nil {
+		return &analysis.HipModel{Classifier: s.Batcher, Localiser: s.HipLocaliser}
+	}
 	return s.Batcher
 }
 

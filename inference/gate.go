@@ -35,7 +35,8 @@ type Gate struct {
 	// must reach; default the localiser's minPresence.
 	MinPelvis float64 `json:"minPelvis,omitempty"`
 	// MinLevels: a lateral spine must have at least this many vertebral
-	// levels localised; default 2.
+	// levels localised; default 1 (a lateral spine with none keeps its info card
+	// "no vertebral body could be localised").
 	MinLevels int `json:"minLevels,omitempty"`
 }
 
@@ -47,7 +48,7 @@ var (
 
 // DefaultGate is the gate of a manifest without a gate block.
 func DefaultGate(task string) Gate {
-	g := Gate{Modalities: []string{"CR", "DX", "DR", "RG"}, MinStd: 0.03, MinRange: 0.1, MaxClipped: 0.8, MinCorrelation: 0.5, MinLevels: 2}
+	g := Gate{Modalities: []string{"CR", "DX", "DR", "RG"}, MinStd: 0.03, MinRange: 0.1, MaxClipped: 0.8, MinCorrelation: 0.5, MinLevels: 1}
 	if task == TaskVertebral {
 		g.Views = vertebralViews
 	} else {
