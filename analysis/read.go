@@ -90,7 +90,7 @@ func (a *Analyzer) notRead(m *inference.Manifest, img *imaging.Image, nr *NotRea
 // readVertebral gates a lateral spine, reads it, and refuses it when too
 // few levels were localised (unless the caller gave the bodies).
 func (a *Analyzer) readVertebral(ctx context.Context, v *VertebralModel, img *imaging.Image, in Input) (Result, error) {
-	m := v.Manifest()
+	m := v.Pipeline.Manifest
 	g := GateFor(m)
 	if nr := a.gateImage(g, img); nr != nil {
 		return a.notRead(m, img, nr), nil
