@@ -1,7 +1,6 @@
 package analysis
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -127,6 +126,7 @@ func (a *Analyzer) analyze(ctx context.Context, in Input) (Result, error) {
 	}
 	t0 := time.Now()
 	var lastErr error
+	var refused *Result
 	for _, ref := range refs {
 		model, ok := a.modelFor(in.Task, ref.BodySite)
 		if !ok {
@@ -154,19 +154,27 @@ func (a *Analyzer) analyze(ctx context.Context, in Input) (Result, error) {
 			a.Log.WarnContext(ctx, "image not retrieved", "study", study.UID, "series", ref.SeriesInstanceUID, "err", err)
 			continue
 		}
-		if img.Meta.BodyPart != "" && !a.reads(model, img.Meta.BodyPart) {
-			a.Log.DebugContext(ctx, "image body part not read by the model", "study", study.UID, "bodyPart", img.Meta.BodyPart)
-			continue
-		}
-		var r Result
-		if v, ok := model.(*VertebralModel); ok {
-			r, err = a.ReadVertebral(ctx, v, img, in)
-		} else {
-			r, err = a.classify(ctx, model, img)
-		}
+		r, err := a.ReadImage(ctx, model, img, in)
 		if err != nil {
 			return Result{}, err
 		}
+		if r.NotRead != nil {
+			a.Log.DebugContext(ctx, "image not read", "study", study.UID, "series", ref.SeriesInstanceUID, "reason", r.NotRead.Reason, "why", r.NotRead.Text)
+			// An image of another body part is not this model's: as
+			// before the gate, the study holds no radiograph for it.
+			if r.NotRead.Reason != ReasonBodyPart && refused == nil {
+				refused = &r
+			}
+			continue
+		}
+		r.Timings.Retrieve = ms(time.Since(t0)) - r.Timings.Preprocess - r.Timings.Inference - r.Timings.Postprocess
+		r.Tenant, r.FHIRServer, r.Study = in.Tenant, in.FHIRServer, study
+		return r, nil
+	}
+	if refused != nil {
+		// Every image was refused by the gate: the result says why,
+		// without a finding.
+		r := *refused
 		r.Timings.Retrieve = ms(time.Since(t0)) - r.Timings.Preprocess - r.Timings.Inference - r.Timings.Postprocess
 		r.Tenant, r.FHIRServer, r.Study = in.Tenant, in.FHIRServer, study
 		return r, nil
@@ -208,8 +216,7 @@ func (a *Analyzer) modelKey(task string) string {
 }
 
 func (a *Analyzer) reads(m Classifier, part string) bool {
-	part = strings.ToUpper(part)
-	return slices.ContainsFunc(bodyParts[m.Manifest().Task], func(w string) bool { return strings.Contains(part, w) })
+	return readsPart(m.Manifest().Task, strings.ToUpper(part))
 }
 
 // retrieve fetches the first image of ref from the first of its endpoints
@@ -234,55 +241,6 @@ func (a *Analyzer) retrieve(ctx context.Context, in Input, ref imaging.InstanceR
 		return imgs[0], nil
 	}
 	return nil, errors.Join(errs...)
-}
-
-// classify runs one decoded image through a model and applies the policy.
-func (a *Analyzer) classify(ctx context.Context, c Classifier, img *imaging.Image) (Result, error) {
-	m := c.Manifest()
-	pre := m.Preprocess
-	t0 := time.Now()
-	crops := make([]float32, len(pre.Regions)*pre.Resize.Width*pre.Resize.Height)
-	regions, err := pre.Prepare(img.Pixels, img.Meta.Rows, img.Meta.Columns, crops)
-	if err != nil {
-		return Result{}, fmt.Errorf("analysis: %w", err)
-	}
-	t1 := time.Now()
-	outs, err := c.Classify(ctx, crops, len(regions))
-	if err != nil {
-		return Result{}, fmt.Errorf("analysis: model %s: %w", m.ID, err)
-	}
-	t2 := time.Now()
-	a.inferred(m.ID, t2.Sub(t1))
-	r := newResult(m, img)
-	for k, crop := range regions {
-		f := m.Interpret(outs[k], crop)
-		label := m.Labels[m.LabelIndex(f.Class)]
-		out := Finding{
-			Region: f.Region, Laterality: f.Laterality, Class: f.Class, Display: f.Display,
-			Code:        Code{System: label.System, Code: label.Code, Display: label.CodeDisplay, Verified: label.Verified},
-			Probability: round4(f.Probability), Reported: f.Reported, Normal: label.Normal,
-			Priority: f.Priority, PriorityClass: f.PriorityClass,
-		}
-		for _, l := range m.Labels {
-			out.Probabilities = append(out.Probabilities, ClassProbability{Class: l.Key, Display: l.Display, Probability: round4(f.Probabilities[l.Key])})
-		}
-		out.LowConfidence = a.Policy.ReviewBelow > 0 && out.Probability < a.Policy.ReviewBelow
-		if a.Policy.HeatmapSide > 0 {
-			thumb := inference.Thumbnail(img.Pixels, img.Meta.Rows, img.Meta.Columns, crop.Box, f.ActivationMap(outs[k]), a.Policy.HeatmapSide)
-			var buf bytes.Buffer
-			if err := encodeThumbnail(&buf, thumb); err == nil {
-				out.Heatmap = buf.Bytes()
-			}
-		}
-		r.Findings = append(r.Findings, out)
-		if PriorityRank(out.Priority) > PriorityRank(r.Priority) {
-			r.Priority = out.Priority
-		}
-		r.Review = r.Review || out.LowConfidence
-	}
-	r.Analyzed = a.Now().UTC().Truncate(time.Second)
-	r.Timings.Preprocess, r.Timings.Inference, r.Timings.Postprocess = ms(t1.Sub(t0)), ms(t2.Sub(t1)), ms(time.Since(t2))
-	return r, nil
 }
 
 // inferred tells the observer how long a model ran.

@@ -19,12 +19,14 @@ import (
 	fhirmodels "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
-// fakeRetriever returns one flat grey image of the body part asked for and
-// counts calls.
+// fakeRetriever returns one smooth image (a ramp; flat grey with flat,
+// which the gate refuses) of the body part asked for and counts calls.
 type fakeRetriever struct {
 	bodyPart string
 	err      error
 	calls    int
+	flat     bool
+	modality string
 }
 
 func (f *fakeRetriever) Retrieve(_ context.Context, ep fhirmodels.Endpoint, ref imaging.InstanceRef, _ imaging.Access, _ int) ([]*imaging.Image, error) {
@@ -35,8 +37,11 @@ func (f *fakeRetriever) Retrieve(_ context.Context, ep fhirmodels.Endpoint, ref 
 	px := make([]float32, 300*400)
 	for i := range px {
 		px[i] = 0.5
+		if !f.flat {
+			px[i] = 0.1 + 0.8*float32(i%400)/400*float32(i/400)/300
+		}
 	}
-	return []*imaging.Image{{Pixels: px, Meta: imaging.Metadata{Rows: 300, Columns: 400, BodyPart: f.bodyPart,
+	return []*imaging.Image{{Pixels: px, Meta: imaging.Metadata{Rows: 300, Columns: 400, BodyPart: f.bodyPart, Modality: f.modality,
 		StudyInstanceUID: ref.StudyInstanceUID, SeriesInstanceUID: ref.SeriesInstanceUID, SOPInstanceUID: ref.SOPInstanceUID}}}, nil
 }
 

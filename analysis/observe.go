@@ -21,6 +21,9 @@ type Observer interface {
 	// its images to the result; outcome is OutcomeComputed, OutcomeNotRead
 	// or OutcomeFailed.
 	Analysed(task, outcome string, d time.Duration)
+	// Refused is one image the gate refused for task; reason is one of
+	// Reasons.
+	Refused(task, reason string)
 }
 
 // The outcomes of an analysis, as an Observer is told them.

@@ -50,6 +50,12 @@ type Result struct {
 	// Localised are the vertebral levels the localiser found (or the
 	// caller gave), top to bottom; vertebral results only.
 	Localised []string `json:"localised,omitempty"`
+	// NotRead is set when the image gate refused the image: no finding
+	// was made, and it says why.
+	NotRead *NotRead `json:"notRead,omitempty"`
+	// Hips is what the hip localiser found; hip models with a localiser
+	// only.
+	Hips *Hips `json:"hips,omitempty"`
 	// Notes say what a reader must know about the result as a whole, e.g.
 	// that nothing could be localised or that clinical data was missing.
 	Notes    []string  `json:"notes,omitempty"`
@@ -187,6 +193,28 @@ func (f Finding) Flagged() ClassProbability {
 // or its top class is reported and not the normal one.
 func (f Finding) Notable() bool { return f.Priority != "" || (f.Reported && !f.Normal) }
 
+// Hips is the hip localiser's reading of an image: each joint's box and
+// presence, and the pelvis's presence.
+type Hips struct {
+	Right  Joint   `json:"right"`
+	Left   Joint   `json:"left"`
+	Pelvis float64 `json:"pelvis"` // the pelvis level's presence
+	// Inferred names the side the localiser missed, placed as the other's
+	// mirror image across the pelvis.
+	Inferred string `json:"inferred,omitempty"`
+}
+
+// Joint is one hip joint as the localiser found it.
+type Joint struct {
+	Presence float64 `json:"presence"`
+	// Box is x, y, width, height in image pixels; zero when not found.
+	Box [4]int `json:"box"`
+}
+
+func jointOf(b inference.Body) Joint {
+	return Joint{Presence: b.Presence, Box: [4]int{b.Box.Min.X, b.Box.Min.Y, b.Box.Dx(), b.Box.Dy()}}
+}
+
 // Timings are the stages of one analysis, in milliseconds.
 type Timings struct {
 	Retrieve    float64 `json:"retrieve"`
@@ -215,10 +243,16 @@ func (r Result) Top() (Finding, bool) {
 // WorthACard reports whether r is worth telling the clinician, on a card
 // and by write-back: it has a notable finding, needs review, or is a
 // vertebral study where no body could be localised (said, not guessed);
-// with normal set (normal results get a card too), any result is.
+// with normal set (normal results get a card too), any result is. An
+// image the gate refused is not, but for that vertebral case (its card
+// predates the gate); the custom hook says "not read" on an info card of
+// its own (cds).
 func (r Result) WorthACard(normal bool) bool {
 	_, notable := r.Top()
 	unlocalised := r.Model.Task == inference.TaskVertebral && len(r.Localised) == 0
+	if r.NotRead != nil {
+		return unlocalised && r.NotRead.Reason == ReasonNoVertebra
+	}
 	return notable || r.Review || normal || unlocalised
 }
 

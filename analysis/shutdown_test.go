@@ -156,6 +156,7 @@ func (s *stages) Retrieved(_ time.Duration, ok bool) {
 	}
 }
 func (s *stages) Inferred(model string, _ time.Duration) { s.add("inferred " + model) }
+func (s *stages) Refused(task, reason string)            { s.add("refused " + task + " " + reason) }
 func (s *stages) Analysed(task, outcome string, _ time.Duration) {
 	s.add("analysed " + task + " " + outcome)
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/orthotriage/orthotriage/analysis"
@@ -24,6 +25,7 @@ type stageMetrics struct {
 	decode    prometheus.Histogram
 	inference *prometheus.HistogramVec
 	analysis  *prometheus.HistogramVec
+	refused   *prometheus.CounterVec
 	models    map[string]bool // the label values "model" may take
 }
 
@@ -50,6 +52,10 @@ func newStageMetrics(reg prometheus.Registerer, models []Model) *stageMetrics {
 			Help:    "One analysis of a study computed here, by task and outcome (computed, not_read: nothing a model reads, failed).",
 			Buckets: []float64{.1, .25, .5, 1, 1.5, 2.5, 5, 10, 30, 60, 120},
 		}, []string{"task", "outcome"}),
+		refused: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "orthotriage_images_not_read_total",
+			Help: "Images the image gate refused (no finding made), by task and reason (analysis.Reasons).",
+		}, []string{"task", "reason"}),
 		models: map[string]bool{},
 	}
 	for _, sm := range models {
@@ -89,6 +95,17 @@ func (m *stageMetrics) Analysed(task, outcome string, d time.Duration) {
 		task = "other"
 	}
 	m.analysis.WithLabelValues(task, outcome).Observe(d.Seconds())
+}
+
+// Refused records one image the gate refused.
+func (m *stageMetrics) Refused(task, reason string) {
+	if task != inference.TaskHip && task != inference.TaskVertebral {
+		task = "other"
+	}
+	if !slices.Contains(analysis.Reasons, reason) {
+		reason = "other"
+	}
+	m.refused.WithLabelValues(task, reason).Inc()
 }
 
 // registerModelMetrics counts each model's batches and crops.

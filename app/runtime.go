@@ -33,6 +33,10 @@ type Model interface {
 	// Pipeline is a vertebral model's pipeline around the network; nil
 	// for other tasks.
 	Pipeline() *spine.Pipeline
+	// HasHipLocaliser says whether a hip model's manifest has a localiser
+	// stage, which FindHips runs (analysis.HipLocaliser).
+	HasHipLocaliser() bool
+	FindHips(pixels []float32, rows, cols int) (inference.HipJoints, error)
 	// Stats are the batches the batcher ran and the crops they held.
 	Stats() (batches, crops uint64)
 	// UsesAfterClose counts the runs asked after Close: 0 unless a
@@ -43,10 +47,13 @@ type Model interface {
 }
 
 // classifier is what the analyzer runs: m, with the vertebral pipeline
-// around it for a vertebral model.
+// around it for a vertebral model, or with its hip localiser.
 func classifier(m Model) analysis.Classifier {
 	if p := m.Pipeline(); p != nil {
 		return &analysis.VertebralModel{Classifier: m, Pipeline: p}
+	}
+	if m.HasHipLocaliser() {
+		return &analysis.HipModel{Classifier: m, Localiser: m}
 	}
 	return m
 }

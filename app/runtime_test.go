@@ -73,9 +73,13 @@ func (f *fakeModel) Classify(context.Context, []float32, int) ([]inference.Outpu
 }
 func (f *fakeModel) Manifest() *inference.Manifest { return f.m }
 func (f *fakeModel) Pipeline() *spine.Pipeline     { return nil }
-func (f *fakeModel) Stats() (uint64, uint64)       { return 0, 0 }
-func (f *fakeModel) UsesAfterClose() uint64        { return 0 }
-func (f *fakeModel) Close() error                  { f.closed.Add(1); return nil }
+func (f *fakeModel) HasHipLocaliser() bool         { return false }
+func (f *fakeModel) FindHips([]float32, int, int) (inference.HipJoints, error) {
+	return inference.HipJoints{}, errors.New("no hip localiser")
+}
+func (f *fakeModel) Stats() (uint64, uint64) { return 0, 0 }
+func (f *fakeModel) UsesAfterClose() uint64  { return 0 }
+func (f *fakeModel) Close() error            { f.closed.Add(1); return nil }
 
 func TestLoadModels(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)

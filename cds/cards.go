@@ -348,3 +348,21 @@ func (e *Engine) pendingCard(svc Service, hookInstance string, n int) Card {
 	c.Source.Topic = &Coding{System: localCodes + "/card-topic", Code: svc.Task + "-triage", Display: svc.Title}
 	return c
 }
+
+// notReadCard says on the custom hook that a study's image was not read
+// and why: the gate refused it, no finding was made.
+func (e *Engine) notReadCard(svc Service, hookInstance string, r analysis.Result) Card {
+	s := "AI triage: radiograph not read: " + r.NotRead.Text
+	if r.Model.Synthetic() {
+		s = "[synthetic model] " + s
+	}
+	c := Card{
+		UUID:      uuid.NewSHA1(uuid.NameSpaceURL, []byte(hookInstance+"\x00not-read\x00"+r.BoundKey())).String(),
+		Summary:   truncate(s, maxSummary),
+		Detail:    fmt.Sprintf("The image was not read (reason `%s`): %s. No finding is given; the study needs an ordinary read.", r.NotRead.Reason, mdEscape(r.NotRead.Text)),
+		Indicator: IndicatorInfo,
+		Source:    e.cards.Source,
+	}
+	c.Source.Topic = &Coding{System: localCodes + "/card-topic", Code: svc.Task + "-triage", Display: svc.Title}
+	return c
+}

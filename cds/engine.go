@@ -188,6 +188,14 @@ func (e *Engine) answer(ctx context.Context, svc Service, id, hookInstance strin
 			continue
 		}
 		r := o.Result
+		if r.NotRead != nil && !r.WorthACard(false) {
+			// Refused by the image gate: no finding card; the custom
+			// hook (not patient-view) says it was not read and why.
+			if !svc.Offers(HookPatientView) {
+				resp.Cards = append(resp.Cards, e.notReadCard(svc, hookInstance, r))
+			}
+			continue
+		}
 		rep, err := e.report(r)
 		if err != nil {
 			e.log.ErrorContext(ctx, "result could not be turned into FHIR resources", "service", id, "study", r.Study.ImagingStudyID, "err", err)

@@ -117,11 +117,14 @@ func findingStatus(f analysis.Finding) string {
 	}
 }
 
-// Conclusion is the DiagnosticReport's plain-language conclusion: one
-// sentence per finding with its region and probability, the suggested
+// Conclusion is the DiagnosticReport's plain-language conclusion: why
+// the image was not read when the gate refused it, one sentence per finding with its region and probability, the suggested
 // priority, a review note and the model's warning.
 func Conclusion(r analysis.Result) string {
 	var s []string
+	if nr := r.NotRead; nr != nil && nr.Reason != analysis.ReasonNoVertebra { // that one's note says it
+		s = append(s, fmt.Sprintf("Not read (%s): %s. No finding is given.", nr.Reason, nr.Text))
+	}
 	for _, f := range r.Findings {
 		if !f.Reported {
 			s = append(s, fmt.Sprintf("%s: no finding above threshold (most likely %s, %s%s).", titleCase(regionName(f)), lowerFirst(findingName(f)), percent(f.Probability), flaggedText(f)))

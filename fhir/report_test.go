@@ -644,3 +644,18 @@ func TestPresentedForm(t *testing.T) {
 		})
 	}
 }
+
+// A refused image's report says it was not read and why.
+func TestReportHTMLNotRead(t *testing.T) {
+	m := loadHipManifest(t)
+	r := hipResult(t, m, "oa", "https://ehr.example.org/fhir", "p1", "s1", nil)
+	r.Findings, r.Priority = nil, ""
+	r.NotRead = &analysis.NotRead{Reason: analysis.ReasonNoise, Text: "the image is noise, not a radiograph"}
+	html, err := fhir.ReportHTML(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(html); !strings.Contains(s, "Not read (noise): the image is noise, not a radiograph.") {
+		t.Errorf("report:\n%s", s)
+	}
+}

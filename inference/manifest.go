@@ -52,6 +52,9 @@ type Manifest struct {
 	// region of interest around each body and the fusion model. Required
 	// for the vertebral task, refused for the hip task.
 	Vertebral *Vertebral `json:"vertebral,omitempty"`
+	// Gate are the thresholds of the image gate an image passes before it
+	// is read (GateThresholds); absent or zero fields take the defaults.
+	Gate *Gate `json:"gate,omitempty"`
 
 	fsys  fs.FS  // the model's folder
 	where string // that folder, for messages
@@ -114,7 +117,21 @@ type Tensor struct {
 
 // Preprocess is the pixel preparation the model was trained with.
 type Preprocess struct {
-	Regions   []Region  `json:"regions"`
+	// Regions are the hip crops: fixed squares of the image, or, with a
+	// Localiser, only each crop's name, side and mirroring (the joint's box
+	// places it).
+	Regions []Region `json:"regions"`
+	// Localiser, for a hip model, finds each hip joint and the pelvis on
+	// the whole image (levels "right", "left", "pelvis", in that order);
+	// each crop then follows its joint. Absent: the fixed crops of Regions
+	// (for sites whose model expects them).
+	Localiser *Localiser `json:"localiser,omitempty"`
+	// CropScale: with a Localiser, a crop's side is CropScale x its joint
+	// box's longer side, in [1,4].
+	CropScale float64 `json:"cropScale,omitempty"`
+	// Upright: with a Localiser, the crops are rotated so that the line
+	// through both joint centres is horizontal.
+	Upright   bool      `json:"upright,omitempty"`
 	Resize    Resize    `json:"resize"`
 	Normalize Normalize `json:"normalize"`
 }
@@ -240,6 +257,22 @@ func (m *Manifest) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
+	m.validateIdentity(bad)
+	m.validateTask(bad)
+	m.validateTensors(bad)
+	m.Preprocess.validate(m.Task, bad)
+	m.validateLabels(bad)
+	m.validateUse(bad)
+	if m.Gate != nil {
+		m.Gate.validate(bad)
+	}
+	return errors.Join(errs...)
+}
+
+// badFunc records one bad field of a manifest.
+type badFunc func(field, format string, args ...any)
+
+func (m *Manifest) validateIdentity(bad badFunc) {
 	if m.Schema != ManifestSchema {
 		bad("schema", "%q, this build reads %q", m.Schema, ManifestSchema)
 	}
@@ -249,6 +282,13 @@ func (m *Manifest) Validate() error {
 	if m.Version == "" {
 		bad("version", "required")
 	}
+	if m.File == "" || filepath.IsAbs(m.File) || strings.Contains(m.File, "..") {
+		bad("file", "%q must be a file name beside the manifest", m.File)
+	}
+}
+
+// validateTask checks the task and the blocks that belong to it.
+func (m *Manifest) validateTask(bad badFunc) {
 	switch m.Task {
 	case TaskHip:
 		if m.Vertebral != nil {
@@ -266,12 +306,16 @@ func (m *Manifest) Validate() error {
 		if len(m.Preprocess.Regions) != 0 {
 			bad("preprocessing.regions", "the vertebral regions come from the localiser, not the manifest")
 		}
+		if m.Preprocess.Localiser != nil {
+			bad("preprocessing.localiser", "the vertebral localiser is vertebral.localiser")
+		}
 	default:
 		bad("task", "%q, this build runs %q and %q", m.Task, TaskHip, TaskVertebral)
 	}
-	if m.File == "" || filepath.IsAbs(m.File) || strings.Contains(m.File, "..") {
-		bad("file", "%q must be a file name beside the manifest", m.File)
-	}
+}
+
+// validateTensors checks the network's inputs and outputs.
+func (m *Manifest) validateTensors(bad badFunc) {
 	if len(m.Inputs) != 1 {
 		bad("inputs", "%d inputs, want 1 image tensor", len(m.Inputs))
 	} else {
@@ -299,13 +343,33 @@ func (m *Manifest) Validate() error {
 	if f := m.Output("features"); f != nil && len(f.Shape) != 2 {
 		bad("outputs.features.shape", "%v, want [batch,n]", f.Shape)
 	}
-	p := m.Preprocess
+}
+
+// validate checks the preprocessing block: the regions (fixed crops, or
+// with a hip localiser only names, sides and mirroring), the crop
+// geometry, the resize and the normalisation.
+func (p Preprocess) validate(task string, bad badFunc) {
+	if p.Localiser != nil {
+		p.validateLocaliser(bad)
+	} else {
+		if p.CropScale != 0 {
+			bad("preprocessing.cropScale", "only with preprocessing.localiser (fixed crops have their size)")
+		}
+		if p.Upright {
+			bad("preprocessing.upright", "only with preprocessing.localiser (fixed crops are not rotated)")
+		}
+	}
 	for i, r := range p.Regions {
 		f := fmt.Sprintf("preprocessing.regions[%d]", i)
 		if r.Name == "" || (r.Laterality != "right" && r.Laterality != "left") {
 			bad(f, "needs a name and laterality right or left")
 		}
-		if !(r.Size > 0 && r.Size <= 1) || !(r.Cx >= 0 && r.Cx <= 1) || !(r.Cy >= 0 && r.Cy <= 1) {
+		switch {
+		case p.Localiser != nil:
+			if r.Cx != 0 || r.Cy != 0 || r.Size != 0 {
+				bad(f, "cx, cy and size are for fixed crops: with preprocessing.localiser the joint's box places the crop")
+			}
+		case !(r.Size > 0 && r.Size <= 1) || !(r.Cx >= 0 && r.Cx <= 1) || !(r.Cy >= 0 && r.Cy <= 1):
 			bad(f, "cx, cy in [0,1] and size in (0,1] required")
 		}
 	}
@@ -318,6 +382,50 @@ func (m *Manifest) Validate() error {
 	if !(p.Normalize.Std > 0) || math.IsInf(p.Normalize.Mean, 0) || math.IsNaN(p.Normalize.Mean) {
 		bad("preprocessing.normalize", "std must be > 0 and mean finite")
 	}
+}
+
+// HipLevels are the levels a hip localiser outputs, in this order.
+var HipLevels = []string{"right", "left", "pelvis"}
+
+// validateLocaliser checks a hip localiser stage and the crops it places.
+func (p Preprocess) validateLocaliser(bad badFunc) {
+	p.Localiser.validate("preprocessing.localiser", bad)
+	if !slices.Equal(p.Localiser.Levels, HipLevels) {
+		bad("preprocessing.localiser.levels", "%q, a hip localiser outputs %q", p.Localiser.Levels, HipLevels)
+	}
+	if !(p.CropScale >= 1 && p.CropScale <= 4) {
+		bad("preprocessing.cropScale", "%v: with a localiser the crop side is cropScale x the joint box's longer side, in [1,4]", p.CropScale)
+	}
+	sides := map[string]int{}
+	for _, r := range p.Regions {
+		if sides[r.Laterality]++; sides[r.Laterality] > 1 {
+			bad("preprocessing.regions", "with a localiser each side has one region (%s twice)", r.Laterality)
+		}
+	}
+}
+
+// validate checks a localiser stage; field names it in messages.
+func (l Localiser) validate(field string, bad badFunc) {
+	if !besideManifest(l.File) {
+		bad(field+".file", "%q must be a file name beside the manifest", l.File)
+	}
+	if l.Input == "" || l.Output == "" {
+		bad(field, "input and output tensor names required")
+	}
+	if l.Width < 8 || l.Height < 8 || l.Width > 1024 || l.Height > 1024 {
+		bad(field, "input %dx%d outside 8-1024", l.Width, l.Height)
+	}
+	if len(l.Levels) == 0 {
+		bad(field+".levels", "at least one level required")
+	}
+	if !(l.MinPresence > 0 && l.MinPresence < 1) {
+		bad(field+".minPresence", "must be in (0,1)")
+	}
+}
+
+// validateLabels checks the labels, the calibration, the thresholds and
+// the triage rules.
+func (m *Manifest) validateLabels(bad badFunc) {
 	keys := map[string]bool{}
 	normals := 0
 	for i, l := range m.Labels {
@@ -361,6 +469,10 @@ func (m *Manifest) Validate() error {
 			bad(f+".minProbability", "outside [0,1]")
 		}
 	}
+}
+
+// validateUse checks the training data, warning, FLOPs and intended use.
+func (m *Manifest) validateUse(bad badFunc) {
 	if m.TrainingData == "" {
 		bad("trainingData", "required (\"synthetic\" or a description)")
 	}
@@ -373,7 +485,6 @@ func (m *Manifest) Validate() error {
 	if m.IntendedUse == "" {
 		bad("intendedUse", "required")
 	}
-	return errors.Join(errs...)
 }
 
 // besideManifest checks a file name that must lie beside the manifest.
@@ -381,23 +492,8 @@ func besideManifest(name string) bool {
 	return name != "" && !filepath.IsAbs(name) && !strings.Contains(name, "..") && !strings.ContainsAny(name, "/\\")
 }
 
-func (v *Vertebral) validate(bad func(field, format string, args ...any)) {
-	l := v.Localiser
-	if !besideManifest(l.File) {
-		bad("vertebral.localiser.file", "%q must be a file name beside the manifest", l.File)
-	}
-	if l.Input == "" || l.Output == "" {
-		bad("vertebral.localiser", "input and output tensor names required")
-	}
-	if l.Width < 8 || l.Height < 8 || l.Width > 1024 || l.Height > 1024 {
-		bad("vertebral.localiser", "input %dx%d outside 8-1024", l.Width, l.Height)
-	}
-	if len(l.Levels) == 0 {
-		bad("vertebral.localiser.levels", "at least one level required")
-	}
-	if !(l.MinPresence > 0 && l.MinPresence < 1) {
-		bad("vertebral.localiser.minPresence", "must be in (0,1)")
-	}
+func (v *Vertebral) validate(bad badFunc) {
+	v.Localiser.validate("vertebral.localiser", bad)
 	if !(v.ROI.Scale >= 1 && v.ROI.Scale <= 4) {
 		bad("vertebral.roi.scale", "must be in [1,4]")
 	}

@@ -96,3 +96,57 @@ func refused(t *testing.T, good []byte, edits []manifestEdit) {
 		})
 	}
 }
+
+// hipLocaliserManifest is the shipped hip manifest with a localiser stage.
+func hipLocaliserManifest(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(shippedManifest(t), &m); err != nil {
+		t.Fatal(err)
+	}
+	pre := m["preprocessing"].(map[string]any)
+	pre["localiser"] = map[string]any{"file": "localiser.onnx", "input": "image", "output": "levels", "width": 160, "height": 128,
+		"levels": []any{"right", "left", "pelvis"}, "minPresence": 0.5}
+	pre["cropScale"] = 1.6
+	pre["upright"] = true
+	pre["regions"] = []any{map[string]any{"name": "right-hip", "laterality": "right"}, map[string]any{"name": "left-hip", "laterality": "left", "mirror": true}}
+	m["gate"] = map[string]any{"minStd": 0.05, "minLevels": 3}
+	return m
+}
+
+// A hip manifest with a localiser validates; each broken part of it is
+// refused naming the field, and the fixed crops refuse the localiser's
+// geometry.
+func TestHipLocaliserManifestValidation(t *testing.T) {
+	m := hipLocaliserManifest(t)
+	good, _ := json.Marshal(m)
+	parsed, err := ParseManifest(good)
+	if err != nil {
+		t.Fatalf("hip manifest with a localiser: %v", err)
+	}
+	if g := parsed.GateThresholds(); g.MinStd != 0.05 || g.MinPelvis != 0.5 || g.MinRange != 0.1 || g.Views[0] != "AP" || g.MinLevels != 3 {
+		t.Errorf("gate thresholds %+v", g)
+	}
+	pre := func(m map[string]any) map[string]any { return m["preprocessing"].(map[string]any) }
+	loc := func(m map[string]any) map[string]any { return pre(m)["localiser"].(map[string]any) }
+	refused(t, good, []manifestEdit{
+		{"levels", func(m map[string]any) { loc(m)["levels"] = []any{"left", "right", "pelvis"} }, "preprocessing.localiser.levels"},
+		{"file", func(m map[string]any) { loc(m)["file"] = "../l.onnx" }, "preprocessing.localiser.file"},
+		{"presence", func(m map[string]any) { loc(m)["minPresence"] = 0 }, "preprocessing.localiser.minPresence"},
+		{"no scale", func(m map[string]any) { delete(pre(m), "cropScale") }, "preprocessing.cropScale"},
+		{"fixed geometry", func(m map[string]any) {
+			pre(m)["regions"].([]any)[0].(map[string]any)["cx"] = 0.2
+		}, "preprocessing.regions[0]"},
+		{"one side twice", func(m map[string]any) {
+			pre(m)["regions"].([]any)[1].(map[string]any)["laterality"] = "right"
+		}, "preprocessing.regions"},
+		{"gate range", func(m map[string]any) { m["gate"].(map[string]any)["maxClipped"] = 2 }, "gate.maxClipped"},
+		{"gate view", func(m map[string]any) { m["gate"].(map[string]any)["views"] = []any{"ap"} }, "gate"},
+		{"vertebral with a hip localiser", func(m map[string]any) { m["task"] = "vertebral-fracture-acuity" }, "preprocessing.localiser"},
+	})
+	fixed := shippedManifest(t)
+	refused(t, fixed, []manifestEdit{
+		{"scale without localiser", func(m map[string]any) { pre(m)["cropScale"] = 1.5 }, "preprocessing.cropScale"},
+		{"upright without localiser", func(m map[string]any) { pre(m)["upright"] = true }, "preprocessing.upright"},
+	})
+}

@@ -52,14 +52,18 @@ type Finding struct {
 	// probability is still flagged when the rule's minimum is 30%).
 	PriorityClass string             `json:"priorityClass,omitempty"`
 	Probabilities map[string]float64 `json:"probabilities"`
-	Box           image.Rectangle    `json:"-"` // the crop in image pixels
-	classIndex    int
-	mirror        bool
+	Box           image.Rectangle    `json:"-"` // the crop's bounding box in image pixels
+	// Crop is where the region was taken from (centre, side, angle, mirror).
+	Crop       Crop `json:"-"`
+	classIndex int
 }
 
 // Interpret turns one output into a finding: the top class, its threshold
 // and the triage priority of the manifest's first matching rule.
 func (m *Manifest) Interpret(o Output, c Crop) Finding {
+	if c.Side == 0 && !c.Box.Empty() {
+		c = fixedCrop(c.Region, c.Box) // a crop given only as its square
+	}
 	top := 0
 	for i, p := range o.Probabilities {
 		if p > o.Probabilities[top] {
@@ -67,7 +71,7 @@ func (m *Manifest) Interpret(o Output, c Crop) Finding {
 		}
 	}
 	f := Finding{
-		Region: c.Region.Name, Laterality: c.Region.Laterality, Box: c.Box, classIndex: top, mirror: c.Region.Mirror,
+		Region: c.Region.Name, Laterality: c.Region.Laterality, Box: c.Box, Crop: c, classIndex: top,
 		Class: m.Labels[top].Key, Display: m.Labels[top].Display, Probability: o.Probabilities[top],
 		Probabilities: make(map[string]float64, len(m.Labels)),
 	}
@@ -106,12 +110,14 @@ type Heat struct {
 }
 
 // ActivationMap maps the top class's activation map of o back onto the
-// image: the map is rectified and scaled to [0,1], upsampled bilinearly to
-// the crop, and mirrored back when the region was mirrored. It returns nil
-// when the model has no activation output.
+// image: the map is rectified and scaled to [0,1], and each pixel of the
+// crop's bounding box takes the bilinear value of the map at its place in
+// the crop (rotated and mirrored back as the crop was), 0 outside the crop.
+// It returns nil when the model has no activation output.
 func (f Finding) ActivationMap(o Output) *Heat {
 	h, w := o.CAMSize[0], o.CAMSize[1]
-	if len(o.CAM) < (f.classIndex+1)*h*w || h == 0 || w == 0 || f.Box.Empty() {
+	c := f.Crop
+	if len(o.CAM) < (f.classIndex+1)*h*w || h == 0 || w == 0 || f.Box.Empty() || !(c.Side > 0) {
 		return nil
 	}
 	m := o.CAM[f.classIndex*h*w : (f.classIndex+1)*h*w]
@@ -125,23 +131,25 @@ func (f Finding) ActivationMap(o Output) *Heat {
 		return out
 	}
 	at := func(y, x int) float32 { return max(0, m[y*w+x]) / hi }
+	cos, sin := math.Cos(c.Angle), math.Sin(c.Angle)
 	for y := range bh {
-		// Map pixel centres to map coordinates (cell centres at 0.5).
-		fy := (float64(y)+0.5)/float64(bh)*float64(h) - 0.5
-		y0 := int(math.Floor(fy))
-		ty := float32(fy - float64(y0))
-		y0c, y1c := clamp(y0, h), clamp(y0+1, h)
+		dy := float64(f.Box.Min.Y+y) + 0.5 - c.Centre[1]
 		for x := range bw {
-			fx := (float64(x)+0.5)/float64(bw)*float64(w) - 0.5
-			x0 := int(math.Floor(fx))
-			tx := float32(fx - float64(x0))
-			x0c, x1c := clamp(x0, w), clamp(x0+1, w)
-			v := (1-ty)*((1-tx)*at(y0c, x0c)+tx*at(y0c, x1c)) + ty*((1-tx)*at(y1c, x0c)+tx*at(y1c, x1c))
-			ox := x
-			if f.mirror {
-				ox = bw - 1 - x
+			dx := float64(f.Box.Min.X+x) + 0.5 - c.Centre[0]
+			// The pixel centre in the crop, as fractions of its side.
+			u, v := (dx*cos+dy*sin)/c.Side+0.5, (-dx*sin+dy*cos)/c.Side+0.5
+			if c.Mirror {
+				u = 1 - u
 			}
-			out.Values[y*bw+ox] = v
+			if !(u >= 0 && u < 1 && v >= 0 && v < 1) {
+				continue
+			}
+			// Map coordinates, cell centres at 0.5.
+			fx, fy := u*float64(w)-0.5, v*float64(h)-0.5
+			x0, y0 := int(math.Floor(fx)), int(math.Floor(fy))
+			tx, ty := float32(fx-float64(x0)), float32(fy-float64(y0))
+			x0c, x1c, y0c, y1c := clamp(x0, w), clamp(x0+1, w), clamp(y0, h), clamp(y0+1, h)
+			out.Values[y*bw+x] = (1-ty)*((1-tx)*at(y0c, x0c)+tx*at(y0c, x1c)) + ty*((1-tx)*at(y1c, x0c)+tx*at(y1c, x1c))
 		}
 	}
 	return out

@@ -28,10 +28,25 @@ func resampler(name string) (draw.Scaler, error) {
 const MaxCropSide = 4096
 
 // Crop is where a region was taken from the radiograph, in source pixels,
-// so that activation maps can be mapped back.
+// so that activation maps can be mapped back: a square of Side pixels
+// around Centre whose horizontal axis is at Angle radians from the image's
+// (clockwise on the displayed image, y pointing down), sampled upright and
+// mirrored left-right when Mirror is set.
 type Crop struct {
 	Region Region
-	Box    image.Rectangle // the square in source pixel coordinates (may overhang the image)
+	// Box is the crop's bounding box in source pixels (may overhang the
+	// image): for an unrotated crop, the square itself.
+	Box    image.Rectangle
+	Centre [2]float64 // x, y in source pixels
+	Side   float64
+	Angle  float64
+	Mirror bool
+}
+
+// fixedCrop is the crop of an axis-aligned square.
+func fixedCrop(r Region, box image.Rectangle) Crop {
+	return Crop{Region: r, Box: box, Centre: [2]float64{float64(box.Min.X+box.Max.X) / 2, float64(box.Min.Y+box.Max.Y) / 2},
+		Side: float64(box.Dx()), Mirror: r.Mirror}
 }
 
 // Prepare writes one normalised NCHW plane per manifest region into dst,
@@ -56,7 +71,7 @@ func (p Preprocess) Prepare(pixels []float32, rows, cols int, dst []float32) ([]
 		x0 := int(math.Round(r.Cx*float64(cols))) - side/2
 		y0 := int(math.Round(r.Cy*float64(rows))) - side/2
 		box := image.Rect(x0, y0, x0+side, y0+side)
-		crops[i] = Crop{Region: r, Box: box}
+		crops[i] = fixedCrop(r, box)
 		if err := p.CropResize(pixels, rows, cols, box, r.Mirror, w, h, dst[i*w*h:(i+1)*w*h]); err != nil {
 			return nil, err
 		}
@@ -108,6 +123,12 @@ func (p Preprocess) CropResize(pixels []float32, rows, cols int, box image.Recta
 			src[y*bw+x] = uint16(v*65535 + 0.5)
 		}
 	}
+	return p.resizePlane(scaler, src, bw, bh, w, h, dst)
+}
+
+// resizePlane resizes a bw x bh 16-bit crop to w x h with the manifest's
+// filter and normalises it into dst.
+func (p Preprocess) resizePlane(scaler draw.Scaler, src []uint16, bw, bh, w, h int, dst []float32) error {
 	resized := make([]uint16, w*h)
 	if kernel, ok := scaler.(*draw.Kernel); ok {
 		newKernelResizer(kernel, w, h, bw, bh).resize(resized, src)

@@ -57,12 +57,19 @@ type Classifier interface {
 
 // FileAnalysis is what a hip analysis reports for one file.
 type FileAnalysis struct {
-	File     string              `json:"file"`
-	Model    string              `json:"model"`
+	File  string `json:"file"`
+	Model string `json:"model"`
+	// NotRead is set when the image gate refused the file: no finding.
+	NotRead  *analysis.NotRead   `json:"notRead,omitempty"`
 	Findings []inference.Finding `json:"findings,omitempty"`
-	Heatmap  string              `json:"heatmap,omitempty"`
-	Timings  StageTimings        `json:"timingsMs"`
-	Error    string              `json:"error,omitempty"`
+	// LowConfidence names the regions below the review threshold; Review
+	// is set when there is one.
+	LowConfidence []string       `json:"lowConfidence,omitempty"`
+	Review        bool           `json:"review,omitempty"`
+	Hips          *analysis.Hips `json:"hips,omitempty"`
+	Heatmap       string         `json:"heatmap,omitempty"`
+	Timings       StageTimings   `json:"timingsMs"`
+	Error         string         `json:"error,omitempty"`
 }
 
 // StageTimings are the milliseconds each stage of one file took.
@@ -79,7 +86,12 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 type HipOptions struct {
 	Manifest *inference.Manifest
 	Model    Classifier
-	Limits   imaging.Limits
+	// Localiser is the hip localiser, for a manifest with one.
+	Localiser analysis.HipLocaliser
+	// Policy is the service's review threshold (heat-map thumbnails are
+	// not made here).
+	Policy analysis.Policy
+	Limits imaging.Limits
 	// Heatmap, when set, is where the activation-map overlays go: the PNG
 	// file itself when Single, else a folder (which exists) with one PNG
 	// per file.
@@ -93,16 +105,16 @@ type HipOptions struct {
 // that fails is reported in its place, and Hip then fails, counting them.
 func Hip(ctx context.Context, o HipOptions, files []string, w io.Writer) error {
 	m := o.Manifest
-	pre := m.Preprocess
-	crops := make([]float32, len(pre.Regions)*pre.Resize.Width*pre.Resize.Height)
 	failed := 0
+	an := &analysis.Analyzer{Policy: analysis.Policy{ReviewBelow: o.Policy.ReviewBelow}, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+	model := analysis.ModelOf(m, o.Model, o.Localiser)
 	enc := json.NewEncoder(w)
 	for _, file := range files {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		a := FileAnalysis{File: file, Model: m.ID + " " + m.Version}
-		if err := o.analyze(ctx, file, crops, &a); err != nil {
+		if err := o.analyze(ctx, an, model, file, &a); err != nil {
 			a.Error = err.Error()
 			failed++
 		}
@@ -118,10 +130,10 @@ func Hip(ctx context.Context, o HipOptions, files []string, w io.Writer) error {
 	return nil
 }
 
-// analyze reads, decodes, prepares, classifies and interprets one file,
-// timing each stage, and writes its overlay.
-func (o HipOptions) analyze(ctx context.Context, file string, crops []float32, a *FileAnalysis) error {
-	m := o.Manifest
+// analyze reads and decodes one file and reads it as the service does
+// (the image gate, the crops, the model, the review threshold), timing
+// each stage, and writes its overlay.
+func (o HipOptions) analyze(ctx context.Context, an *analysis.Analyzer, model analysis.Classifier, file string, a *FileAnalysis) error {
 	t0 := time.Now()
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -132,26 +144,27 @@ func (o HipOptions) analyze(ctx context.Context, file string, crops []float32, a
 		return err
 	}
 	t1 := time.Now()
-	regions, err := m.Preprocess.Prepare(img.Pixels, img.Meta.Rows, img.Meta.Columns, crops)
+	hr, err := an.ReadHip(ctx, model, img)
 	if err != nil {
 		return err
 	}
-	t2 := time.Now()
-	outs, err := o.Model.Classify(ctx, crops, len(regions))
-	if err != nil {
-		return err
-	}
-	t3 := time.Now()
-	var heats []*inference.Heat
-	for k, r := range regions {
-		f := m.Interpret(outs[k], r)
-		a.Findings = append(a.Findings, f)
-		if o.Heatmap != "" {
-			heats = append(heats, f.ActivationMap(outs[k]))
+	r := hr.Result
+	a.NotRead, a.Findings, a.Review, a.Hips = r.NotRead, hr.Findings, r.Review, r.Hips
+	for _, f := range r.Findings {
+		if f.LowConfidence {
+			a.LowConfidence = append(a.LowConfidence, f.Region)
 		}
 	}
-	t4 := time.Now()
-	a.Timings = StageTimings{Decode: ms(t1.Sub(t0)), Preprocess: ms(t2.Sub(t1)), Inference: ms(t3.Sub(t2)), Postprocess: ms(t4.Sub(t3))}
+	a.Timings = StageTimings{Decode: ms(t1.Sub(t0)), Preprocess: r.Timings.Preprocess, Inference: r.Timings.Inference, Postprocess: r.Timings.Postprocess}
+	if r.NotRead != nil {
+		return nil
+	}
+	var heats []*inference.Heat
+	for k, f := range hr.Findings {
+		if o.Heatmap != "" {
+			heats = append(heats, f.ActivationMap(hr.Outputs[k]))
+		}
+	}
 	if o.Heatmap == "" {
 		return nil
 	}
@@ -172,6 +185,10 @@ func printHip(w io.Writer, a FileAnalysis, m *inference.Manifest) {
 		fmt.Fprintf(w, "  error: %s\n", a.Error)
 		return
 	}
+	if a.NotRead != nil {
+		fmt.Fprintf(w, "  not read: %s (%s)\n", a.NotRead.Text, a.NotRead.Reason)
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  hip\tfinding\tprobability\tpriority\t")
 	for _, f := range a.Findings {
@@ -182,6 +199,9 @@ func printHip(w io.Writer, a FileAnalysis, m *inference.Manifest) {
 		mark := ""
 		if !f.Reported {
 			mark = " (below threshold)"
+		}
+		if slices.Contains(a.LowConfidence, f.Region) {
+			mark += " (low confidence, needs review)"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%.1f%%%s\t%s\t\n", f.Laterality, f.Display, 100*f.Probability, mark, prio)
 	}
@@ -205,7 +225,9 @@ type SpineAnalysis struct {
 
 // VertebralOptions say how Vertebral analyses files.
 type VertebralOptions struct {
-	Model  *analysis.VertebralModel
+	Model *analysis.VertebralModel
+	// Policy is the service's review threshold.
+	Policy analysis.Policy
 	Limits imaging.Limits
 	// JSON prints one object per file instead of the table.
 	JSON bool
@@ -216,7 +238,7 @@ type VertebralOptions struct {
 // is reported in its place, and Vertebral then fails, counting them.
 func Vertebral(ctx context.Context, o VertebralOptions, files []string, w io.Writer) error {
 	m := o.Model.Pipeline.Manifest
-	a := &analysis.Analyzer{Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+	a := &analysis.Analyzer{Policy: analysis.Policy{ReviewBelow: o.Policy.ReviewBelow}, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
 	enc := json.NewEncoder(w)
 	failed := 0
 	for _, file := range files {
@@ -252,7 +274,7 @@ func (o VertebralOptions) read(ctx context.Context, a *analysis.Analyzer, file s
 	if err != nil {
 		return analysis.Result{}, err
 	}
-	return a.ReadVertebral(ctx, o.Model, img, analysis.Input{})
+	return a.ReadImage(ctx, o.Model, img, analysis.Input{})
 }
 
 func printSpine(w io.Writer, s SpineAnalysis, m *inference.Manifest) {
@@ -262,6 +284,10 @@ func printSpine(w io.Writer, s SpineAnalysis, m *inference.Manifest) {
 		return
 	}
 	r := s.Result
+	if r.NotRead != nil && r.NotRead.Reason != analysis.ReasonNoVertebra {
+		fmt.Fprintf(w, "  not read: %s (%s)\n", r.NotRead.Text, r.NotRead.Reason)
+		return
+	}
 	fmt.Fprintf(w, "  localised: %s\n", strings.Join(r.Localised, " "))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  vertebra\tP(fracture)\tacuity\tP(acute)\tfrom\tpriority\t")

@@ -90,6 +90,89 @@ func pelvisFiles(t *testing.T, n int) string {
 	return dir
 }
 
+// spineFile writes one lateral spine phantom.
+func spineFile(t *testing.T) string {
+	t.Helper()
+	sc := phantom.Spine(9, 0)
+	var b bytes.Buffer
+	if err := imaging.WriteDICOM(&b, sc.Image); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), sc.ID+".dcm")
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// imageFile writes a pelvis phantom's tags (PELVIS, AP, DX or CR) with
+// other pixels, as DICOM.
+func imageFile(t *testing.T, dir, name string, pixel func(x, y int) float64, edit func(r *imaging.Radiograph)) string {
+	t.Helper()
+	r := phantom.Pelvis(9, 0).Image
+	full := float64(int(1)<<r.BitsStored - 1)
+	for y := range r.Rows {
+		for x := range r.Columns {
+			r.Stored[y*r.Columns+x] = int(max(0, min(full, pixel(x, y)*full)))
+		}
+	}
+	r.WindowCenter, r.WindowWidth = nil, nil
+	if edit != nil {
+		edit(&r)
+	}
+	var b bytes.Buffer
+	if err := imaging.WriteDICOM(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name+".dcm")
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// `analyze` reads through the service's gate: a blank image, noise and a
+// CT tagged PELVIS / AP are not read, and say why; the pelvis is read.
+func TestHipGate(t *testing.T) {
+	m, c := hipModel(t)
+	dir := t.TempDir()
+	noise := uint64(1)
+	rnd := func() float64 {
+		noise = noise*6364136223846793005 + 1442695040888963407
+		return float64(noise>>11) / (1 << 53)
+	}
+	files := []string{
+		imageFile(t, dir, "blank", func(x, y int) float64 { return 0.5 }, nil),
+		imageFile(t, dir, "noise", func(x, y int) float64 { return rnd() }, nil),
+		imageFile(t, dir, "ct", func(x, y int) float64 { return float64(x%97) / 97 }, func(r *imaging.Radiograph) { r.Modality = "CT" }),
+		filepath.Join(pelvisFiles(t, 1), "pelvis-9-00000.dcm"),
+	}
+	var out bytes.Buffer
+	if err := Hip(t.Context(), HipOptions{Manifest: m, Model: c, JSON: true}, files, &out); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{analysis.ReasonBlank, analysis.ReasonNoise, analysis.ReasonModality, ""}
+	dec := json.NewDecoder(&out)
+	for i := range files {
+		var a FileAnalysis
+		if err := dec.Decode(&a); err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if a.NotRead != nil {
+			got = a.NotRead.Reason
+		}
+		if got != want[i] || (got != "" && len(a.Findings) != 0) || (got == "" && len(a.Findings) != 2) {
+			t.Errorf("%s: not read %q (want %q), %d findings", files[i], got, want[i], len(a.Findings))
+		}
+	}
+	out.Reset()
+	Hip(t.Context(), HipOptions{Manifest: m, Model: c}, files[:1], &out)
+	if !strings.Contains(out.String(), "not read: the image is blank or uniform") {
+		t.Errorf("table:\n%s", out.String())
+	}
+}
+
 func hipModel(t *testing.T) (*inference.Manifest, fixedClassifier) {
 	t.Helper()
 	m, err := models.Manifest("hip-000")
@@ -201,7 +284,7 @@ func TestVertebralFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := &analysis.VertebralModel{Pipeline: &spine.Pipeline{Manifest: m, Fusion: fusion}}
-	files := []string{filepath.Join(pelvisFiles(t, 1), "pelvis-9-00000.dcm")}
+	files := []string{spineFile(t)}
 	var out bytes.Buffer
 	if err := Vertebral(t.Context(), VertebralOptions{Model: v}, files, &out); err == nil || err.Error() != "1 of 1 files failed" {
 		t.Errorf("error %v", err)

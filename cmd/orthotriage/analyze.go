@@ -43,14 +43,14 @@ func analyzeCmd(ctx context.Context, args []string, library string, lim imaging.
 		}
 	}
 	if mf, err := loadManifest(*modelFlag); err == nil && mf.Task == inference.TaskVertebral {
-		return analyzeVertebral(ctx, mf, files, library, *threads, offline.VertebralOptions{Limits: lim, JSON: *asJSON}, stdout)
+		return analyzeVertebral(ctx, mf, files, library, *threads, offline.VertebralOptions{Limits: lim, JSON: *asJSON, Policy: reviewBelow()}, stdout)
 	}
 	model, err := openModel(*modelFlag, library, *threads)
 	if err != nil {
 		return fmt.Errorf("analyze: %w", err)
 	}
 	defer model.Close()
-	o := offline.HipOptions{Manifest: model.Manifest, Model: model.Model, Limits: lim, Heatmap: *heatmap, Single: single, JSON: *asJSON}
+	o := offline.HipOptions{Manifest: model.Manifest, Model: model.Model, Localiser: hipLocaliser(model), Policy: reviewBelow(), Limits: lim, Heatmap: *heatmap, Single: single, JSON: *asJSON}
 	return wrap("analyze", offline.Hip(ctx, o, files, stdout))
 }
 

@@ -61,7 +61,7 @@ func evalCmd(ctx context.Context, args []string, library string, lim imaging.Lim
 		return fmt.Errorf("eval: %w", err)
 	}
 	defer model.Close()
-	o := evaluate.HipOptions{Manifest: model.Manifest, Model: model.Model, Data: *data, Limits: lim,
+	o := evaluate.HipOptions{Manifest: model.Manifest, Model: model.Model, Localiser: hipLocaliser(model), Policy: reviewBelow(), Data: *data, Limits: lim,
 		Resamples: *resamples, Seed: *seed, Progress: stderr}
 	if perturbations != nil {
 		return evalRobustness(ctx, o, perturbations, *plots, *asJSON, stdout)

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/config"
 	"github.com/orthotriage/orthotriage/inference"
 	"github.com/orthotriage/orthotriage/inference/models"
 	"github.com/orthotriage/orthotriage/inference/onnx"
@@ -46,4 +48,19 @@ func openVertebral(m *inference.Manifest, library string, threads int) (*spine.P
 		return nil, nil, fmt.Errorf("model %s lacks its localiser, network or fusion file", m.ID)
 	}
 	return p, closeAll, nil
+}
+
+// hipLocaliser is a loaded model's hip localiser, nil (not a typed nil)
+// when it has none.
+func hipLocaliser(l *onnx.Loaded) analysis.HipLocaliser {
+	if l.HipLocaliser == nil {
+		return nil
+	}
+	return l.HipLocaliser
+}
+
+// reviewBelow is the service's default review threshold, which `analyze`
+// and `eval` apply as the service does.
+func reviewBelow() analysis.Policy {
+	return analysis.Policy{ReviewBelow: config.Default().Results.ReviewBelow}
 }

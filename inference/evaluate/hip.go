@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/imaging/perturb"
 	"github.com/orthotriage/orthotriage/inference"
@@ -29,6 +31,10 @@ type Classifier interface {
 type HipOptions struct {
 	Manifest *inference.Manifest
 	Model    Classifier
+	// Localiser is the hip localiser, for a manifest with one.
+	Localiser analysis.HipLocaliser
+	// Policy is the service's review threshold: hips below it are counted.
+	Policy analysis.Policy
 	// Data is the folder holding labels.csv (file,left,right and optionally
 	// left_difficulty,right_difficulty) and the DICOM files it names.
 	Data   string
@@ -58,6 +64,10 @@ type HipEvaluation struct {
 	Rewritten    int
 	Report       *Report
 	Cases        []Case
+	// NotRead are the radiographs the image gate refused (no hip of them
+	// is in Cases); Review counts the hips below the review threshold.
+	NotRead []NotReadCase
+	Review  int
 	// TemperatureFit is set by FitTemperature.
 	TemperatureFit *TemperatureFit
 }
@@ -80,8 +90,8 @@ func Hip(ctx context.Context, o HipOptions) (*HipEvaluation, error) {
 		e.Perturbation = o.Perturbation.Name
 		label = "eval " + o.Perturbation.Name
 	}
-	pre := m.Preprocess
-	crops := make([]float32, len(pre.Regions)*pre.Resize.Width*pre.Resize.Height)
+	an := &analysis.Analyzer{Policy: analysis.Policy{ReviewBelow: o.Policy.ReviewBelow}, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+	model := analysis.ModelOf(m, o.Model, o.Localiser)
 	var decodeTime, inferTime time.Duration
 	began := time.Now()
 	for i, row := range rows {
@@ -93,20 +103,22 @@ func Hip(ctx context.Context, o HipOptions) (*HipEvaluation, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", row.file, err)
 		}
-		regions, err := pre.Prepare(img.Pixels, img.Meta.Rows, img.Meta.Columns, crops)
+		// The service's own reading: the image gate, the crops, the model.
+		hr, err := an.ReadHip(ctx, model, img)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", row.file, err)
 		}
-		t1 := time.Now()
-		outs, err := o.Model.Classify(ctx, crops, len(regions))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", row.file, err)
+		decodeTime += time.Since(t0) - time.Duration(hr.Result.Timings.Inference*float64(time.Millisecond))
+		inferTime += time.Duration(hr.Result.Timings.Inference * float64(time.Millisecond))
+		if nr := hr.Result.NotRead; nr != nil {
+			e.NotRead = append(e.NotRead, NotReadCase{File: row.file, Reason: nr.Reason, Text: nr.Text})
 		}
-		decodeTime += t1.Sub(t0)
-		inferTime += time.Since(t1)
-		for k, r := range regions {
-			side := row.sides[r.Region.Laterality]
-			e.Cases = append(e.Cases, Case{Truth: side.truth, Probabilities: outs[k].Probabilities, Logits: outs[k].Logits, Cluster: row.file, Group: side.difficulty})
+		for k, f := range hr.Findings {
+			side := row.sides[f.Laterality]
+			e.Cases = append(e.Cases, Case{Truth: side.truth, Probabilities: hr.Outputs[k].Probabilities, Logits: hr.Outputs[k].Logits, Cluster: row.file, Group: side.difficulty})
+			if hr.Result.Findings[k].LowConfidence {
+				e.Review++
+			}
 		}
 		if done := i + 1; done%100 == 0 || done == len(rows) {
 			fmt.Fprintf(progress, "%s: %d/%d radiographs (%.1fs)\n", label, done, len(rows), time.Since(began).Seconds())
@@ -117,12 +129,25 @@ func Hip(ctx context.Context, o HipOptions) (*HipEvaluation, error) {
 	if o.Perturbation != nil && o.Perturbation.Mono1 {
 		fmt.Fprintf(progress, "%s: %d of %d files rewritten as MONOCHROME1, the others were already\n", label, e.Rewritten, len(rows))
 	}
+	if len(e.NotRead) > 0 {
+		fmt.Fprintf(progress, "%s: %d of %d radiographs not read by the image gate (%s)\n", label, len(e.NotRead), len(rows), notReadSummary(e.NotRead))
+	}
+	if len(e.Cases) == 0 {
+		return nil, fmt.Errorf("%s: no radiograph was read (%d not read by the image gate: %s)", o.Data, len(e.NotRead), notReadSummary(e.NotRead))
+	}
 	labels := make([]string, len(m.Labels))
 	for i, l := range m.Labels {
 		labels[i] = l.Key
 	}
 	e.Report = Evaluate(e.Cases, labels, o.Resamples, o.Seed)
 	return e, nil
+}
+
+// NotReadCase is one radiograph the image gate refused.
+type NotReadCase struct {
+	File   string `json:"file"`
+	Reason string `json:"reason"`
+	Text   string `json:"text"`
 }
 
 // read reads and decodes one DICOM file of the folder, perturbed as o says.
@@ -147,6 +172,23 @@ func (e *HipEvaluation) read(o HipOptions, file string) (*imaging.Image, error) 
 		return nil, err
 	}
 	return p.Image(img, fileSeed(o.Seed, file))
+}
+
+// notReadSummary counts refusals by reason: "blank 2, noise 1".
+func notReadSummary(cases []NotReadCase) string {
+	n := map[string]int{}
+	var reasons []string
+	for _, c := range cases {
+		if n[c.Reason]++; n[c.Reason] == 1 {
+			reasons = append(reasons, c.Reason)
+		}
+	}
+	slices.Sort(reasons)
+	var parts []string
+	for _, r := range reasons {
+		parts = append(parts, fmt.Sprintf("%s %d", r, n[r]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // fileSeed is the noise seed of one file: the run's seed and the file's
@@ -206,12 +248,14 @@ func (e *HipEvaluation) WriteJSON(w io.Writer) error {
 type hipRun struct {
 	Perturbation   string          `json:"perturbation,omitempty"`
 	Rewritten      int             `json:"rewritten,omitempty"`
+	NotRead        []NotReadCase   `json:"notRead,omitempty"`
+	Review         int             `json:"belowReview,omitempty"`
 	TemperatureFit *TemperatureFit `json:"temperatureFit,omitempty"`
 	*Report
 }
 
 func (e *HipEvaluation) run() hipRun {
-	r := hipRun{Rewritten: e.Rewritten, TemperatureFit: e.TemperatureFit, Report: e.Report}
+	r := hipRun{Rewritten: e.Rewritten, NotRead: e.NotRead, Review: e.Review, TemperatureFit: e.TemperatureFit, Report: e.Report}
 	if e.Perturbation != "none" {
 		r.Perturbation = e.Perturbation
 	}
@@ -227,6 +271,12 @@ func (e *HipEvaluation) Print(w io.Writer) {
 	}
 	if m.TrainingData == "synthetic" {
 		fmt.Fprintf(w, "(%s)\n", m.Warning)
+	}
+	if len(e.NotRead) > 0 {
+		fmt.Fprintf(w, "not read by the image gate: %d radiographs (%s), left out of the table\n", len(e.NotRead), notReadSummary(e.NotRead))
+	}
+	if e.Review > 0 {
+		fmt.Fprintf(w, "below the review threshold: %d hips (marked low confidence, needs review, by the service)\n", e.Review)
 	}
 	printReport(w, r)
 	if f := e.TemperatureFit; f != nil {

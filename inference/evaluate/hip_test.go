@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
 	"github.com/orthotriage/orthotriage/phantom"
@@ -178,5 +179,48 @@ func TestHipFailures(t *testing.T) {
 	os.Remove(filepath.Join(data, "pelvis-7-00000.dcm"))
 	if _, err := Hip(t.Context(), HipOptions{Manifest: m, Model: oracle, Data: data, Resamples: 100}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// eval reads through the service's gate and review threshold: a blank
+// image tagged PELVIS / AP is recorded as not read and left out of the
+// table; a folder of nothing readable is an error saying so.
+func TestHipGate(t *testing.T) {
+	m := hipManifest(t)
+	data, oracle := hipData(t, m, 4)
+	blank := phantom.Pelvis(7, 0).Image
+	for i := range blank.Stored {
+		blank.Stored[i] = 1000
+	}
+	blank.WindowCenter, blank.WindowWidth = nil, nil
+	if blank.BodyPartExamined != "PELVIS" || blank.ViewPosition != "AP" {
+		t.Fatalf("phantom tags %s %s", blank.BodyPartExamined, blank.ViewPosition)
+	}
+	var dcm bytes.Buffer
+	if err := imaging.WriteDICOM(&dcm, blank); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(data, "blank.dcm"), dcm.Bytes(), 0o600)
+	labels, _ := os.ReadFile(filepath.Join(data, "labels.csv"))
+	os.WriteFile(filepath.Join(data, "labels.csv"), append(labels, "blank.dcm,normal,normal,,\n"...), 0o600)
+	// One hip below the review threshold.
+	oracle.outputs[0][0].Probabilities = []float64{0.55, 0.45, 0, 0, 0, 0, 0, 0}
+	var progress, out bytes.Buffer
+	e, err := Hip(t.Context(), HipOptions{Manifest: m, Model: oracle, Data: data, Resamples: 100, Progress: &progress, Policy: analysis.Policy{ReviewBelow: 0.6}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.NotRead) != 1 || e.NotRead[0].File != "blank.dcm" || e.NotRead[0].Reason != analysis.ReasonBlank || e.Report.Clusters != 4 || e.Review != 1 {
+		t.Errorf("not read %+v, %d radiographs in the table, %d below review", e.NotRead, e.Report.Clusters, e.Review)
+	}
+	e.Print(&out)
+	if !strings.Contains(out.String(), "not read by the image gate: 1 radiographs (blank 1)") || !strings.Contains(progress.String(), "1 of 5 radiographs not read") {
+		t.Errorf("report:\n%s\nprogress:\n%s", out.String(), progress.String())
+	}
+	only := t.TempDir()
+	os.WriteFile(filepath.Join(only, "blank.dcm"), dcm.Bytes(), 0o600)
+	os.WriteFile(filepath.Join(only, "labels.csv"), []byte("file,left,right\nblank.dcm,normal,normal\n"), 0o600)
+	if _, err := Hip(t.Context(), HipOptions{Manifest: m, Model: oracle, Data: only, Resamples: 100}); err == nil || !strings.Contains(err.Error(), "no radiograph was read") {
+		t.Errorf("only a blank image: %v", err)
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"github.com/orthotriage/orthotriage/inference"
 )
 
-// LocaliserModel is a loaded vertebral localiser (see inference.Localiser).
+// LocaliserModel is a loaded whole-image localiser (see
+// inference.Localiser): a vertebral manifest's, or a hip manifest's
+// preprocessing.localiser.
 type LocaliserModel struct {
 	spec    inference.Localiser
 	pre     inference.Preprocess
@@ -23,10 +25,22 @@ func LoadLocaliser(m *inference.Manifest, opt SessionOptions) (*LocaliserModel, 
 	if m.Vertebral == nil {
 		return nil, fmt.Errorf("model %s: no vertebral localiser in the manifest", m.ID)
 	}
+	return loadLocaliser(m, m.Vertebral.Localiser, opt)
+}
+
+// LoadHipLocaliser creates the session of a hip manifest's localiser
+// (preprocessing.localiser) and checks it against the manifest.
+func LoadHipLocaliser(m *inference.Manifest, opt SessionOptions) (*LocaliserModel, error) {
+	if m.Preprocess.Localiser == nil {
+		return nil, fmt.Errorf("model %s: no hip localiser in the manifest", m.ID)
+	}
+	return loadLocaliser(m, *m.Preprocess.Localiser, opt)
+}
+
+func loadLocaliser(m *inference.Manifest, l inference.Localiser, opt SessionOptions) (*LocaliserModel, error) {
 	if !ort.IsInitialized() {
 		return nil, errors.New("onnx: runtime not initialised")
 	}
-	l := m.Vertebral.Localiser
 	data, err := m.ReadFile(l.File)
 	if err != nil {
 		return nil, err
@@ -61,6 +75,25 @@ func (lm *LocaliserModel) Input(pixels []float32, rows, cols int, dst []float32)
 // under 4 pixels a side are left out; an empty answer means nothing could
 // be localised.
 func (lm *LocaliserModel) Find(pixels []float32, rows, cols int) ([]inference.Body, error) {
+	out, err := lm.run(pixels, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	return inference.DecodeBodies(lm.spec, out, rows, cols)
+}
+
+// FindHips finds the hip joints and the pelvis of a display-ready image
+// with a hip localiser (see inference.DecodeHips).
+func (lm *LocaliserModel) FindHips(pixels []float32, rows, cols int) (inference.HipJoints, error) {
+	out, err := lm.run(pixels, rows, cols)
+	if err != nil {
+		return inference.HipJoints{}, err
+	}
+	return inference.DecodeHips(lm.spec, out, rows, cols)
+}
+
+// run is the localiser's raw output for one image: levels x 5 values.
+func (lm *LocaliserModel) run(pixels []float32, rows, cols int) ([]float32, error) {
 	l := lm.spec
 	in := make([]float32, l.Width*l.Height)
 	if err := lm.Input(pixels, rows, cols, in); err != nil {
@@ -84,7 +117,7 @@ func (lm *LocaliserModel) Find(pixels []float32, rows, cols int) ([]inference.Bo
 	if !ok {
 		return nil, errors.New("onnx: localiser output is not float32")
 	}
-	return inference.DecodeBodies(l, t.GetData(), rows, cols)
+	return append([]float32(nil), t.GetData()...), nil
 }
 
 // Close releases the session once the run under way is done; later runs

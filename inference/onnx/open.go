@@ -13,9 +13,16 @@ import (
 // The pipeline's stages, as spine declares them.
 var (
 	_ spine.Localiser  = (*LocaliserModel)(nil)
+	_ hipLocaliser     = (*LocaliserModel)(nil)
 	_ spine.Classifier = (*Batcher)(nil)
 	_ spine.Classifier = (*Model)(nil)
 )
+
+// hipLocaliser is analysis.HipLocaliser (this package does not import
+// analysis).
+type hipLocaliser interface {
+	FindHips(pixels []float32, rows, cols int) (inference.HipJoints, error)
+}
 
 // Options say how Open loads a manifest's files.
 type Options struct {
@@ -31,7 +38,8 @@ type Options struct {
 	BatchMax  int
 	BatchWait time.Duration
 	// Partial loads only the stages of the manifest whose files exist, in
-	// the order training writes them (a vertebral model's localiser, then
+	// the order training writes them (a hip model's localiser, then its
+	// network; a vertebral model's localiser, then
 	// its network, then its fusion model), stopping at the first absent:
 	// the training data of each stage needs the ones before it. ONNX
 	// Runtime is loaded only when a stage is. Without Partial an absent
@@ -49,6 +57,9 @@ type Loaded struct {
 	// Localiser is a vertebral manifest's localiser; nil for other tasks
 	// or when Partial found no file.
 	Localiser *LocaliserModel
+	// HipLocaliser is a hip manifest's localiser (preprocessing.localiser);
+	// nil when it has none or Partial found no file.
+	HipLocaliser *LocaliserModel
 	// Pipeline is a vertebral manifest's pipeline around the stages that
 	// loaded: Localiser, the network (Batcher when there is one, else
 	// Model) and the fusion model; nil for other tasks. A stage that did
@@ -92,6 +103,21 @@ func (l *Loaded) open(o Options) error {
 		return err
 	}
 	vertebral := m.Task == inference.TaskVertebral
+	if hl := m.Preprocess.Localiser; hl != nil {
+		// The hip localiser is trained first: the classifier's crops
+		// follow it.
+		if absent(hl.File) {
+			return nil
+		}
+		if err := start(); err != nil {
+			return err
+		}
+		loc, err := LoadHipLocaliser(m, o.Session)
+		if err != nil {
+			return err
+		}
+		l.HipLocaliser = loc
+	}
 	if vertebral {
 		l.Pipeline = &spine.Pipeline{Manifest: m}
 		if absent(m.Vertebral.Localiser.File) {
@@ -155,6 +181,9 @@ func (l *Loaded) UsesAfterClose() uint64 {
 	if l.Localiser != nil {
 		n += l.Localiser.UsesAfterClose()
 	}
+	if l.HipLocaliser != nil {
+		n += l.HipLocaliser.UsesAfterClose()
+	}
 	return n
 }
 
@@ -171,6 +200,9 @@ func (l *Loaded) Close() error {
 		}
 		if l.Localiser != nil {
 			errs = append(errs, l.Localiser.Close())
+		}
+		if l.HipLocaliser != nil {
+			errs = append(errs, l.HipLocaliser.Close())
 		}
 		l.closeErr = errors.Join(errs...)
 	})

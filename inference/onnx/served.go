@@ -2,6 +2,7 @@ package onnx
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/orthotriage/orthotriage/inference"
 	"github.com/orthotriage/orthotriage/inference/spine"
@@ -37,6 +38,17 @@ func (s *Served) Manifest() *inference.Manifest { return s.l.Manifest }
 // Pipeline is a vertebral model's pipeline around the network; nil for
 // other tasks.
 func (s *Served) Pipeline() *spine.Pipeline { return s.l.Pipeline }
+
+// HasHipLocaliser says whether the model has a hip localiser stage.
+func (s *Served) HasHipLocaliser() bool { return s.l.HipLocaliser != nil }
+
+// FindHips runs the hip localiser (see LocaliserModel.FindHips).
+func (s *Served) FindHips(pixels []float32, rows, cols int) (inference.HipJoints, error) {
+	if s.l.HipLocaliser == nil {
+		return inference.HipJoints{}, fmt.Errorf("onnx: model %s has no hip localiser", s.l.Manifest.ID)
+	}
+	return s.l.HipLocaliser.FindHips(pixels, rows, cols)
+}
 
 // Stats returns how many batches the batcher ran and how many crops they
 // held; 0, 0 without a batcher.
