@@ -117,6 +117,23 @@ def jitter(x, g):
     return x * gain + bias + torch.randn(x.shape, generator=g) * 0.03
 
 
+def degrade(x, g, noise=0.3, blur=0.25):
+    """What the radiograph's own quality varies by, beyond jitter: for
+    half of the images Gaussian noise of a standard deviation drawn up to
+    noise (in the normalised units: 0.3 is 0.075 of the display range), and
+    for a share blur of them the loss of half the resolution (2x2 average
+    pooling, then bilinear upsampling back)."""
+    b = x.shape[0]
+    sigma = torch.rand(b, 1, 1, 1, generator=g) * noise * (torch.rand(b, 1, 1, 1, generator=g) < 0.5)
+    x = x + torch.randn(x.shape, generator=g) * sigma
+    half = (torch.rand(b, generator=g) < blur)
+    if half.any():
+        lo = F.interpolate(F.avg_pool2d(x[half], 2), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        x = x.clone()
+        x[half] = lo
+    return x
+
+
 def augment(x, g, degrees, scale, shift):
     """Small rotations (+-degrees), scale (+-scale/2) and shifts (+-shift/2
     in affine_grid's [-1, 1] coordinates: +-shift/4 of the side), then
