@@ -134,7 +134,7 @@ func checkGolden(t *testing.T, data []byte, g onnxGolden) {
 			want := o.Values[k]
 			d := math.Abs(v-want) / math.Max(1, math.Abs(want))
 			if !(d <= tol) { // also NaN
-				t.Errorf("output %s value %d: ONNX Runtime %.7g, PyTorch %.7g", o.Name, k, v, want)
+				t.Errorf("output %s value %d: ONNX Runtime %.7g, PyTorch %.7g (difference %.3g > %.3g)", o.Name, k, v, want, d, tol)
 				break
 			}
 			worst = math.Max(worst, d)
