@@ -100,6 +100,8 @@ $py - "$W/fit.json" "$model/manifest.json" <<'PY'
 import json, re, sys
 fit = json.load(open(sys.argv[1]))["temperatureFit"]
 t = round(float(fit["temperature"]), 4)
+if fit.get("atBound"):
+    print(f"warning: the temperature fit stopped at a bound ({t}): the validation set has too few errors to calibrate on")
 path = sys.argv[2]
 s = open(path).read()
 s2, n = re.subn(r'"calibration":\s*\{"temperature":\s*[0-9.eE+-]+\}', '"calibration": {"temperature": %s}' % t, s)
