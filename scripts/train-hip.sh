@@ -1,31 +1,118 @@
 #!/usr/bin/env bash
-# Reproduces the reference hip model inference/models/hip-000: generates the
-# phantom crops with the service's own preprocessing, trains with Debian's
-# PyTorch, exports ONNX and the golden probabilities, then evaluates the
-# exported model in Go on a held-out DICOM test set. About 25 minutes on
-# 2 cores. Knobs: TRAIN_N (pelvis cases, 2 hips each), EPOCHS, TEST_N.
+# Reproduces the reference hip model inference/models/hip-000 on phantoms
+# with the variation departments see (--vary clinical: rotation +-15
+# degrees, shift +-15%, zoom 0.8-1.2, exposure, noise, collimation,
+# markers, text). Each stage's data is written by the Go service's own code
+# with the stages before it (orthotriage phantom pelvis --crops-only):
+#   1. localiser   seed 1 (LOC_N radiographs), seed 2 (LOC_VAL_N) for
+#                  validation, negatives seeds 7 (NEG_N) and 8 (NEG_VAL_N):
+#                  blank, black, noise, lateral spine, upside down, over-
+#                  and under-exposed, where no hip is to be found
+#                                                    -> localiser.onnx
+#   2. classifier  seed 1 (TRAIN_N) and seed 2 (VAL_N) crops cut upright
+#                  around the hips the trained localiser finds; golden
+#                  rows from a pool of seed 4 (GOLDEN_N, default variation,
+#                  as TestGoldenProbabilities regenerates them)
+#                                                    -> model.onnx
+#   3. calibration the temperature fitted on seed 2 (VAL_N DICOM files)
+#                  goes into manifest.json
+#   4. evaluation  seed 3 (TEST_N DICOM files), never seen in training,
+#                  unperturbed and under each of PERTURB
+# Goldens: golden.json (end to end), model.golden.json and
+# localiser.golden.json (stored inputs, TestGoldenONNX).
+# About an hour on 2 cores; not part of `make test`. Knobs: LOC_N,
+# LOC_VAL_N, NEG_N, NEG_VAL_N, TRAIN_N, VAL_N, TEST_N, GOLDEN_N,
+# LOC_EPOCHS, EPOCHS, BATCH, THREADS, PERTURB; HIP_WORK (work folder,
+# default .cache/hip); HIP_NO_COPY=1 stops after training, before the
+# files replace the shipped model; NEG_FLAGS (the phantom option that
+# writes negatives, default --negatives).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TRAIN_N=${TRAIN_N:-4000} VAL_N=${VAL_N:-300} TEST_N=${TEST_N:-400} EPOCHS=${EPOCHS:-14}
-W=.cache/hip
+LOC_N=${LOC_N:-2500} LOC_VAL_N=${LOC_VAL_N:-300} NEG_N=${NEG_N:-700} NEG_VAL_N=${NEG_VAL_N:-140}
+TRAIN_N=${TRAIN_N:-4000} VAL_N=${VAL_N:-300} TEST_N=${TEST_N:-400} GOLDEN_N=${GOLDEN_N:-40}
+LOC_EPOCHS=${LOC_EPOCHS:-25} EPOCHS=${EPOCHS:-14} BATCH=${BATCH:-64} THREADS=${THREADS:-$(nproc)}
+PERTURB=${PERTURB:-rotate=15,shiftx=0.1,shifty=0.1,zoom=0.85,zoom=1.15,noise=0.10,halfres,mono1}
+NEG_FLAGS=${NEG_FLAGS:---negatives}
+W=${HIP_WORK:-.cache/hip}
 bin=bin/orthotriage
 model=inference/models/hip-000
+py=/usr/bin/python3
+vary="--vary clinical"
 scripts/setup.sh torch ort
-mkdir -p "$W"
-# Seeds: 1 train, 2 validation, 3 test (never seen in training), 4 golden.
-[ -f "$W/train-$TRAIN_N/crops.npy" ] || $bin phantom pelvis --n "$TRAIN_N" --seed 1 --out "$W/train-$TRAIN_N" --crops-only
-[ -f "$W/val-$VAL_N/crops.npy" ] || $bin phantom pelvis --n "$VAL_N" --seed 2 --out "$W/val-$VAL_N" --crops-only
-$bin phantom pelvis --n 4 --seed 4 --out "$W/golden" --crops-only
-/usr/bin/python3 "$model/train.py" --train "$W/train-$TRAIN_N" --val "$W/val-$VAL_N" --golden "$W/golden" \
-  --epochs "$EPOCHS" --out "$W/model" | tee "$W/train.log"
-cp "$W/model/model.onnx" "$model/model.onnx"
-# The shipped model is embedded in the binary: rebuild it with the new file.
 make --no-print-directory build
-/usr/bin/python3 - "$W/model/training.json" "$model/golden.json" <<'PY'
+began=$SECONDS
+step() { echo "== $* ($((SECONDS - began))s)"; }
+mkdir -p "$W"
+# The model folder being built: the manifest (with its localiser stage),
+# then each stage's file. The shipped classifier stands in until step 2.
+rm -rf "$W/model" && mkdir -p "$W/model" && cp "$model/manifest.json" "$model/model.onnx" "$W/model/"
+rm -f "$W/model/localiser.onnx"
+# Seeds: 1 train, 2 validation, 3 test (never seen in training), 4 golden,
+# 7 and 8 negatives (train, validation).
+phantom() { # phantom OUT ARGS...: crops-only data through the model being built
+  local out=$1; shift
+  rm -rf "$out" && $bin phantom pelvis --out "$out" --crops-only --model "$W/model" "$@"
+}
+
+step "1/4 localiser data (seed 1: $LOC_N, seed 2: $LOC_VAL_N varied radiographs; negatives seed 7: $NEG_N, seed 8: $NEG_VAL_N)"
+phantom "$W/loc-train" --n "$LOC_N" --seed 1 $vary
+phantom "$W/loc-val" --n "$LOC_VAL_N" --seed 2 $vary
+phantom "$W/loc-neg" --n "$NEG_N" --seed 7 $NEG_FLAGS
+phantom "$W/loc-neg-val" --n "$NEG_VAL_N" --seed 8 $NEG_FLAGS
+step "1/4 localiser training ($LOC_EPOCHS epochs)"
+$py "$model/train_localiser.py" --train "$W/loc-train" --val "$W/loc-val" --negatives "$W/loc-neg" \
+  --val-negatives "$W/loc-neg-val" --out "$W/model" --epochs "$LOC_EPOCHS" --batch 32 --threads "$THREADS" --golden \
+  | tee "$W/train-localiser.log"
+if [ -z "${HIP_NO_COPY:-}" ]; then
+  cp "$W/model/localiser.onnx" "$W/model/localiser.golden.json" "$model/"
+  # The shipped model is embedded in the binary: rebuild it with the new file.
+  make --no-print-directory build
+fi
+
+step "2/4 classifier crops through the trained localiser (seed 1: $TRAIN_N, seed 2: $VAL_N, golden pool seed 4: $GOLDEN_N)"
+phantom "$W/train" --n "$TRAIN_N" --seed 1 $vary
+phantom "$W/val" --n "$VAL_N" --seed 2 $vary
+phantom "$W/golden" --n "$GOLDEN_N" --seed 4
+for d in train val golden; do
+  [ -f "$W/$d/crops.npy" ] || { echo "$W/$d: no crops.npy (does the localiser stage write crops once localiser.onnx exists?)" >&2; exit 1; }
+done
+step "2/4 classifier training ($EPOCHS epochs)"
+$py "$model/train.py" --train "$W/train" --val "$W/val" --golden "$W/golden" \
+  --epochs "$EPOCHS" --batch "$BATCH" --threads "$THREADS" --out "$W/model" | tee "$W/train.log"
+# golden.json: the end-to-end rows (case index, side) for
+# TestGoldenProbabilities; training.json without them.
+$py - "$W/model/training.json" "$W/model/golden.json" "$GOLDEN_N" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-json.dump({"seed": 4, "cases": 4, "probabilities": r.pop("golden")}, open(sys.argv[2], "w"), indent=1)
-json.dump(r, open(sys.argv[2].replace("golden.json", "training.json"), "w"), indent=1)
+rows = r.pop("golden")
+json.dump({"seed": 4, "cases": len({g["index"] for g in rows}), "pool": int(sys.argv[3]), "probabilities": rows},
+          open(sys.argv[2], "w"), indent=1)
+json.dump(r, open(sys.argv[1], "w"), indent=1)
 PY
-[ -f "$W/test-$TEST_N/labels.csv" ] || $bin phantom pelvis --n "$TEST_N" --seed 3 --out "$W/test-$TEST_N"
-$bin eval --model hip-000 --data "$W/test-$TEST_N" --plots "$W/plots" | tee "$W/eval.txt"
+[ -n "${HIP_NO_COPY:-}" ] && { step "stopped before copying (HIP_NO_COPY)"; exit 0; }
+cp "$W/model/model.onnx" "$W/model/model.golden.json" "$W/model/golden.json" "$W/model/training.json" "$model/"
+make --no-print-directory build
+
+step "3/4 temperature fitted on seed 2 ($VAL_N varied DICOM files)"
+[ -f "$W/val-dicom-$VAL_N/labels.csv" ] || { rm -rf "$W/val-dicom-$VAL_N"; $bin phantom pelvis --n "$VAL_N" --seed 2 $vary --out "$W/val-dicom-$VAL_N"; }
+$bin eval --model hip-000 --data "$W/val-dicom-$VAL_N" --fit-temperature --json > "$W/fit.json"
+$py - "$W/fit.json" "$model/manifest.json" <<'PY'
+import json, re, sys
+fit = json.load(open(sys.argv[1]))["temperatureFit"]
+t = round(float(fit["temperature"]), 4)
+if fit.get("atBound"):
+    print(f"warning: the temperature fit stopped at a bound ({t}): the validation set has too few errors to calibrate on")
+path = sys.argv[2]
+s = open(path).read()
+s2, n = re.subn(r'"calibration":\s*\{"temperature":\s*[0-9.eE+-]+\}', '"calibration": {"temperature": %s}' % t, s)
+if n != 1:
+    raise SystemExit(f"{path}: no single calibration block to set")
+open(path, "w").write(s2)
+print(f"temperature {t} (fitted on {fit.get('n', fit.get('N', '?'))} hips) -> {path}")
+PY
+make --no-print-directory build
+
+step "4/4 evaluation (seed 3, $TEST_N varied DICOM files, perturbations $PERTURB)"
+[ -f "$W/test-$TEST_N/labels.csv" ] || { rm -rf "$W/test-$TEST_N"; $bin phantom pelvis --n "$TEST_N" --seed 3 $vary --out "$W/test-$TEST_N"; }
+$bin eval --model hip-000 --data "$W/test-$TEST_N" --perturb "$PERTURB" --plots "$W/plots" | tee "$W/eval.txt"
+step "done"

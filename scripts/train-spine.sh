@@ -6,6 +6,8 @@
 #                  radiographs (seed 6) where no vertebra is to be found
 #                                                        -> localiser.onnx
 #   2. network     seed 1 regions found by the localiser -> model.onnx
+#                  (each ONNX file with its golden file, stored inputs and
+#                  PyTorch's outputs for TestGoldenONNX)
 #   3. fusion      seed 5 (FUSION_N radiographs), never seen by the network
 #                  -> fusion.json (LASSO selection, trees, nomogram)
 #   4. evaluation  seed 3 (TEST_N DICOM files), never seen in training,
@@ -34,12 +36,12 @@ rm -rf "$W/loc" && $bin phantom spine --n "$TRAIN_N" --seed 1 --out "$W/loc" --c
 # Negatives: AP pelvis radiographs (seed 6), where no vertebra is to be found.
 rm -rf "$W/loc-neg" && $bin phantom pelvis --n "$NEG_N" --seed 6 --out "$W/loc-neg" --crops-only --model "$W/model"
 step "1/4 localiser training"
-/usr/bin/python3 $train localiser --train "$W/loc" --negatives "$W/loc-neg" --out "$W/model" --epochs "$LOC_EPOCHS" | tee "$W/train-localiser.log"
+/usr/bin/python3 $train localiser --train "$W/loc" --negatives "$W/loc-neg" --out "$W/model" --epochs "$LOC_EPOCHS" --golden | tee "$W/train-localiser.log"
 
 step "2/4 network data (seed 1, regions found by the localiser)"
 rm -rf "$W/net" && $bin phantom spine --n "$TRAIN_N" --seed 1 --out "$W/net" --crops-only --model "$W/model"
 step "2/4 network training"
-/usr/bin/python3 $train net --train "$W/net" --out "$W/model" --epochs "$NET_EPOCHS" | tee "$W/train-net.log"
+/usr/bin/python3 $train net --train "$W/net" --out "$W/model" --epochs "$NET_EPOCHS" --golden | tee "$W/train-net.log"
 
 step "3/4 fusion data (seed 5, $FUSION_N radiographs)"
 rm -rf "$W/fusion" && $bin phantom spine --n "$FUSION_N" --seed 5 --out "$W/fusion" --crops-only --model "$W/model"
@@ -47,7 +49,8 @@ step "3/4 fusion training"
 /usr/bin/python3 $train fusion --train "$W/fusion" --out "$W/model" | tee "$W/train-fusion.log"
 
 [ -n "${SPINE_NO_COPY:-}" ] && exit 0
-cp "$W/model/localiser.onnx" "$W/model/model.onnx" "$W/model/fusion.json" "$W/model/training.json" "$model/"
+cp "$W/model/localiser.onnx" "$W/model/model.onnx" "$W/model/fusion.json" "$W/model/training.json" \
+  "$W/model/localiser.golden.json" "$W/model/model.golden.json" "$model/"
 # The shipped model is embedded in the binary: rebuild it with the new files.
 make --no-print-directory build
 step "4/4 evaluation (seed 3, $TEST_N DICOM files)"

@@ -4,7 +4,13 @@
 ResNet-50 topology (bottleneck blocks 3-4-6-3) at a quarter of the usual
 width, a CBAM block after each stage, GeM pooling and a linear classifier,
 trained with class-balanced focal loss on per-hip crops that the Go service
-computed itself (`orthotriage phantom pelvis --crops-only`). Exports ONNX
+computed itself (`orthotriage phantom pelvis --vary clinical --crops-only
+--model M`: varied phantoms, each hip cut upright around where the trained
+localiser (train_localiser.py) found it). The localiser leaves a little
+rotation, shift and scale, and the radiographs' exposure, noise and
+resolution vary: the augmentation draws small rotations (+-6 degrees),
+scale (+-10%), shifts (+-3%), exposure and contrast, noise up to 0.075 of
+the display range and half resolution. Exports ONNX
 with two outputs, the logits and the class activation maps, with weights
 stored as float16 behind Cast nodes that ONNX Runtime folds at load.
 
@@ -23,8 +29,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import trainlib  # noqa: E402
 from trainlib import (Bottleneck, CBFocal, Optimiser, add_training_args, augment, batches, count_flops,  # noqa: E402
-                      export, fold_batchnorm, predict, round_half, rows, snapshot, start)
+                      degrade, export, fold_batchnorm, pick_unsaturated, predict, round_half, rows, snapshot, start)
 
 CLASSES = ["normal", "oa", "onfh", "fnf", "itf", "ddh", "tha", "fixation"]
 
@@ -99,7 +106,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--train", required=True)
     ap.add_argument("--val", required=True)
-    ap.add_argument("--golden", help="crops folder whose probabilities become the golden file")
+    ap.add_argument("--golden", help="crops folder (a pool of cases) from which the golden rows are picked: "
+                    "those whose top probability is least saturated (in [0.3, 0.95] where possible)")
+    ap.add_argument("--golden-rows", type=int, default=8, help="crops in the golden file")
+    ap.add_argument("--degrees", type=float, default=6, help="augmentation: rotation +-degrees")
+    ap.add_argument("--noise", type=float, default=0.3, help="augmentation: largest added noise (normalised units)")
     ap.add_argument("--out", required=True)
     add_training_args(ap, epochs=12)
     ap.add_argument("--checkpoint", help="skip training: export from this saved state (checkpoint.pt of an earlier run)")
@@ -124,8 +135,9 @@ def main():
         order = torch.randperm(len(yt), generator=g).numpy()
         total = 0.0
         for idx in batches(order, a.batch):
-            # Rotation +-8 degrees, scale +-10%, shift +-3% of the crop.
-            x = augment(torch.from_numpy(xt[idx]), g, degrees=8, scale=0.2, shift=0.12)
+            # Rotation +-6 degrees, scale +-10%, shift +-3% of the crop
+            # (what the localiser leaves), exposure, noise, half resolution.
+            x = degrade(augment(torch.from_numpy(xt[idx]), g, degrees=a.degrees, scale=0.2, shift=0.12), g, noise=a.noise)
             logits, _ = model(x)
             loss = loss_fn(logits, torch.from_numpy(yt[idx]))
             opt.step(loss)
@@ -152,11 +164,29 @@ def main():
     report = {"valAccuracyFloat32": acc32, "valAccuracyFloat16": acc16, "epochs": a.epochs, "batch": a.batch,
               "lr": a.lr, "trainCrops": int(len(yt)), "parameters": int(nparams), "seconds": round(time.time() - began),
               "flopsPerInput": count_flops(HipNet(len(CLASSES)), xt.shape[-1])}
+    report["augmentation"] = {"degrees": a.degrees, "scale": 0.2, "shift": 0.12, "noise": a.noise, "halfResolution": 0.25}
     if a.golden:
         xg, yg, golden = load(a.golden)
         pg, _ = evaluate(model, xg, yg)
-        report["golden"] = [{"file": r["file"], "side": r["side"], "probabilities": [round(float(v), 7) for v in p]} for r, p in zip(golden, pg)]
-    with open(os.path.join(a.out, "training.json"), "w") as f:
+        # The rows least saturated: a golden probability of 0.9999 checks
+        # little of the numerics.
+        pick = sorted(pick_unsaturated(pg, min(a.golden_rows, len(pg))))
+        inside = int(sum(0.3 <= pg[i].max() <= 0.95 for i in pick))
+        print(f"golden: {len(pick)} of {len(pg)} crops, {inside} with the top probability in [0.3, 0.95]: "
+              + ", ".join(f"{pg[i].max():.3f}" for i in pick), flush=True)
+        report["golden"] = [{"index": int(golden[i]["file"].rsplit("-", 1)[1]), "file": golden[i]["file"], "side": golden[i]["side"],
+                             "probabilities": [round(float(v), 7) for v in pg[i]]} for i in pick]
+        # And stored inputs (originals and mixes of validation crops) for
+        # TestGoldenONNX, unsaturated whatever the pool.
+        trainlib.classifier_golden(model, os.path.join(a.out, "model.golden.json"), "model.onnx", xv[:64], 8, a.seed,
+                                   ("logits", "cam"), "validation crops")
+    path = os.path.join(a.out, "training.json")
+    if os.path.exists(path):
+        # The localiser's report (train_localiser.py) stays.
+        earlier = json.load(open(path))
+        if "localiser" in earlier:
+            report["localiser"] = earlier["localiser"]
+    with open(path, "w") as f:
         json.dump(report, f, indent=1)
     print(json.dumps({k: v for k, v in report.items() if k != "golden"}), flush=True)
 

@@ -28,11 +28,11 @@ import time
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import trainlib  # noqa: E402
 from trainlib import (Bottleneck, CBFocal, Optimiser, add_training_args, augment, batches, count_flops,  # noqa: E402
-                      export, fold_batchnorm, jitter, predict, round_half, rows, snapshot, start)
+                      export, fold_batchnorm, predict, round_half, rows, snapshot, start)
 
 LEVELS = ["T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"]
 CLASSES = ["none", "acute", "chronic"]
@@ -42,124 +42,13 @@ FEATURES = 2048
 # ---------------------------------------------------------------- localiser
 
 
-class Localiser(nn.Module):
-    """Six stride-2 conv stages, then a small fully connected head: per
-    level a presence probability and a box (cx, cy, w, h as fractions of
-    the image), all through a sigmoid."""
-
-    def __init__(self, h, w, levels=len(LEVELS)):
-        super().__init__()
-        chans, layers, cin = (16, 32, 48, 64, 96, 128), [], 1
-        for c in chans:
-            layers += [nn.Conv2d(cin, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-                       nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
-            cin = c
-        self.body = nn.Sequential(*layers)
-        fh, fw = math.ceil(h / 64), math.ceil(w / 64)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(cin * fh * fw, 256), nn.ReLU(inplace=True),
-                                  nn.Linear(256, levels * 5))
-        self.levels = levels
-
-    def forward(self, x):
-        return torch.sigmoid(self.head(self.body(x)).view(-1, self.levels, 5))
-
-
-def localiser_data(folder):
-    x = np.load(os.path.join(folder, "localiser.npy"))
-    t = np.zeros((x.shape[0], len(LEVELS), 5), dtype=np.float32)
-    for r in rows(folder, "localiser.csv"):
-        k = LEVELS.index(r["level"])
-        t[int(r["index"]), k] = [float(r["present"]), float(r["cx"]), float(r["cy"]), float(r["w"]), float(r["h"])]
-    return x, t
-
-
 def train_localiser(a):
-    x, t = localiser_data(a.train)
-    n = x.shape[0]
-    nval = max(1, n // 10)
-    xt, tt, xv, tv = x[nval:], t[nval:], x[:nval], t[:nval]
-    if a.negatives:
-        # Other radiographs with no vertebra: a localiser that never saw
-        # one would find T10-L5 on any image.
-        xn, tn = localiser_data(a.negatives)
-        kn = max(1, len(xn) // 10)
-        xt, tt = np.concatenate([xt, xn[kn:]]), np.concatenate([tt, tn[kn:]])
-        xv_neg, tv_neg = xn[:kn], tn[:kn]
-    else:
-        xv_neg = None
-    h, w = x.shape[2], x.shape[3]
-    model = Localiser(h, w)
-    print(f"localiser: {len(xt)} train, {len(xv)} validation images {w}x{h}; "
-          f"{sum(p.numel() for p in model.parameters())} parameters", flush=True)
-    g = torch.Generator().manual_seed(a.seed)
-    opt = Optimiser(model, a, len(xt), pct_start=0.2)
-
-    def loss_fn(p, y):
-        present = y[..., 0]
-        bce = F.binary_cross_entropy(p[..., 0].clamp(1e-6, 1 - 1e-6), present)
-        box = (F.smooth_l1_loss(p[..., 1:], y[..., 1:], reduction="none", beta=0.01).sum(-1) * present).sum() / present.sum().clamp(min=1)
-        return bce + 20 * box
-
-    def metrics(p, y):
-        present = y[..., 0] > 0.5
-        called = p[..., 0] > 0.5
-        err = (np.abs(p[..., 1:3] - y[..., 1:3])[present]).mean(0)
-        return float((called == present).mean()), err
-
-    began = time.time()
-    for ep in range(a.epochs):
-        model.train()
-        order = torch.randperm(len(xt), generator=g).numpy()
-        total = 0.0
-        for idx in batches(order, a.batch):
-            # Exposure and contrast jitter and noise (no geometry: the
-            # targets are boxes).
-            xb = jitter(torch.from_numpy(xt[idx]), g)
-            loss = loss_fn(model(xb), torch.from_numpy(tt[idx]))
-            opt.step(loss)
-            total += loss.item() * len(idx)
-        model.eval()
-        with torch.no_grad():
-            pv = model(torch.from_numpy(xv)).numpy()
-        acc, err = metrics(pv, tv)
-        print(f"epoch {ep + 1}/{a.epochs}: loss {total / len(xt):.4f}, val presence accuracy {acc:.4f}, "
-              f"centre error x {err[0]:.4f} y {err[1]:.4f} of the image ({time.time() - began:.0f}s)", flush=True)
-    fuse_localiser(model)
-    round_half(model)
-    with torch.no_grad():
-        pv = model(torch.from_numpy(xv)).numpy()
-    acc, err = metrics(pv, tv)
-    neg_found = None
-    if xv_neg is not None:
-        with torch.no_grad():
-            pn = model(torch.from_numpy(xv_neg)).numpy()
-        neg_found = float((pn[..., 0] > 0.5).any(1).mean())
-        print(f"validation negatives: {len(xv_neg)} images, {neg_found:.4f} with any level found", flush=True)
-    os.makedirs(a.out, exist_ok=True)
-    export(model, os.path.join(a.out, "localiser.onnx"), (h, w), outputs=("levels",))
-    report = {"stage": "localiser", "trainImages": int(len(xt)), "epochs": a.epochs, "valPresenceAccuracy": acc,
-              "valCentreError": [float(e) for e in err], "valNegativesWithALevelFound": neg_found,
-              "negatives": int(0 if xv_neg is None else len(xt) - (n - nval)),
-              "parameters": int(sum(p.numel() for p in model.parameters())),
-              "seconds": round(time.time() - began)}
+    """The whole-image localiser of T9-L5 (trainlib.train_localiser), with
+    AP pelvis radiographs as negatives."""
+    model, report, (xv, _, xv_neg) = trainlib.train_localiser(a, LEVELS)
+    if a.golden:
+        trainlib.localiser_golden(model, os.path.join(a.out, "localiser.golden.json"), xv, xv_neg, 4, a.seed)
     write_report(a.out, report)
-
-
-def fuse_localiser(model):
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    model.eval()
-    layers = list(model.body)
-    out = []
-    i = 0
-    while i < len(layers):
-        if isinstance(layers[i], nn.Conv2d) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.BatchNorm2d):
-            out.append(fuse_conv_bn_eval(layers[i], layers[i + 1]))
-            i += 2
-        else:
-            out.append(layers[i])
-            i += 1
-    model.body = nn.Sequential(*out)
 
 
 # ---------------------------------------------------------------- network
@@ -241,6 +130,9 @@ def train_net(a):
     acc16 = float((pv.argmax(1) == yv).mean())
     os.makedirs(a.out, exist_ok=True)
     export(model, os.path.join(a.out, "model.onnx"), x.shape[-1], outputs=("logits", "features"))
+    if a.golden:
+        trainlib.classifier_golden(model, os.path.join(a.out, "model.golden.json"), "model.onnx", xv[:64], 8, a.seed,
+                                   ("logits", "features"), "validation regions")
     report = {"stage": "net", "trainRegions": int(len(yt)), "epochs": a.epochs, "batch": a.batch, "lr": a.lr,
               "valAccuracyFloat16": acc16, "parameters": int(nparams), "seconds": round(time.time() - began),
               "flopsPerInput": count_flops(SpineNet(), x.shape[-1])}
@@ -397,6 +289,8 @@ def main():
     ap.add_argument("--train", required=True, help="folder written by orthotriage phantom spine --crops-only")
     ap.add_argument("--negatives", help="localiser: folder of images without vertebrae (orthotriage phantom pelvis --crops-only --model spine-000)")
     ap.add_argument("--out", required=True, help="the model folder being built")
+    ap.add_argument("--golden", action="store_true",
+                    help="localiser, net: also write localiser.golden.json / model.golden.json (TestGoldenONNX)")
     add_training_args(ap, epochs=20)
     ap.add_argument("--trees", type=int, default=300)
     ap.add_argument("--max-features", type=int, default=64)
