@@ -30,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LOC_N=${LOC_N:-2500} LOC_VAL_N=${LOC_VAL_N:-300} NEG_N=${NEG_N:-700} NEG_VAL_N=${NEG_VAL_N:-140}
 TRAIN_N=${TRAIN_N:-4000} VAL_N=${VAL_N:-300} TEST_N=${TEST_N:-400} GOLDEN_N=${GOLDEN_N:-40}
-LOC_EPOCHS=${LOC_EPOCHS:-25} EPOCHS=${EPOCHS:-14} BATCH=${BATCH:-64} THREADS=${THREADS:-$(nproc)}
+LOC_EPOCHS=${LOC_EPOCHS:-25} EPOCHS=${EPOCHS:-14} CROP_SCALE=${CROP_SCALE:-1.6} BATCH=${BATCH:-64} THREADS=${THREADS:-$(nproc)}
 PERTURB=${PERTURB:-rotate=15,shiftx=0.1,shifty=0.1,zoom=0.85,zoom=1.15,noise=0.10,halfres,mono1}
 NEG_FLAGS=${NEG_FLAGS:---negatives}
 W=${HIP_WORK:-.cache/hip}
@@ -47,6 +47,23 @@ mkdir -p "$W"
 # then each stage's file. The shipped classifier stands in until step 2.
 rm -rf "$W/model" && mkdir -p "$W/model" && cp "$model/manifest.json" "$model/model.onnx" "$W/model/"
 rm -f "$W/model/localiser.onnx"
+# A shipped manifest with fixed crops gets its localiser stage here (crops
+# CROP_SCALE x the joint box, turned upright) and the next minor version.
+$py - "$W/model/manifest.json" "$CROP_SCALE" <<'PY'
+import json, re, sys
+path, scale = sys.argv[1], float(sys.argv[2])
+m = json.load(open(path))
+pre = m["preprocessing"]
+if "localiser" not in pre:
+    pre["localiser"] = {"file": "localiser.onnx", "input": "image", "output": "levels", "width": 192, "height": 160,
+                        "levels": ["right", "left", "pelvis"], "minPresence": 0.5}
+    pre["regions"] = [{k: r[k] for k in ("name", "laterality", "mirror")} for r in pre["regions"]]
+    major, minor, _ = (int(v) for v in m["version"].split("."))
+    m["version"] = f"{major}.{minor + 1}.0"
+pre["cropScale"], pre["upright"] = scale, True
+open(path, "w").write(json.dumps(m, indent=2) + "\n")
+print(f"{path}: version {m['version']}, localiser stage, cropScale {scale}, upright")
+PY
 # Seeds: 1 train, 2 validation, 3 test (never seen in training), 4 golden,
 # 7 and 8 negatives (train, validation).
 phantom() { # phantom OUT ARGS...: crops-only data through the model being built
@@ -90,7 +107,7 @@ json.dump({"seed": 4, "cases": len({g["index"] for g in rows}), "pool": int(sys.
 json.dump(r, open(sys.argv[1], "w"), indent=1)
 PY
 [ -n "${HIP_NO_COPY:-}" ] && { step "stopped before copying (HIP_NO_COPY)"; exit 0; }
-cp "$W/model/model.onnx" "$W/model/model.golden.json" "$W/model/golden.json" "$W/model/training.json" "$model/"
+cp "$W/model/manifest.json" "$W/model/model.onnx" "$W/model/model.golden.json" "$W/model/golden.json" "$W/model/training.json" "$model/"
 make --no-print-directory build
 
 step "3/4 temperature fitted on seed 2 ($VAL_N varied DICOM files)"

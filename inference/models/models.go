@@ -15,7 +15,7 @@ import (
 	"github.com/orthotriage/orthotriage/inference"
 )
 
-//go:embed hip-000/manifest.json hip-000/model.onnx hip-000/MODEL_CARD.md
+//go:embed hip-000/manifest.json hip-000/*.onnx hip-000/MODEL_CARD.md
 //go:embed spine-000/manifest.json spine-000/model.onnx spine-000/localiser.onnx spine-000/fusion.json spine-000/MODEL_CARD.md
 var files embed.FS
 

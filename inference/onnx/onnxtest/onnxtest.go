@@ -64,10 +64,36 @@ func Prepared(t testing.TB, md *onnx.Model, seed uint64, i int) (phantom.PelvisC
 	if err != nil {
 		t.Fatal(err)
 	}
-	pre := md.Manifest().Preprocess
+	m := md.Manifest()
+	pre := m.Preprocess
 	crops := make([]float32, len(pre.Regions)*pre.Resize.Width*pre.Resize.Height)
-	regions, err := pre.Prepare(img.Pixels, img.Meta.Rows, img.Meta.Columns, crops)
+	if pre.Localiser == nil {
+		regions, err := pre.Prepare(img.Pixels, img.Meta.Rows, img.Meta.Columns, crops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pc, crops, regions
+	}
+	// With a localiser the crops follow the joints it finds, as the
+	// service cuts them (analysis.Analyzer.ReadHip).
+	lm, err := onnx.LoadHipLocaliser(m, onnx.SessionOptions{IntraOpThreads: 1})
 	if err != nil {
+		t.Fatal(err)
+	}
+	defer lm.Close()
+	h, err := lm.FindHips(img.Pixels, img.Meta.Rows, img.Meta.Columns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	right, left, _, err := h.Complete()
+	if err != nil {
+		t.Fatalf("%s: %v", pc.ID, err)
+	}
+	regions, err := pre.JointCrops(right, left)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pre.PrepareCrops(img.Pixels, img.Meta.Rows, img.Meta.Columns, regions, crops); err != nil {
 		t.Fatal(err)
 	}
 	return pc, crops, regions
