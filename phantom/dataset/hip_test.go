@@ -79,7 +79,7 @@ func newTruthFinder(t *testing.T, seed uint64, n int, vary phantom.Variation, mi
 // The localiser's targets are the recorded joints: on varied cases each
 // present joint's centre is the labelled box's centre within a pixel, the
 // pelvis spans both boxes; without the localiser no crop is written.
-func TestHipLocaliserDataTargets(t *testing.T) {
+func TestPhantomHipLocaliserTargets(t *testing.T) {
 	m := hipLocaliserManifest(t)
 	l := m.Preprocess.Localiser
 	vary, _ := phantom.ParseVariation("clinical")
@@ -143,7 +143,7 @@ func TestHipLocaliserDataTargets(t *testing.T) {
 
 // A hip cut by collimation (under half its box in the field) is absent;
 // the pelvis stays present while the other hip is.
-func TestHipLocaliserDataCollimated(t *testing.T) {
+func TestPhantomHipLocaliserCollimated(t *testing.T) {
 	vary := phantom.Variation{Collimation: 0.4}
 	const seed = 11
 	for i := range 40 {
@@ -172,7 +172,7 @@ func TestHipLocaliserDataCollimated(t *testing.T) {
 // With a localiser, crops.npy and crops.csv are cut through it as the
 // service cuts them (JointCrops, PrepareCrops); a case where it finds no
 // joint gets its crops from the recorded boxes and is counted.
-func TestHipLocaliserDataCrops(t *testing.T) {
+func TestPhantomHipLocaliserCrops(t *testing.T) {
 	m := hipLocaliserManifest(t)
 	pre := m.Preprocess
 	rs := pre.Resize
@@ -226,7 +226,7 @@ func TestHipLocaliserDataCrops(t *testing.T) {
 
 // Negatives: every level absent, every kind produced, the exact 8-column
 // header, the count per kind on stdout; the exposure kinds are crushed.
-func TestHipNegatives(t *testing.T) {
+func TestPhantomHipNegatives(t *testing.T) {
 	m := hipLocaliserManifest(t)
 	l := m.Preprocess.Localiser
 	n := len(NegativeKinds)
