@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/inference/onnx"
 	"github.com/orthotriage/orthotriage/phantom"
 	"github.com/orthotriage/orthotriage/phantom/dataset"
 )
@@ -25,7 +26,8 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 	seed := fs.Uint64("seed", 1, "generator seed; a case depends only on (seed, index)")
 	start := fs.Int("start", 0, "index of the first case")
 	out := fs.String("out", "", "output `DIR` (created)")
-	cropsOnly := fs.Bool("crops-only", false, "write the model inputs computed by the service's own code instead of DICOM files: pelvis crops.npy and crops.csv; spine localiser.npy and localiser.csv, then, for each stage of --model already trained, rois.npy, rois.csv, radiomics.csv and deep.npy; pelvis with a vertebral --model: localiser inputs with no vertebra (negatives)")
+	cropsOnly := fs.Bool("crops-only", false, "write the model inputs computed by the service's own code instead of DICOM files: pelvis crops.npy and crops.csv; spine localiser.npy and localiser.csv, then, for each stage of --model already trained, rois.npy, rois.csv, radiomics.csv and deep.npy; pelvis with a vertebral --model: localiser inputs with no vertebra (negatives); pelvis with a hip --model that has a localiser: localiser.npy and localiser.csv, and once DIR/localiser.onnx exists also crops.npy and crops.csv cut through it")
+	negatives := fs.Bool("negatives", false, "with --model a hip model with a localiser (pelvis): write the localiser's negatives instead (localiser.npy and localiser.csv, every level absent: blank, black, white, noise, structured noise, lateral spine, upside-down and under- or over-exposed pelvis); implies --crops-only")
 	model := fs.String("model", "", "shipped model `ID` or folder whose manifest defines the inputs (with --crops-only; default hip-000 or spine-000)")
 	pngs := fs.Bool("png", false, "also write an 8-bit PNG preview beside each DICOM file")
 	vary := fs.String("vary", "none", "positioning and acquisition `VARIATION`: none (the default phantoms), clinical (rotation up to 15 degrees, shift 15%, zoom 0.8-1.2, dose 0.5-2x, noise, collimation, markers, text), or field=value pairs, alone or after a preset (clinical,noise=0.1); fields rotate, shift, zoom, exposure, noise, collimation, markers, text")
@@ -63,7 +65,7 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 		return fmt.Errorf("phantom: %w", err)
 	}
 	g := dataset.Run{Kind: kind, N: *n, Seed: *seed, Start: *start, Out: *out, Vary: variation, PNG: *pngs, Progress: stderr}
-	if !*cropsOnly {
+	if !*cropsOnly && !*negatives {
 		return wrap("phantom", g.Generate(ctx, stdout))
 	}
 	if *model == "" {
@@ -81,6 +83,12 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 		return wrap("phantom", g.LocaliserNegatives(ctx, m, stdout))
 	case kind == "spine":
 		return fmt.Errorf("phantom: --model %s is a %s model, spine phantoms need a %s model", *model, m.Task, inference.TaskVertebral)
+	case m.Preprocess.Localiser != nil && *negatives:
+		return wrap("phantom", g.HipNegatives(ctx, m, stdout))
+	case m.Preprocess.Localiser != nil:
+		return wrap("phantom", hipCrops(ctx, g, m, library, stdout))
+	case *negatives:
+		return fmt.Errorf("phantom: --negatives: model %s has no localiser (preprocessing.localiser) or vertebral localiser", *model)
 	}
 	g.Crops = &m.Preprocess
 	return wrap("phantom", g.Generate(ctx, stdout))
@@ -99,6 +107,21 @@ func spineCrops(ctx context.Context, g dataset.Run, m *inference.Manifest, libra
 		s.Reader = p
 	}
 	return g.SpineCrops(ctx, s, stdout)
+}
+
+// hipCrops writes a hip model's localiser training data and, once its
+// localiser is trained (its file exists), the crops cut through it.
+func hipCrops(ctx context.Context, g dataset.Run, m *inference.Manifest, library string, stdout io.Writer) error {
+	l, err := onnx.Open(m, onnx.Options{Library: library, Session: onnx.SessionOptions{IntraOpThreads: 1}, Partial: true})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	h := dataset.HipModel{Manifest: m}
+	if l.HipLocaliser != nil {
+		h.Localiser = l.HipLocaliser
+	}
+	return g.HipLocaliserData(ctx, h, stdout)
 }
 
 // isHelp says whether a command-line argument asks for the usage.

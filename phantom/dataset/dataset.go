@@ -118,7 +118,7 @@ func (g Run) Generate(ctx context.Context, stdout io.Writer) error {
 func (g Run) labelHeader() ([]string, string) {
 	switch {
 	case g.Crops != nil:
-		return []string{"index", "file", "side", "class", "difficulty", "detail"}, "crops.csv"
+		return cropsHeader, "crops.csv"
 	case g.Kind == "pelvis":
 		return phantom.PelvisHeader, "labels.csv"
 	default:
