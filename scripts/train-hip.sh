@@ -30,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LOC_N=${LOC_N:-2500} LOC_VAL_N=${LOC_VAL_N:-300} NEG_N=${NEG_N:-700} NEG_VAL_N=${NEG_VAL_N:-140}
 TRAIN_N=${TRAIN_N:-4000} VAL_N=${VAL_N:-300} TEST_N=${TEST_N:-400} GOLDEN_N=${GOLDEN_N:-40}
-LOC_EPOCHS=${LOC_EPOCHS:-25} EPOCHS=${EPOCHS:-14} CROP_SCALE=${CROP_SCALE:-1.6} BATCH=${BATCH:-64} THREADS=${THREADS:-$(nproc)}
+LOC_EPOCHS=${LOC_EPOCHS:-25} EPOCHS=${EPOCHS:-14} CROP_SCALE=${CROP_SCALE:-1.1} BATCH=${BATCH:-64} THREADS=${THREADS:-$(nproc)}
 PERTURB=${PERTURB:-rotate=15,shiftx=0.1,shifty=0.1,zoom=0.85,zoom=1.15,noise=0.10,halfres,mono1}
 NEG_FLAGS=${NEG_FLAGS:---negatives}
 W=${HIP_WORK:-.cache/hip}
