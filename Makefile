@@ -86,10 +86,11 @@ fuzz:
 	$(GO) test ./inference/radiomics -run '^$$' -fuzz '^FuzzFeatures$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./sandbox -run '^$$' -fuzz '^FuzzCheckAnswer$$' -fuzztime $(FUZZTIME)
 
-# Reproduces the reference hip model (inference/models/hip-000): phantom
-# crops, training with Debian's PyTorch, ONNX export, golden probabilities,
-# evaluation on a held-out test set. About 25 minutes on 2 cores; not part of
-# `make test`.
+# Reproduces the reference hip model (inference/models/hip-000) on varied
+# phantoms: the hip localiser, the classifier on crops through it, ONNX
+# export, golden files, the temperature fitted on the validation set, then
+# eval --perturb on a held-out test set. About an hour on 2 cores; not part
+# of `make test`.
 train-hip: build
 	scripts/train-hip.sh
 
