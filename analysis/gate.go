@@ -87,7 +87,7 @@ func (g Gate) checkQuality(q inference.Quality) *NotRead {
 	t := g.Thresholds
 	switch {
 	case q.Std < t.MinStd || q.Range < t.MinRange:
-		return refuse(ReasonBlank, "the image is blank or uniform (standard deviation %.3f, range %.3f of the display range)", q.Std, q.Range)
+		return refuse(ReasonBlank, "the image is blank or uniform, or has no usable contrast (standard deviation %.3f, range %.3f of the display range)", q.Std, q.Range)
 	case q.Dark > t.MaxClipped:
 		return refuse(ReasonExposure, "the image is under-exposed or black (%.0f%% of pixels black)", 100*q.Dark)
 	case q.Bright > t.MaxClipped:

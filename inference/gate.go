@@ -19,7 +19,9 @@ type Gate struct {
 	// spines.
 	Views []string `json:"views,omitempty"`
 	// MinStd: an image whose display values' standard deviation is below
-	// it is blank; default 0.03.
+	// it is blank or has no usable contrast; default 0.06 (held-out
+	// clinical-variation phantoms: 0.089 and up; heavily under- or
+	// over-exposed pelvis phantoms: 0.048 and below).
 	MinStd float64 `json:"minStd,omitempty"`
 	// MinRange: an image whose 1st-99th percentile range of display values
 	// is below it is blank; default 0.1.
@@ -48,7 +50,7 @@ var (
 
 // DefaultGate is the gate of a manifest without a gate block.
 func DefaultGate(task string) Gate {
-	g := Gate{Modalities: []string{"CR", "DX", "DR", "RG"}, MinStd: 0.03, MinRange: 0.1, MaxClipped: 0.8, MinCorrelation: 0.5, MinLevels: 1}
+	g := Gate{Modalities: []string{"CR", "DX", "DR", "RG"}, MinStd: 0.06, MinRange: 0.1, MaxClipped: 0.8, MinCorrelation: 0.5, MinLevels: 1}
 	if task == TaskVertebral {
 		g.Views = vertebralViews
 	} else {
