@@ -18,7 +18,7 @@ import (
 // maxPhantoms bounds one run (about 0.5 MB of DICOM per case).
 const maxPhantoms = 100000
 
-// phantomCmd runs `orthotriage phantom pelvis|spine`.
+// phantomCmd runs `orthotriage phantom pelvis|spine|ood`.
 func phantomCmd(ctx context.Context, args []string, library string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("phantom", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -32,7 +32,8 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 	pngs := fs.Bool("png", false, "also write an 8-bit PNG preview beside each DICOM file")
 	vary := fs.String("vary", "none", "positioning and acquisition `VARIATION`: none (the default phantoms), clinical (rotation up to 15 degrees, shift 15%, zoom 0.8-1.2, dose 0.5-2x, noise, collimation, markers, text), or field=value pairs, alone or after a preset (clinical,noise=0.1); fields rotate, shift, zoom, exposure, noise, collimation, markers, text")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: orthotriage phantom pelvis|spine --n N --seed S --out DIR [--vary none|clinical|FIELD=V,...] [--crops-only] [--png]")
+		fmt.Fprintln(stderr, "Usage: orthotriage phantom pelvis|spine|ood --n N --seed S --out DIR [--vary none|clinical|FIELD=V,...] [--crops-only] [--png]")
+		fmt.Fprintln(stderr, "  ood: out-of-distribution images for the image gate, every one tagged PELVIS/AP like the pelvis phantoms (labels.csv: file,kind): "+strings.Join(dataset.OODKinds, ", "))
 		fs.PrintDefaults()
 	}
 	switch {
@@ -41,15 +42,17 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 		return flag.ErrHelp
 	case len(args) == 0 || strings.HasPrefix(args[0], "-"):
 		fs.Usage()
-		return errors.New("phantom: say pelvis or spine")
+		return errors.New("phantom: say pelvis, spine or ood")
 	}
 	kind := args[0]
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	switch {
-	case kind != "pelvis" && kind != "spine":
-		return fmt.Errorf("phantom: unknown kind %q (pelvis or spine)", kind)
+	case kind != "pelvis" && kind != "spine" && kind != "ood":
+		return fmt.Errorf("phantom: unknown kind %q (pelvis, spine or ood)", kind)
+	case kind == "ood" && (*cropsOnly || *negatives || *model != ""):
+		return errors.New("phantom: ood writes DICOM files only (no --crops-only, --negatives or --model)")
 	case *out == "":
 		return errors.New("phantom: --out DIR is required")
 	case *n < 1 || *n > maxPhantoms:
@@ -65,6 +68,9 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 		return fmt.Errorf("phantom: %w", err)
 	}
 	g := dataset.Run{Kind: kind, N: *n, Seed: *seed, Start: *start, Out: *out, Vary: variation, PNG: *pngs, Progress: stderr}
+	if kind == "ood" {
+		return wrap("phantom", g.OOD(ctx, stdout))
+	}
 	if !*cropsOnly && !*negatives {
 		return wrap("phantom", g.Generate(ctx, stdout))
 	}

@@ -218,17 +218,32 @@ type negative struct {
 	pixels []float32
 	rows   int
 	cols   int
+	// template is the radiograph the image was made from.
+	template imaging.Radiograph
 }
 
+// OODKinds are the kinds of out-of-distribution images OOD writes, in the
+// order case indices cycle through them: the localiser's negatives, then
+// kinds it is not trained on (a pelvis rotated 90 degrees, one flipped
+// left-right and upside-down, one collimated to a corner quadrant).
+var OODKinds = append(slices.Clone(NegativeKinds), "rotated", "mirrored", "corner")
+
 // negativeImage is negative case i: its kind is NegativeKinds[i mod
-// len], its parameters drawn from (seed, i). Images made of nothing are
-// pelvis-sized; the others are decoded phantoms, changed on display-ready
-// values where the kind says.
+// len], its parameters drawn from (seed, i).
 func (g Run) negativeImage(i int) (negative, error) {
-	kind := NegativeKinds[i%len(NegativeKinds)]
+	return g.negativeOf(NegativeKinds[i%len(NegativeKinds)], i)
+}
+
+// negativeOf is the image of a kind (one of OODKinds) for case i, its
+// parameters drawn from (seed, i). Images made of nothing are
+// pelvis-sized; the others are decoded phantoms, changed on display-ready
+// values where the kind says. template is the source case's radiograph
+// (its tags and spacing).
+func (g Run) negativeOf(kind string, i int) (negative, error) {
 	rng := rand.New(rand.NewPCG(g.Seed, uint64(i)^0x6e6567617469766))
 	var img *imaging.Image
 	var id string
+	var template imaging.Radiograph
 	if kind == "spine" {
 		sc, err := phantom.SpineVaried(g.Seed, i, g.Vary)
 		if err != nil {
@@ -237,7 +252,7 @@ func (g Run) negativeImage(i int) (negative, error) {
 		if img, err = decodeCase(sc.ID, sc.Image); err != nil {
 			return negative{}, err
 		}
-		id = sc.ID
+		id, template = sc.ID, sc.Image
 	} else {
 		pc, err := phantom.PelvisVaried(g.Seed, i, g.Vary)
 		if err != nil {
@@ -246,7 +261,7 @@ func (g Run) negativeImage(i int) (negative, error) {
 		if img, err = decodeCase(pc.ID, pc.Image); err != nil {
 			return negative{}, err
 		}
-		id = pc.ID
+		id, template = pc.ID, pc.Image
 	}
 	rows, cols := img.Meta.Rows, img.Meta.Columns
 	px := slices.Clone(img.Pixels)
@@ -284,8 +299,52 @@ func (g Run) negativeImage(i int) (negative, error) {
 		}
 	case "under", "over":
 		crush(px, 2+4*rng.Float64(), kind == "over")
+	case "rotated":
+		px, rows, cols = rotate90(px, rows, cols, rng.IntN(2) == 0), cols, rows
+	case "mirrored":
+		slices.Reverse(px) // left-right and upside-down
+	case "corner":
+		collimateCorner(px, rows, cols, rng.IntN(4))
+	default:
+		if !slices.Contains(OODKinds, kind) {
+			return negative{}, fmt.Errorf("unknown negative kind %q", kind)
+		}
 	}
-	return negative{kind: kind, id: kind + "-" + id, pixels: px, rows: rows, cols: cols}, nil
+	return negative{kind: kind, id: kind + "-" + id, pixels: px, rows: rows, cols: cols, template: template}, nil
+}
+
+// rotate90 is a plane turned a quarter, clockwise or not; the result has
+// cols rows and rows columns.
+func rotate90(px []float32, rows, cols int, clockwise bool) []float32 {
+	out := make([]float32, len(px))
+	for y := range rows {
+		for x := range cols {
+			// Clockwise: (y, x) goes to row x, column rows-1-y.
+			if clockwise {
+				out[x*rows+rows-1-y] = px[y*cols+x]
+			} else {
+				out[(cols-1-x)*rows+y] = px[y*cols+x]
+			}
+		}
+	}
+	return out
+}
+
+// collimateCorner keeps one quadrant of a plane (0 top-left, 1 top-right,
+// 2 bottom-left, 3 bottom-right) and shows the rest as the collimator
+// does: as bright as dense bone (the image's 99th percentile).
+func collimateCorner(px []float32, rows, cols, quadrant int) {
+	sorted := slices.Clone(px)
+	slices.Sort(sorted)
+	shade := sorted[len(sorted)*99/100]
+	top, left := quadrant < 2, quadrant%2 == 0
+	for y := range rows {
+		for x := range cols {
+			if (y < rows/2) != top || (x < cols/2) != left {
+				px[y*cols+x] = shade
+			}
+		}
+	}
 }
 
 // crush maps display values v to v^gamma, scaled so that over 90% of the
