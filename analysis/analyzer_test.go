@@ -14,7 +14,7 @@ import (
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
-	"github.com/orthotriage/orthotriage/inference/models"
+	"github.com/orthotriage/orthotriage/inference/models/modeltest"
 	"github.com/orthotriage/orthotriage/store"
 	fhirmodels "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
@@ -69,10 +69,7 @@ func (f *fakeClassifier) Classify(_ context.Context, _ []float32, n int) ([]infe
 
 func hipClassifier(t *testing.T, version string, probs ...[]float64) *fakeClassifier {
 	t.Helper()
-	m, err := models.Manifest("hip-000")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := modeltest.FixedCropHip(t) // the stand-in classifier reads fixed crops
 	m.Version = version
 	return &fakeClassifier{manifest: m, probs: probs}
 }

@@ -243,7 +243,11 @@ func detail(r analysis.Result) string {
 	b.WriteString("\n\nLimitations: a second reader for triage, not a diagnosis; results are preliminary until a radiologist reports the study.")
 	switch r.Model.Task {
 	case inference.TaskHip:
-		b.WriteString(" One AP pelvis image per study is read and each hip is cropped at a fixed position, so unusual positioning or collimation can mislead the model.")
+		if r.Hips != nil { // found by the model's localiser
+			b.WriteString(" One AP pelvis image per study is read; each hip is cropped where the model's localiser found it, and a hip it placed wrongly, or one cut off by collimation, can mislead the model.")
+		} else {
+			b.WriteString(" One AP pelvis image per study is read and each hip is cropped at a fixed position, so unusual positioning or collimation can mislead the model.")
+		}
 	case inference.TaskVertebral:
 		b.WriteString(" One lateral image per study is read; acuity is an estimate where MRI is not available soon, and MRI (bone marrow oedema) remains the reference.")
 	}

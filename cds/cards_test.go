@@ -369,3 +369,18 @@ func TestGivenVertebralBodies(t *testing.T) {
 		}
 	}
 }
+
+// A hip card's limitations say how the hips were cropped: where the
+// model's localiser found them, or at fixed positions.
+func TestHipCardSaysHowTheHipsWereCropped(t *testing.T) {
+	fixed := hips("is-fixed", normal(), found("fnf", "Fracture of neck of femur", 0.97, "stat"))
+	located := hips("is-located", normal(), found("fnf", "Fracture of neck of femur", 0.97, "stat"))
+	located.Hips = &analysis.Hips{Pelvis: 0.99}
+	e, _ := engineFor(map[string]analysis.Result{"is-fixed": fixed, "is-located": located}, cds.CardOptions{})
+	for id, want := range map[string]string{"is-fixed": "cropped at a fixed position", "is-located": "where the model's localiser found it"} {
+		resp := callHips(t, e, id)
+		if len(resp.Cards) != 1 || !strings.Contains(resp.Cards[0].Detail, want) {
+			t.Errorf("%s: cards %+v, want one whose detail says %q", id, resp.Cards, want)
+		}
+	}
+}

@@ -6,6 +6,32 @@ import (
 	"testing"
 )
 
+// fixedCropManifest is the shipped hip manifest with fixed crops (as
+// hip-000 0.1.0 placed them) instead of its localiser stage.
+func fixedCropManifest(t *testing.T) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(shippedManifest(t), &m); err != nil {
+		t.Fatal(err)
+	}
+	pre := m["preprocessing"].(map[string]any)
+	delete(pre, "localiser")
+	delete(pre, "cropScale")
+	delete(pre, "upright")
+	pre["regions"] = []any{
+		map[string]any{"name": "right-hip", "laterality": "right", "cx": 0.225, "cy": 0.58, "size": 0.31, "mirror": false},
+		map[string]any{"name": "left-hip", "laterality": "left", "cx": 0.775, "cy": 0.58, "size": 0.31, "mirror": true},
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseManifest(b); err != nil {
+		t.Fatalf("the shipped manifest with fixed crops: %v", err)
+	}
+	return b
+}
+
 func shippedManifest(t *testing.T) []byte {
 	t.Helper()
 	// Read from the folder: the models package (which embeds it) imports
@@ -144,7 +170,7 @@ func TestHipLocaliserManifestValidation(t *testing.T) {
 		{"gate view", func(m map[string]any) { m["gate"].(map[string]any)["views"] = []any{"ap"} }, "gate"},
 		{"vertebral with a hip localiser", func(m map[string]any) { m["task"] = "vertebral-fracture-acuity" }, "preprocessing.localiser"},
 	})
-	fixed := shippedManifest(t)
+	fixed := fixedCropManifest(t)
 	refused(t, fixed, []manifestEdit{
 		{"scale without localiser", func(m map[string]any) { pre(m)["cropScale"] = 1.5 }, "preprocessing.cropScale"},
 		{"upright without localiser", func(m map[string]any) { pre(m)["upright"] = true }, "preprocessing.upright"},

@@ -6,8 +6,9 @@
 # with the stages before it (orthotriage phantom pelvis --crops-only):
 #   1. localiser   seed 1 (LOC_N radiographs), seed 2 (LOC_VAL_N) for
 #                  validation, negatives seeds 7 (NEG_N) and 8 (NEG_VAL_N):
-#                  blank, black, noise, lateral spine, upside down, over-
-#                  and under-exposed, where no hip is to be found
+#                  blank, black, white, noise, lateral spine, upside down,
+#                  turned 90 or 180 degrees, one quadrant, over- and
+#                  under-exposed (12 kinds), where no hip is to be found
 #                                                    -> localiser.onnx
 #   2. classifier  seed 1 (TRAIN_N) and seed 2 (VAL_N) crops cut upright
 #                  around the hips the trained localiser finds; golden
@@ -28,7 +29,7 @@
 # writes negatives, default --negatives).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-LOC_N=${LOC_N:-2500} LOC_VAL_N=${LOC_VAL_N:-300} NEG_N=${NEG_N:-700} NEG_VAL_N=${NEG_VAL_N:-140}
+LOC_N=${LOC_N:-2500} LOC_VAL_N=${LOC_VAL_N:-300} NEG_N=${NEG_N:-840} NEG_VAL_N=${NEG_VAL_N:-180}
 TRAIN_N=${TRAIN_N:-4000} VAL_N=${VAL_N:-300} TEST_N=${TEST_N:-400} GOLDEN_N=${GOLDEN_N:-40}
 LOC_EPOCHS=${LOC_EPOCHS:-25} EPOCHS=${EPOCHS:-14} CROP_SCALE=${CROP_SCALE:-1.1} BATCH=${BATCH:-64} THREADS=${THREADS:-$(nproc)}
 PERTURB=${PERTURB:-rotate=15,shiftx=0.1,shifty=0.1,zoom=0.85,zoom=1.15,noise=0.10,halfres,mono1}
@@ -102,7 +103,7 @@ $py - "$W/model/training.json" "$W/model/golden.json" "$GOLDEN_N" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 rows = r.pop("golden")
-json.dump({"seed": 4, "cases": len({g["index"] for g in rows}), "pool": int(sys.argv[3]), "probabilities": rows},
+json.dump({"seed": 4, "cases": len({g["index"] for g in rows}), "pool": int(sys.argv[3]), "temperature": 1, "probabilities": rows},
           open(sys.argv[2], "w"), indent=1)
 json.dump(r, open(sys.argv[1], "w"), indent=1)
 PY
@@ -114,17 +115,15 @@ step "3/4 temperature fitted on seed 2 ($VAL_N varied DICOM files)"
 [ -f "$W/val-dicom-$VAL_N/labels.csv" ] || { rm -rf "$W/val-dicom-$VAL_N"; $bin phantom pelvis --n "$VAL_N" --seed 2 $vary --out "$W/val-dicom-$VAL_N"; }
 $bin eval --model hip-000 --data "$W/val-dicom-$VAL_N" --fit-temperature --json > "$W/fit.json"
 $py - "$W/fit.json" "$model/manifest.json" <<'PY'
-import json, re, sys
+import json, sys
 fit = json.load(open(sys.argv[1]))["temperatureFit"]
 t = round(float(fit["temperature"]), 4)
 if fit.get("atBound"):
     print(f"warning: the temperature fit stopped at a bound ({t}): the validation set has too few errors to calibrate on")
 path = sys.argv[2]
-s = open(path).read()
-s2, n = re.subn(r'"calibration":\s*\{"temperature":\s*[0-9.eE+-]+\}', '"calibration": {"temperature": %s}' % t, s)
-if n != 1:
-    raise SystemExit(f"{path}: no single calibration block to set")
-open(path, "w").write(s2)
+m = json.load(open(path))
+m["calibration"] = {"temperature": t}
+open(path, "w").write(json.dumps(m, indent=2) + "\n")
 print(f"temperature {t} (fitted on {fit.get('n', fit.get('N', '?'))} hips) -> {path}")
 PY
 make --no-print-directory build

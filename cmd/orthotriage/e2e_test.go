@@ -410,8 +410,11 @@ func TestServeFailsFastOnABrokenModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	manifest, _ := fs.ReadFile(fsys, "manifest.json")
-	os.WriteFile(filepath.Join(dir, "manifest.json"), manifest, 0o600)
+	// The manifest and the hip localiser, but not the network.
+	for _, name := range []string{"manifest.json", "localiser.onnx"} {
+		b, _ := fs.ReadFile(fsys, name)
+		os.WriteFile(filepath.Join(dir, name), b, 0o600)
+	}
 	lib := filepath.Join(testenv.RepoRoot(t), ".cache", "onnxruntime", "libonnxruntime.so")
 	for _, tc := range []struct{ env, want string }{
 		{"ORTHOTRIAGE_ONNXRUNTIME_MODELS=" + dir, filepath.Join(dir, "model.onnx")},

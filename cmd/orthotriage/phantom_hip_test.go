@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/orthotriage/orthotriage/inference/models/modeltest"
 	"github.com/orthotriage/orthotriage/internal/testenv"
 )
 
@@ -74,10 +75,10 @@ func TestPhantomHipLocaliser(t *testing.T) {
 	}
 	neg := t.TempDir()
 	stdout.Reset()
-	if err := run(t.Context(), []string{"phantom", "pelvis", "--n", "9", "--seed", "7", "--negatives", "--model", dir, "--out", neg}, ortEnv(t), &stdout, &stderr); err != nil {
+	if err := run(t.Context(), []string{"phantom", "pelvis", "--n", "12", "--seed", "7", "--negatives", "--model", dir, "--out", neg}, ortEnv(t), &stdout, &stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "grey 1 black 1 white 1 noise 1 structured 1 spine 1 flipped 1 under 1 over 1") {
+	if !strings.Contains(stdout.String(), "grey 1 black 1 white 1 noise 1 structured 1 spine 1 flipped 1 under 1 over 1 rotated 1 mirrored 1 corner 1") {
 		t.Errorf("stdout %q", stdout.String())
 	}
 	for _, row := range csvRows(t, filepath.Join(neg, "localiser.csv"))[1:] {
@@ -85,7 +86,7 @@ func TestPhantomHipLocaliser(t *testing.T) {
 			t.Errorf("negative row %v present", row)
 		}
 	}
-	if err := run(t.Context(), []string{"phantom", "pelvis", "--negatives", "--model", "hip-000", "--out", t.TempDir()}, ortEnv(t), &stdout, &stderr); err == nil {
+	if err := run(t.Context(), []string{"phantom", "pelvis", "--negatives", "--model", modeltest.FixedCropHipDir(t), "--out", t.TempDir()}, ortEnv(t), &stdout, &stderr); err == nil {
 		t.Error("--negatives with a hip model without a localiser: no error")
 	}
 }

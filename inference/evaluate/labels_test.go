@@ -9,16 +9,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/orthotriage/orthotriage/inference"
-	"github.com/orthotriage/orthotriage/inference/models"
+	"github.com/orthotriage/orthotriage/inference/models/modeltest"
 )
 
 func hipManifest(t *testing.T) *inference.Manifest {
 	t.Helper()
-	m, err := models.Manifest("hip-000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return modeltest.FixedCropHip(t) // the stand-in classifiers read fixed crops
 }
 
 // writeLabels writes text as labels.csv in a new folder and returns its path.

@@ -208,8 +208,12 @@ func (g Run) hipCase(h HipModel, i int) hipItem {
 }
 
 // NegativeKinds are the kinds of images HipNegatives writes, in the order
-// case indices cycle through them.
-var NegativeKinds = []string{"grey", "black", "white", "noise", "structured", "spine", "flipped", "under", "over"}
+// case indices cycle through them: images of nothing (grey, black, white,
+// noise, structured noise), another region and view (a lateral spine),
+// pelvises upside down, turned 90 degrees, turned 180 degrees (mirrored
+// both ways) or collimated to one quadrant, and heavily under- or
+// over-exposed pelvises.
+var NegativeKinds = []string{"grey", "black", "white", "noise", "structured", "spine", "flipped", "under", "over", "rotated", "mirrored", "corner"}
 
 // negative is one generated negative image.
 type negative struct {
@@ -223,10 +227,9 @@ type negative struct {
 }
 
 // OODKinds are the kinds of out-of-distribution images OOD writes, in the
-// order case indices cycle through them: the localiser's negatives, then
-// kinds it is not trained on (a pelvis rotated 90 degrees, one flipped
-// left-right and upside-down, one collimated to a corner quadrant).
-var OODKinds = append(slices.Clone(NegativeKinds), "rotated", "mirrored", "corner")
+// order case indices cycle through them: the localiser's negative kinds
+// (an OOD set takes another seed than the training negatives).
+var OODKinds = NegativeKinds
 
 // negativeImage is negative case i: its kind is NegativeKinds[i mod
 // len], its parameters drawn from (seed, i).

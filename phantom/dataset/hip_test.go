@@ -237,7 +237,7 @@ func TestPhantomHipNegatives(t *testing.T) {
 	if err := g.HipNegatives(t.Context(), m, &stdout); err != nil {
 		t.Fatal(err)
 	}
-	want := "wrote 9 hip localiser negatives to " + out + ": grey 1 black 1 white 1 noise 1 structured 1 spine 1 flipped 1 under 1 over 1\n"
+	want := "wrote 12 hip localiser negatives to " + out + ": grey 1 black 1 white 1 noise 1 structured 1 spine 1 flipped 1 under 1 over 1 rotated 1 mirrored 1 corner 1\n"
 	if stdout.String() != want {
 		t.Errorf("stdout %q, want %q", stdout.String(), want)
 	}
