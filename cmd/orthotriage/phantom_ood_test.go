@@ -145,9 +145,8 @@ func mapsValues(m map[string]string) []string {
 	return out
 }
 
-// Issue 15's out-of-distribution check, once the shipped hip-000 has a
-// trained hip localiser (or ORTHOTRIAGE_TEST_HIP_LOCALISER names a model
-// folder with one): on 144 out-of-distribution images (every kind, seed 9,
+// Issue 15's out-of-distribution check, with the shipped hip-000's hip
+// localiser (or the model folder ORTHOTRIAGE_TEST_HIP_LOCALISER names): on 144 out-of-distribution images (every kind, seed 9,
 // which no training step uses; clinical variation), all tagged PELVIS/AP
 // so that only the pixels tell, no finding at or above the service's
 // review threshold and no finding card. A read hip image always has one
@@ -156,28 +155,7 @@ func mapsValues(m map[string]string) []string {
 // fewer than 2% of 100 held-out in-distribution radiographs (seed 3,
 // clinical variation) refused.
 func TestOODGateWithLocaliser(t *testing.T) {
-	model := os.Getenv("ORTHOTRIAGE_TEST_HIP_LOCALISER")
-	if model == "" {
-		model = filepath.Join(testenv.RepoRoot(t), "inference", "models", "hip-000")
-	}
-	b, err := os.ReadFile(filepath.Join(model, "manifest.json"))
-	if err != nil {
-		t.Skip(err)
-	}
-	var m struct {
-		Preprocessing struct {
-			Localiser *struct{ File string } `json:"localiser"`
-		} `json:"preprocessing"`
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	if m.Preprocessing.Localiser == nil {
-		t.Skipf("%s has no hip localiser stage (preprocessing.localiser)", model)
-	}
-	if _, err := os.Stat(filepath.Join(model, m.Preprocessing.Localiser.File)); err != nil {
-		t.Skipf("no trained hip localiser: %v", err)
-	}
+	model := hipLocaliserModel(t)
 	review := config.Default().Results.ReviewBelow
 
 	dir, kinds := oodRunWith(t, runBuilt, "--n", "144", "--seed", "9", "--vary", "clinical")
