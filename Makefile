@@ -17,20 +17,25 @@ NOCGO_BUILD_EXCLUDE := inference/onnx inference/onnx/onnxtest cmd/orthotriage
 # models through inference/onnx, and app's tests serve them with it.
 NOCGO_VET_EXCLUDE := $(NOCGO_BUILD_EXCLUDE) inference/models app
 
-.PHONY: all build codecs setup demo test lint nocgo fmt clean fuzz train-hip train-spine bench bench-hook
+.PHONY: all build codecs web setup demo test lint nocgo fmt clean fuzz train-hip train-spine bench bench-hook
 
 all: build
 
 # The binary links the DICOM codec libraries (imaging/codec); `codecs`
-# installs their Debian -dev packages when missing.
-build: codecs
+# installs their Debian -dev packages when missing. It embeds the SMART
+# app (package web); `web` builds it into web/dist when a source changed.
+build: codecs web
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/orthotriage
 
 codecs:
 	scripts/setup.sh codecs
 
-# Installs what is missing: ONNX Runtime library, redis-server, Node and the
-# FHIR test server's packages (downloads cached in .cache/).
+web:
+	scripts/setup.sh web
+
+# Installs what is missing: ONNX Runtime library, redis-server, Node, the
+# FHIR test server's packages and the SMART app's build (downloads cached
+# in .cache/).
 setup:
 	scripts/setup.sh
 

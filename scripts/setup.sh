@@ -7,7 +7,8 @@
 # codecs for tests), gdcm (gdcmconv, JPEG 2000 test files), openjph (OpenJPH's
 # ojph_compress/ojph_expand, HTJ2K test files), codecs (the DICOM codec
 # libraries the binary links: GDCM's IJG JPEG builds, CharLS, OpenJPEG),
-# orthanc (DICOMweb server for tests), torch (PyTorch and onnx
+# orthanc (DICOMweb server for tests), web (the SMART app's npm packages and
+# its build into web/dist, which the binary embeds), torch (PyTorch and onnx
 # for `make train-hip`, not installed by default). No argument: all but torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 ORT_NPM_VERSION=1.24.1   # onnxruntime_go v1.27.0 targets the 1.24 C API
 CACHE=.cache
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(codecs ort redis node fhirserver curl dcmtk gdcm openjph orthanc)
+[ ${#parts[@]} -gt 0 ] || parts=(codecs ort redis node fhirserver web curl dcmtk gdcm openjph orthanc)
 
 say() { echo "setup: $*" >&2; }
 
@@ -104,8 +105,29 @@ for part in "${parts[@]}"; do
       touch "$dir/node_modules"
     fi
     ;;
+  web)
+    # The SMART app (web/src) bundled into web/dist, which the Go package
+    # web embeds. npm ci runs when node_modules was not installed from the
+    # current lock; the build when a source is newer than dist or dist is
+    # missing.
+    dir=web
+    lock=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+    stamp="$dir/node_modules/.orthotriage-lock.sha256"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$lock" ]; then
+      need_node
+      say "installing the SMART app's npm packages"
+      npm ci --prefix "$dir" --silent --no-audit --no-fund --ignore-scripts --cache "$PWD/$CACHE/npm-cache" >&2
+      echo "$lock" >"$stamp"
+    fi
+    if [ ! -f "$dir/dist/viewer.js" ] \
+      || [ -n "$(find "$dir/src" "$dir/build.mjs" "$stamp" -newer "$dir/dist/viewer.js" -print -quit)" ]; then
+      need_node
+      say "building the SMART app into $dir/dist"
+      (cd "$dir" && node build.mjs)
+    fi
+    ;;
   *)
-    say "unknown part $part (want codecs, ort, redis, node, fhirserver, curl, dcmtk, gdcm, openjph, orthanc, torch or sklearn)"; exit 2
+    say "unknown part $part (want codecs, ort, redis, node, fhirserver, web, curl, dcmtk, gdcm, openjph, orthanc, torch or sklearn)"; exit 2
     ;;
   esac
 done
