@@ -29,8 +29,9 @@ type Tenant struct {
 
 // Precompute analyses one study ahead of any hook, for every task read,
 // so that the hook finds the results cached; with write-back on, the
-// results worth a card are stored on the FHIR server. A study with no
-// radiograph for any model is done, not failed.
+// results worth a card are stored on the FHIR server; each result is noted
+// on the worklist. A study with no radiograph for any model is done, not
+// failed.
 func (t *Triage) Precompute(ctx context.Context, j Job, tenant Tenant) error {
 	server := FHIRServer{BaseURL: j.FHIRServer}
 	if tenant.Token != nil {
@@ -46,7 +47,7 @@ func (t *Triage) Precompute(ctx context.Context, j Job, tenant Tenant) error {
 	}
 	in.Access = imaging.Access{FHIRBase: server.BaseURL, Token: server.Token, AllowedBases: tenant.DICOMwebBases}
 	in.Tenant = tenant.Issuer
-	analysed := 0
+	var notes []workNote
 	for _, task := range t.cfg.Tasks {
 		if !t.Reads(task) {
 			continue
@@ -59,9 +60,10 @@ func (t *Triage) Precompute(ctx context.Context, j Job, tenant Tenant) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", task, err)
 		}
-		analysed++
+		notes = append(notes, workNote{in.Tenant, j.FHIRServer, WorkItemOf(in, r)})
 		t.writeBack(server, r)
 	}
-	t.cfg.Log.InfoContext(ctx, "study precomputed", "study", j.Study, "fhirServer", j.FHIRServer, "results", analysed, "attempt", j.Attempt)
+	t.note(ctx, notes)
+	t.cfg.Log.InfoContext(ctx, "study precomputed", "study", j.Study, "fhirServer", j.FHIRServer, "results", len(notes), "attempt", j.Attempt)
 	return nil
 }

@@ -55,7 +55,10 @@ type TriageConfig struct {
 	// NormalCards says results with nothing notable get a card too
 	// (WorthACard), so that they are written back as well.
 	NormalCards bool
-	Log         *slog.Logger
+	// Worklist, when set, is told each study read or still in analysis,
+	// for the radiologist's worklist; nil: none is kept.
+	Worklist Worklist
+	Log      *slog.Logger
 }
 
 // Triage is the use case: the studies of a hook call analysed side by side
@@ -132,7 +135,8 @@ type Outcome struct {
 
 // Call analyses the call's newest studies side by side and returns one
 // outcome per study analysed, in order. It waits no longer than the hook's
-// budget; it fails only when ctx ends (the request is over).
+// budget, then up to noteTimeout for the worklist to note the studies read
+// or pending; it fails only when ctx ends (the request is over).
 func (t *Triage) Call(ctx context.Context, c Call) ([]Outcome, error) {
 	if t.cfg.Analyzer == nil {
 		return nil, nil
@@ -176,7 +180,58 @@ func (t *Triage) Call(ctx context.Context, c Call) ([]Outcome, error) {
 			log.WarnContext(ctx, "study analysis failed", "study", study, "err", o.Err)
 		}
 	}
+	t.noteCall(ctx, studies, outcomes)
 	return outcomes, nil
+}
+
+// noteTimeout bounds the worklist notes of a call or job: the worklist is
+// not worth holding a hook's answer for.
+const noteTimeout = 200 * time.Millisecond
+
+// workNote is one study for the worklist of its tenant and FHIR server.
+type workNote struct {
+	tenant, fhirServer string
+	item               WorkItem
+}
+
+// noteCall puts a call's studies read or still in analysis on the
+// worklist.
+func (t *Triage) noteCall(ctx context.Context, studies []Input, outcomes []Outcome) {
+	var notes []workNote
+	for i, o := range outcomes {
+		in := studies[i]
+		switch o.Status {
+		case StudyDone:
+			notes = append(notes, workNote{in.Tenant, in.FHIRServer, WorkItemOf(in, o.Result)})
+		case StudyPending:
+			notes = append(notes, workNote{in.Tenant, in.FHIRServer, PendingItem(in)})
+		}
+	}
+	t.note(ctx, notes)
+}
+
+// note tells the worklist notes side by side, all within noteTimeout even
+// when ctx has ended (the answer is computed by then); a failure is
+// logged, never the caller's. A study with no ImagingStudy id or no FHIR
+// server cannot be listed and is left out.
+func (t *Triage) note(ctx context.Context, notes []workNote) {
+	if t.cfg.Worklist == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, n := range notes {
+		if n.item.ImagingStudy == "" || n.fhirServer == "" {
+			continue
+		}
+		wg.Go(func() {
+			if err := t.cfg.Worklist.Note(ctx, n.tenant, n.fhirServer, n.item); err != nil {
+				t.cfg.Log.WarnContext(ctx, "study not noted on the worklist", "study", n.item.ImagingStudy, "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // writeBack offers r for write-back to server when it is worth a card.

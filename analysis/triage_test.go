@@ -454,3 +454,117 @@ func TestWorthACard(t *testing.T) {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// recordingWorklist records what is noted; while block is set a note waits
+// for its context to end and fails with it.
+type recordingWorklist struct {
+	mu    sync.Mutex
+	notes []notedItem
+	block bool
+}
+
+type notedItem struct {
+	tenant, fhirServer string
+	item               analysis.WorkItem
+}
+
+func (w *recordingWorklist) Note(ctx context.Context, tenant, fhirServer string, item analysis.WorkItem) error {
+	if w.block {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.notes = append(w.notes, notedItem{tenant, fhirServer, item})
+	return nil
+}
+
+func (w *recordingWorklist) Mark(context.Context, string, string, string, string) error { return nil }
+
+func (w *recordingWorklist) List(context.Context, string, string, int) ([]analysis.WorkItem, error) {
+	return nil, nil
+}
+
+// noted are the notes as "tenant server ImagingStudy status", sorted.
+func (w *recordingWorklist) noted() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, n := range w.notes {
+		out = append(out, strings.Join([]string{n.tenant, n.fhirServer, n.item.ImagingStudy, n.item.Status}, " "))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// A call notes its studies read and those still in analysis on the
+// worklist of its tenant's FHIR server; studies of no radiograph, of
+// another patient or failed are not noted.
+func TestCallNotesItsStudies(t *testing.T) {
+	a := &cannedAnalyzer{results: map[string]analysis.Result{"read": hipResult("read", true)}, errs: map[string]error{
+		"chest":  analysis.ErrNoRadiograph,
+		"other":  analysis.ErrOtherPatient,
+		"broken": errors.New("Orthanc said 500"),
+	}} // "slow" never finishes
+	w := &recordingWorklist{}
+	tr := analysis.NewTriage(analysis.TriageConfig{Analyzer: a, StudiesPerCall: 5, Worklist: w, Log: slogDiscard(),
+		Budgets: map[string]time.Duration{"patient-view": 50 * time.Millisecond}})
+	c := hipCall("patient-view", "read", "slow", "chest", "other", "broken")
+	for i := range c.Studies {
+		c.Studies[i].Tenant = "https://ehr.example.org"
+	}
+	if _, err := tr.Call(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"https://ehr.example.org https://ehr.example.org/fhir ImagingStudy/read ai-read",
+		"https://ehr.example.org https://ehr.example.org/fhir ImagingStudy/slow pending",
+	}
+	if got := w.noted(); !slices.Equal(got, want) {
+		t.Errorf("noted %q, want %q", got, want)
+	}
+	for _, n := range w.notes {
+		if n.item.ImagingStudy == "ImagingStudy/read" && (n.item.Model != "hip-000@0.1.0" || n.item.Top == nil || n.item.Top.Region != "right-hip") {
+			t.Errorf("the read study noted as %+v", n.item)
+		}
+	}
+}
+
+// A worklist that hangs holds the answer no longer than the note's short
+// timeout, and its failure is not the call's.
+func TestCallDoesNotWaitLongForTheWorklist(t *testing.T) {
+	a := &cannedAnalyzer{results: map[string]analysis.Result{"s1": hipResult("s1", true), "s2": hipResult("s2", false)}}
+	tr := analysis.NewTriage(analysis.TriageConfig{Analyzer: a, StudiesPerCall: 2, Worklist: &recordingWorklist{block: true}, Log: slogDiscard()})
+	answered := make(chan []analysis.Outcome)
+	go func() {
+		out, err := tr.Call(t.Context(), hipCall("patient-view", "s1", "s2"))
+		if err != nil {
+			t.Error(err)
+		}
+		answered <- out
+	}()
+	select {
+	case out := <-answered:
+		if len(out) != 2 || out[0].Status != analysis.StudyDone || out[1].Status != analysis.StudyDone {
+			t.Errorf("outcomes %+v, want both done", out)
+		}
+	case <-time.After(10 * time.Second): // the note's timeout is 200 ms
+		t.Fatal("the call waits for a hanging worklist")
+	}
+}
+
+// A precompute job notes each result on the worklist of the job's FHIR
+// server, as its tenant.
+func TestPrecomputeNotesItsResults(t *testing.T) {
+	a := &cannedAnalyzer{results: map[string]analysis.Result{"s1": hipResult("s1", true)}}
+	w := &recordingWorklist{}
+	tr := analysis.NewTriage(analysis.TriageConfig{Analyzer: a, Studies: &fakeStudies{}, Tasks: []string{inference.TaskHip}, Worklist: w, Log: slogDiscard()})
+	job := analysis.Job{FHIRServer: "https://ehr.example.org/fhir", Study: "ImagingStudy/s1"}
+	if err := tr.Precompute(t.Context(), job, analysis.Tenant{Issuer: "https://ehr.example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"https://ehr.example.org https://ehr.example.org/fhir ImagingStudy/s1 ai-read"}
+	if got := w.noted(); !slices.Equal(got, want) {
+		t.Errorf("noted %q, want %q", got, want)
+	}
+}

@@ -35,6 +35,7 @@ type App struct {
 	cached    *analysis.Cached
 	writeBack *analysis.WriteBack // nil: write-back off
 	queue     precomputeQueue
+	worklist  analysis.Worklist // the studies the use case noted, for the SMART app's worklist
 	precomp   analysis.Handler
 	readiness *api.Readiness
 	server    *http.Server
@@ -71,7 +72,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, reg *promethe
 	if err != nil {
 		return nil, err
 	}
-	a.rdb, a.queue = st.rdb, st.queue
+	a.rdb, a.queue, a.worklist = st.rdb, st.queue, st.worklist
 	handler, err := a.wire(ctx, st, reg)
 	if err != nil {
 		return nil, err

@@ -48,8 +48,8 @@ func newWriteBack(rc config.Results, client *fhir.Client, rp reporter, log *slog
 }
 
 // newTriage is the use case: hook calls' studies within budgets,
-// precompute jobs, write-back.
-func newTriage(rc config.Results, cached *analysis.Cached, resolver *cds.Resolver, catalog *cds.Catalog, wb *analysis.WriteBack, log *slog.Logger) *analysis.Triage {
+// precompute jobs, write-back, the worklist's notes.
+func newTriage(rc config.Results, cached *analysis.Cached, resolver *cds.Resolver, catalog *cds.Catalog, wb *analysis.WriteBack, wl analysis.Worklist, log *slog.Logger) *analysis.Triage {
 	return analysis.NewTriage(analysis.TriageConfig{
 		Analyzer:       cached,
 		Studies:        resolver,
@@ -58,6 +58,7 @@ func newTriage(rc config.Results, cached *analysis.Cached, resolver *cds.Resolve
 		Budgets:        map[string]time.Duration{cds.HookPatientView: rc.BudgetPatientView, cds.HookImagingStudyAvailable: rc.BudgetStudyAvailable},
 		NormalCards:    rc.NormalCard,
 		WriteBack:      wb,
+		Worklist:       wl,
 		Log:            log,
 	})
 }

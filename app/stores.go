@@ -38,7 +38,10 @@ type stores struct {
 	replay     auth.ReplayCache
 	queue      precomputeQueue
 	queueStats *analysis.QueueStats
-	checks     []api.Check // readiness beyond the models
+	// worklist is the radiologists' worklist index, which the use case
+	// notes studies on and the SMART app's worklist endpoint lists.
+	worklist analysis.Worklist
+	checks   []api.Check // readiness beyond the models
 }
 
 // embedded reports whether results are kept in this process.
@@ -56,9 +59,10 @@ func openStores(ctx context.Context, cfg config.Config, log *slog.Logger) (*stor
 		feedback: store.NewMemoryFeedback(cfg.Feedback.MaxEvents),
 		replay:   store.NewMemoryReplay(cfg.Auth.ReplayMax),
 		queue:    mq, queueStats: &mq.Stats,
+		worklist: store.NewMemoryWorklist(cfg.Results.TTL, store.DefaultWorklistItems),
 	}
 	if cfg.Redis.URL == "" && len(cfg.Redis.Addrs) == 0 {
-		log.Info("no redis.url: results, locks and feedback are kept in this process")
+		log.Info("no redis.url: results, locks, feedback and the worklist are kept in this process")
 		return st, nil
 	}
 	rdb, err := store.NewUniversalClient(cfg.Redis.URL.Reveal(), cfg.Redis.Addrs, cfg.Redis.MasterName)
@@ -71,6 +75,7 @@ func openStores(ctx context.Context, cfg config.Config, log *slog.Logger) (*stor
 	rq.Visibility = cfg.Precompute.Visibility
 	st.queue, st.queueStats = rq, &rq.Stats
 	st.feedback = store.NewRedisFeedback(rdb, cfg.Feedback.MaxEvents)
+	st.worklist = store.NewRedisWorklist(rdb, cfg.Results.TTL, store.DefaultWorklistItems)
 	st.replay = auth.Fallback{Primary: store.NewRedisReplay(rdb), Secondary: st.replay, OnError: func(err error) {
 		log.Warn("jti replay check fell back to memory", "err", err)
 	}}

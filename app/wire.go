@@ -59,7 +59,7 @@ func (a *App) useCase(st *stores, outbound http.RoundTripper, reg prometheus.Reg
 	rp := reporter{opt: reportOptions(cfg, &engine)}
 	a.writeBack = newWriteBack(cfg.Results, fhirClient, rp, log)
 	catalog := cds.DefaultCatalog()
-	triage := newTriage(cfg.Results, a.cached, resolver, catalog, a.writeBack, log)
+	triage := newTriage(cfg.Results, a.cached, resolver, catalog, a.writeBack, st.worklist, log)
 	engine = newEngine(cfg.Results, catalog, resolver, triage, rp, st, log)
 	return engine, triage
 }

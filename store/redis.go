@@ -1,6 +1,7 @@
 // Package store holds the Redis and in-memory adapters of the interfaces
 // that analysis, cds and auth declare: results and reports, study locks,
-// the precompute queue, the feedback log and the jti replay cache. Without
+// the precompute queue, the feedback log, the jti replay cache and the
+// worklist. Without
 // Redis the service runs on the in-memory twins (the embedded default);
 // with Redis, replicas share state. Each interface's two twins live in one
 // file and pass one contract test.

@@ -12,9 +12,9 @@ import (
 )
 
 // Each interface's contract test (testResultsContract, testLockerContract,
-// testQueueContract, testFeedbackContract, testReplayContract) runs on the
-// memory twin and on Redis: the embedded default behaves as the shared
-// deployment does.
+// testQueueContract, testFeedbackContract, testReplayContract,
+// testWorklistContract) runs on the memory twin and on Redis: the embedded
+// default behaves as the shared deployment does.
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
