@@ -194,6 +194,7 @@ func (a *Analyzer) hipFinding(m *inference.Manifest, img *imaging.Image, f infer
 		Code:        Code{System: label.System, Code: label.Code, Display: label.CodeDisplay, Verified: label.Verified},
 		Probability: round4(f.Probability), Reported: f.Reported, Normal: label.Normal,
 		Priority: f.Priority, PriorityClass: f.PriorityClass,
+		Box: [4]int{f.Box.Min.X, f.Box.Min.Y, f.Box.Dx(), f.Box.Dy()},
 	}
 	for _, l := range m.Labels {
 		out.Probabilities = append(out.Probabilities, ClassProbability{Class: l.Key, Display: l.Display, Probability: round4(f.Probabilities[l.Key])})

@@ -20,8 +20,8 @@ import (
 // SchemaVersion is the version of Result's shape and meaning; a cached
 // Result of another version is not served. 2: results are cached without
 // what names a patient or study (bound per call), and codings carry the
-// code system's display.
-const SchemaVersion = 2
+// code system's display. 3: findings carry the box of the region read.
+const SchemaVersion = 3
 
 // Priorities are the FHIR request priorities, least urgent first.
 var Priorities = []string{"routine", "urgent", "asap", "stat"}
@@ -128,6 +128,9 @@ type Finding struct {
 	PriorityClass string `json:"priorityClass,omitempty"`
 	// LowConfidence is set below the policy's review threshold.
 	LowConfidence bool `json:"lowConfidence,omitempty"`
+	// Box is the region read (the crop of a hip, a vertebral body), x, y,
+	// width, height in pixels of Images[Image]; the heat map covers it.
+	Box [4]int `json:"box"`
 	// Heatmap is a small PNG of the region with the activation map laid
 	// over it; nil when the model has no activation output.
 	Heatmap []byte `json:"heatmap,omitempty"`

@@ -156,8 +156,9 @@ func (a *Analyzer) acuityFinding(m *inference.Manifest, img *imaging.Image, rd s
 	}
 	f.Priority, f.PriorityClass = m.Priority(ordered)
 	f.LowConfidence = a.Policy.ReviewBelow > 0 && f.Probability < a.Policy.ReviewBelow
+	box := m.Vertebral.ROI.ROIBox(rd.Body.Box)
+	f.Box = [4]int{box.Min.X, box.Min.Y, box.Dx(), box.Dy()}
 	if a.Policy.HeatmapSide > 0 {
-		box := m.Vertebral.ROI.ROIBox(rd.Body.Box)
 		thumb := inference.Thumbnail(img.Pixels, img.Meta.Rows, img.Meta.Columns, box, nil, a.Policy.HeatmapSide)
 		var buf bytes.Buffer
 		if err := encodeThumbnail(&buf, thumb); err == nil {

@@ -21,6 +21,9 @@ const (
 	WorkNotRead = "not-read"
 )
 
+// WorkSaved is the Worklist.Mark of a study whose report the app saved.
+const WorkSaved = "saved"
+
 // WorkItem is one study on a FHIR server's worklist: what the
 // radiologist's worklist shows of it, without naming its patient (the app
 // reads the study's subject with the user's token).
@@ -41,8 +44,10 @@ type WorkItem struct {
 	NotRead string `json:"notRead,omitempty"`
 	Status  string `json:"status"` // WorkPending, WorkAIRead or WorkNotRead
 	// Feedback is the last outcome the app recorded for the study's card:
-	// "", "accepted" or "overridden". Only Worklist.Mark sets it.
+	// "", "accepted" or "overridden"; Saved: the app saved its report.
+	// Only Worklist.Mark sets them.
 	Feedback string    `json:"feedback,omitempty"`
+	Saved    bool      `json:"saved,omitempty"`
 	Analyzed time.Time `json:"analyzed,omitzero"`
 	// Updated is when the item last changed; the worklist stamps it when
 	// zero and forgets the least recently updated items first.
@@ -61,11 +66,13 @@ type WorkTop struct {
 // store.RedisWorklist and its embedded twin store.MemoryWorklist are ones.
 type Worklist interface {
 	// Note records item, replacing the study's item (by ImagingStudy)
-	// when item Supersedes it; the study keeps the Feedback it was given.
+	// when item Supersedes it; the study keeps the Feedback and Saved it
+	// was given.
 	Note(ctx context.Context, tenant, fhirServer string, item WorkItem) error
-	// Mark sets the Feedback of a study's item; a study not on the list is
-	// left alone (no error).
-	Mark(ctx context.Context, tenant, fhirServer, imagingStudy, feedback string) error
+	// Mark records what the app did with a study: WorkSaved sets Saved,
+	// any other mark (an outcome) is its Feedback; a study not on the
+	// list is left alone (no error).
+	Mark(ctx context.Context, tenant, fhirServer, imagingStudy, mark string) error
 	// List returns up to max items of the FHIR server (all when max is not
 	// positive), in SortWorklist's order.
 	List(ctx context.Context, tenant, fhirServer string, max int) ([]WorkItem, error)

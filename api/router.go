@@ -48,6 +48,8 @@ type Options struct {
 	JWKS []byte
 	// Precompute serves the notification and analyze endpoints; nil: off.
 	Precompute *Precompute
+	// App serves the SMART app and its API; nil: off.
+	App *App
 }
 
 type metrics struct {
@@ -91,7 +93,7 @@ func NewRouter(o Options) http.Handler {
 		o.Log.Error("no public base URL (auth.public_base_url) with authentication on: every CDS call will be refused with 401")
 	}
 	h := &handlers{log: o.Log, cds: o.CDS, ready: o.Ready, metrics: m, publicBase: o.PublicBaseURL,
-		authOn: o.Authenticate != nil, precompute: o.Precompute}
+		authOn: o.Authenticate != nil, precompute: o.Precompute, perIP: o.PerIP}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
@@ -124,6 +126,9 @@ func NewRouter(o Options) http.Handler {
 	limited := limitBy(newLimiters(o.PerIP), clientIP, "client address")
 	r.POST("/fhir/subscription", limited, h.subscription)
 	r.POST("/api/v1/studies/analyze", limited, h.analyze)
+	if o.App != nil {
+		o.App.routes(r, h)
+	}
 	return r
 }
 
@@ -137,6 +142,7 @@ type handlers struct {
 	publicBase string
 	authOn     bool
 	precompute *Precompute
+	perIP      RateLimit
 }
 
 func (h *handlers) health(c *gin.Context) {
@@ -178,6 +184,16 @@ func (h *handlers) feedback(c *gin.Context) {
 	}
 	id := c.Param("id")
 	results, err := h.cds.RecordFeedback(c.Request.Context(), id, body)
+	h.countFeedback(id, results)
+	if err != nil {
+		writeError(c, h.log, err)
+		return
+	}
+	c.Status(http.StatusOK)
+}
+
+// countFeedback counts feedback results sent to service id.
+func (h *handlers) countFeedback(id string, results []cds.FeedbackResult) {
 	// Every label from a fixed set: the id comes from the path.
 	service := "other"
 	if _, ok := h.cds.Catalog().Lookup(id); ok {
@@ -195,11 +211,6 @@ func (h *handlers) feedback(c *gin.Context) {
 			h.metrics.cardFeedback.WithLabelValues(service, outcome, clip(r.Reason, 64), oneOf(r.Card, "info", "warning", "critical", "unknown")).Inc()
 		}
 	}
-	if err != nil {
-		writeError(c, h.log, err)
-		return
-	}
-	c.Status(http.StatusOK)
 }
 
 func (h *handlers) report(c *gin.Context) {

@@ -20,6 +20,7 @@ type edge struct {
 	authenticate authenticator
 	jwks         []byte
 	precompute   *api.Precompute
+	app          *api.App
 }
 
 // newRouter is the service's HTTP handler.
@@ -39,6 +40,7 @@ func newRouter(cfg config.Config, e edge, reg *prometheus.Registry, log *slog.Lo
 		JWKS:           e.jwks,
 		PerIssuer:      api.RateLimit{Rate: cfg.HTTP.RatePerIssuer, Burst: cfg.HTTP.BurstPerIssuer},
 		Precompute:     e.precompute,
+		App:            e.app,
 	})
 }
 

@@ -49,29 +49,32 @@ func newWriteBack(rc config.Results, client *fhir.Client, rp reporter, log *slog
 
 // newTriage is the use case: hook calls' studies within budgets,
 // precompute jobs, write-back, the worklist's notes.
-func newTriage(rc config.Results, cached *analysis.Cached, resolver *cds.Resolver, catalog *cds.Catalog, wb *analysis.WriteBack, wl analysis.Worklist, log *slog.Logger) *analysis.Triage {
+func newTriage(cfg config.Config, cached *analysis.Cached, resolver *cds.Resolver, catalog *cds.Catalog, wb *analysis.WriteBack, wl analysis.Worklist, log *slog.Logger) *analysis.Triage {
+	rc := cfg.Results
 	return analysis.NewTriage(analysis.TriageConfig{
 		Analyzer:       cached,
 		Studies:        resolver,
 		Tasks:          catalog.Tasks(),
 		StudiesPerCall: rc.StudiesPerCall,
-		Budgets:        map[string]time.Duration{cds.HookPatientView: rc.BudgetPatientView, cds.HookImagingStudyAvailable: rc.BudgetStudyAvailable},
-		NormalCards:    rc.NormalCard,
-		WriteBack:      wb,
-		Worklist:       wl,
-		Log:            log,
+		Budgets: map[string]time.Duration{cds.HookPatientView: rc.BudgetPatientView, cds.HookImagingStudyAvailable: rc.BudgetStudyAvailable,
+			cds.HookApp: cfg.App.Budget},
+		NormalCards: rc.NormalCard,
+		WriteBack:   wb,
+		Worklist:    wl,
+		Log:         log,
 	})
 }
 
 // newEngine is the CDS engine answering hooks with the use case's results.
-func newEngine(rc config.Results, catalog *cds.Catalog, resolver *cds.Resolver, triage *analysis.Triage, rp reporter, st *stores, log *slog.Logger) *cds.Engine {
+func newEngine(cfg config.Config, catalog *cds.Catalog, resolver *cds.Resolver, triage *analysis.Triage, rp reporter, st *stores, log *slog.Logger) *cds.Engine {
+	rc := cfg.Results
 	return cds.NewEngine(cds.EngineConfig{
 		Catalog:  catalog,
 		Resolver: resolver,
 		Feedback: st.feedback,
 		Triage:   triage,
 		Reporter: rp,
-		Cards: cds.CardOptions{NormalCard: rc.NormalCard, SystemActions: rc.SystemActions, ViewerURL: rc.ViewerURL, PendingCard: rc.PendingCard,
+		Cards: cds.CardOptions{NormalCard: rc.NormalCard, SystemActions: rc.SystemActions, ViewerURL: viewerURL(cfg), PendingCard: rc.PendingCard,
 			Source: cds.Source{Label: rc.SourceLabel, URL: rc.SourceURL, Icon: rc.SourceIcon}},
 		Reports:   st.results,
 		ReportTTL: rc.TTL,

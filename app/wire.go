@@ -38,7 +38,8 @@ func (a *App) wire(ctx context.Context, st *stores, reg *prometheus.Registry) (h
 	a.readiness = api.NewReadiness(append([]api.Check{modelsCheck(a.models)}, st.checks...),
 		api.DefaultReadinessInterval, api.DefaultReadinessTimeout)
 	return newRouter(cfg, edge{engine: engine, readiness: a.readiness, authenticate: authenticate, jwks: jwksOf(key),
-		precompute: precomputeAPI(cfg.Precompute, st.queue, tenants)}, reg, log), nil
+		precompute: precomputeAPI(cfg.Precompute, st.queue, tenants),
+		app:        smartApp(cfg, tenants, a.cached, st.worklist)}, reg, log), nil
 }
 
 // useCase builds the analysis of a study (retrieval, models, the result
@@ -59,8 +60,8 @@ func (a *App) useCase(st *stores, outbound http.RoundTripper, reg prometheus.Reg
 	rp := reporter{opt: reportOptions(cfg, &engine)}
 	a.writeBack = newWriteBack(cfg.Results, fhirClient, rp, log)
 	catalog := cds.DefaultCatalog()
-	triage := newTriage(cfg.Results, a.cached, resolver, catalog, a.writeBack, st.worklist, log)
-	engine = newEngine(cfg.Results, catalog, resolver, triage, rp, st, log)
+	triage := newTriage(cfg, a.cached, resolver, catalog, a.writeBack, st.worklist, log)
+	engine = newEngine(cfg, catalog, resolver, triage, rp, st, log)
 	return engine, triage
 }
 

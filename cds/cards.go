@@ -85,7 +85,12 @@ type issuedCard struct {
 // of its save suggestion.
 func cardUUIDs(hookInstance, reportID string) (card, save string) {
 	card = uuid.NewSHA1(uuid.NameSpaceURL, []byte(hookInstance+"\x00"+reportID)).String()
-	return card, uuid.NewSHA1(uuid.NameSpaceURL, []byte(card+"\x00save")).String()
+	return card, saveUUIDOf(card)
+}
+
+// saveUUIDOf is the uuid of the save suggestion of the card with uuid card.
+func saveUUIDOf(card string) string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte(card+"\x00save")).String()
 }
 
 // card builds the card for one result with the given uuids (cardUUIDs), or
@@ -127,16 +132,34 @@ func (e *Engine) card(svc Service, cardUUID, saveUUID string, r analysis.Result,
 		c.Links = append(c.Links, Link{Label: "AI triage report (HTML)", Type: "absolute", URL: u})
 	}
 	if e.cards.ViewerURL != "" {
-		app, _ := json.Marshal(map[string]string{
-			"imagingStudy": "ImagingStudy/" + r.Study.ImagingStudyID, "studyInstanceUid": r.Study.UID,
-			"diagnosticReport": "DiagnosticReport/" + rep.ID,
-		})
-		c.Links = append(c.Links, Link{Label: "View images and heat maps", URL: e.cards.ViewerURL, Type: "smart", AppContext: string(app)})
+		c.Links = append(c.Links, Link{Label: "View images and heat maps", URL: e.cards.ViewerURL, Type: "smart",
+			AppContext: appContext(svc, cardUUID, r, rep)})
 	}
 	if e.cards.SystemActions {
 		return c, actions, true
 	}
 	return c, nil, true
+}
+
+// AppContext is what a card's SMART link tells the app (its appContext, a
+// JSON string the EHR hands over at launch): the study, the report, the
+// model, and the card and service the app's feedback is about.
+type AppContext struct {
+	ImagingStudy     string `json:"imagingStudy"`
+	StudyInstanceUID string `json:"studyInstanceUid,omitempty"`
+	DiagnosticReport string `json:"diagnosticReport"`
+	Model            string `json:"model"`
+	Card             string `json:"card"`
+	Service          string `json:"service"`
+}
+
+func appContext(svc Service, cardUUID string, r analysis.Result, rep Report) string {
+	b, _ := json.Marshal(AppContext{
+		ImagingStudy: "ImagingStudy/" + r.Study.ImagingStudyID, StudyInstanceUID: r.Study.UID,
+		DiagnosticReport: "DiagnosticReport/" + rep.ID, Model: r.Model.ID + "@" + r.Model.Version,
+		Card: cardUUID, Service: svc.ID,
+	})
+	return string(b)
 }
 
 // maxSummary is the longest summary sent: CDS Hooks wants under 140.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/orthotriage/orthotriage/analysis"
 )
@@ -22,6 +23,9 @@ type encodedCard struct {
 	// -1: no suggestion).
 	json           []byte
 	uuidAt, saveAt int
+	// appAt is where the card uuid is written in the SMART link's
+	// appContext (-1: no app link), appLink the link's index.
+	appAt, appLink int
 	none           bool // the result calls for no card
 }
 
@@ -74,11 +78,22 @@ func (e *Engine) encodeCard(svc Service, r analysis.Result, rep Report, base str
 	if !clean(b) {
 		return encodedCard{}, fmt.Errorf("cds: the card has an empty or null element")
 	}
-	ec := encodedCard{card: c, json: b, uuidAt: onlyIndex(b, `"uuid":"`+placeholderCard+`"`), saveAt: -1}
+	ec := encodedCard{card: c, json: b, uuidAt: onlyIndex(b, `"uuid":"`+placeholderCard+`"`), saveAt: -1, appAt: -1, appLink: -1}
 	if ec.uuidAt < 0 {
 		return encodedCard{}, fmt.Errorf("cds: the card's uuid is not where it is written once")
 	}
 	ec.uuidAt += len(`"uuid":"`)
+	for i, l := range c.Links {
+		if strings.Contains(l.AppContext, placeholderCard) {
+			// appContext is a JSON string inside the card: its quotes
+			// are escaped there.
+			if ec.appAt = onlyIndex(b, `\"card\":\"`+placeholderCard+`\"`); ec.appAt < 0 {
+				return encodedCard{}, fmt.Errorf("cds: the app link's card uuid is not where it is written once")
+			}
+			ec.appAt += len(`\"card\":\"`)
+			ec.appLink = i
+		}
+	}
 	if len(c.Suggestions) > 0 {
 		if ec.saveAt = onlyIndex(b, `"uuid":"`+placeholderSave+`"`); ec.saveAt < 0 {
 			return encodedCard{}, fmt.Errorf("cds: the suggestion's uuid is not where it is written once")
@@ -106,6 +121,11 @@ func (ec encodedCard) forCall(cardUUID, saveUUID string) Card {
 	c.UUID = cardUUID
 	b := bytes.Clone(ec.json)
 	copy(b[ec.uuidAt:], cardUUID)
+	if ec.appAt >= 0 {
+		c.Links = append([]Link(nil), c.Links...)
+		c.Links[ec.appLink].AppContext = strings.Replace(c.Links[ec.appLink].AppContext, placeholderCard, cardUUID, 1)
+		copy(b[ec.appAt:], cardUUID)
+	}
 	if ec.saveAt >= 0 {
 		c.Suggestions = append([]Suggestion(nil), c.Suggestions...)
 		c.Suggestions[0].UUID = saveUUID

@@ -92,3 +92,56 @@ func TestEncodedCardsAreNotSharedAcrossPatients(t *testing.T) {
 		t.Errorf("the second patient's answer carries the first patient's card:\n%.600s", b)
 	}
 }
+
+// TestAppLinkNamesTheCardOfTheCall: the SMART link's appContext names the
+// study, report, model, service and the card of this call, whether the
+// card was built for the call or reused from its encoding.
+func TestAppLinkNamesTheCardOfTheCall(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		res := hips("is-a", normal(), found("fnf", "Fracture of neck of femur", 0.97, "stat"))
+		opts := cds.CardOptions{ViewerURL: "https://ot.example.org/app/launch.html", Source: cds.Source{Label: "orthotriage"}}
+		var e *cds.Engine
+		if keep {
+			e, _ = engineFor(map[string]analysis.Result{"is-a": res}, opts, keepCards)
+		} else {
+			e, _ = engineFor(map[string]analysis.Result{"is-a": res}, opts)
+		}
+		for _, hookInstance := range []string{"h1", "h2", "h1"} {
+			body := []byte(`{"hook":"patient-view","hookInstance":"` + hookInstance + `","context":{"userId":"Practitioner/u","patientId":"p1"},` +
+				`"prefetch":{"patient":{"resourceType":"Patient","id":"p1"},"studies":` + bundle("", study("is-a", "p1")) + `}}`)
+			resp, err := e.Call(t.Context(), "hip-radiograph-screening", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := cds.Marshal(resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sent cds.Response
+			if err := json.Unmarshal(b, &sent); err != nil {
+				t.Fatal(err)
+			}
+			c := sent.Cards[0]
+			var link *cds.Link
+			for i := range c.Links {
+				if c.Links[i].Type == "smart" {
+					link = &c.Links[i]
+				}
+			}
+			if link == nil {
+				t.Fatalf("kept %v: no smart link on %s", keep, b)
+			}
+			var app cds.AppContext
+			if err := json.Unmarshal([]byte(link.AppContext), &app); err != nil {
+				t.Fatalf("appContext %q: %v", link.AppContext, err)
+			}
+			if app.Card != c.UUID || app.Service != "hip-radiograph-screening" || app.ImagingStudy != "ImagingStudy/is-a" ||
+				!strings.HasPrefix(app.DiagnosticReport, "DiagnosticReport/") || app.Model != res.Model.ID+"@"+res.Model.Version {
+				t.Errorf("kept %v, %s: appContext %+v for card %s", keep, hookInstance, app, c.UUID)
+			}
+			if resp.Cards[0].Links[len(resp.Cards[0].Links)-1].AppContext != link.AppContext {
+				t.Errorf("kept %v: the card's fields and its bytes disagree on appContext", keep)
+			}
+		}
+	}
+}

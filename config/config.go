@@ -37,6 +37,34 @@ type Config struct {
 	Egress      Egress      `yaml:"egress"`
 	Results     Results     `yaml:"results"`
 	Precompute  Precompute  `yaml:"precompute"`
+	App         App         `yaml:"app"`
+}
+
+// App is the built-in SMART on FHIR app (viewer and worklist) served
+// under /app/ and its API under /api/v1/app/.
+type App struct {
+	// Enabled serves the app; with auth.public_base_url set (and no
+	// results.viewer_url) cards link to it.
+	Enabled  bool   `yaml:"enabled"`
+	ClientID string `yaml:"client_id"`
+	// ConnectOrigins are the origins the app's pages may call besides
+	// their own (the EHRs' FHIR and authorization servers): the CSP's
+	// connect-src. Empty: the origins of the trusted issuers' FHIR
+	// servers, or any https origin when none is registered.
+	ConnectOrigins []string `yaml:"connect_origins"`
+	// FrameAncestors are the origins that may show the app in a frame
+	// (the EHRs); empty: any.
+	FrameAncestors []string `yaml:"frame_ancestors"`
+	// ImageMaxSide bounds the longer side of the radiograph sent to the
+	// app, in pixels.
+	ImageMaxSide int `yaml:"image_max_side"`
+	// Budget is how long an app request waits for a study's analysis
+	// before saying it is pending.
+	Budget time.Duration `yaml:"budget"`
+	// WorklistMax is the most rows of one worklist; RefreshSeconds how
+	// often the worklist page reloads it.
+	WorklistMax    int `yaml:"worklist_max"`
+	RefreshSeconds int `yaml:"refresh_seconds"`
 }
 
 // Precompute is the work queue that analyses studies before any hook asks:
@@ -270,6 +298,7 @@ func Default() Config {
 			MaxResponseSize: 16 << 20,
 		},
 		Feedback:   Feedback{MaxEvents: 10000},
+		App:        App{Enabled: true, ClientID: "orthotriage", ImageMaxSide: 2048, Budget: 2 * time.Second, WorklistMax: 200, RefreshSeconds: 30},
 		Precompute: Precompute{Workers: 2, QueueSize: 1000, MaxAttempts: 5, Backoff: time.Second, Visibility: 10 * time.Minute},
 		Results: Results{StudiesPerCall: 3, ReviewBelow: 0.6, SourceLabel: "orthotriage AI triage",
 			SourceURL: "https://github.com/orthotriage/orthotriage", HeatmapSide: 96, Kept: 1000, WriteBackRetries: 3,
@@ -391,6 +420,14 @@ func (c *Config) settings() []setting {
 		str("precompute.fhir_server", "FHIR server whose Subscription notifications arrive at /fhir/subscription", &c.Precompute.FHIRServer),
 		secret("precompute.notification_token", "bearer token Subscription notifications must carry (Subscription.channel.header)", &c.Precompute.NotificationToken),
 		secret("precompute.admin_token", "bearer token for POST /api/v1/studies/analyze; empty: that call is off", &c.Precompute.AdminToken),
+		boolean("app.enabled", "serve the SMART app (viewer and worklist) under /app/; cards link to it when auth.public_base_url is set", &c.App.Enabled),
+		str("app.client_id", "the app's SMART client_id, as registered at the EHRs' authorization servers", &c.App.ClientID),
+		list("app.connect_origins", "comma-separated origins the app's pages may call (FHIR and authorization servers); empty: the trusted issuers' FHIR servers, else any https origin", &c.App.ConnectOrigins),
+		list("app.frame_ancestors", "comma-separated origins that may frame the app (the EHRs); empty: any", &c.App.FrameAncestors),
+		integer("app.image_max_side", "longest side in pixels of the radiograph sent to the app", &c.App.ImageMaxSide),
+		dur("app.budget", "how long an app request waits for a study's analysis before answering pending", &c.App.Budget),
+		integer("app.worklist_max", "most studies on one worklist", &c.App.WorklistMax),
+		integer("app.refresh_seconds", "how often the worklist page refreshes itself", &c.App.RefreshSeconds),
 		str("imaging.credentials_file", "YAML file of DICOMweb credentials: a list of {base_url, token} or {base_url, username, password}", &c.Imaging.CredentialsFile),
 	}
 }

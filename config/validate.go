@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -59,6 +60,7 @@ func (c Config) validate(serving bool) error {
 	c.Egress.validate(&p)
 	c.Results.validate(&p, c.HTTP.RequestTimeout)
 	c.Precompute.validate(&p, c.Results.AnalysisTimeout)
+	c.App.validate(&p, c.HTTP.RequestTimeout)
 	if len(p) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(p...))
 	}
@@ -120,6 +122,34 @@ func (co CORS) validate(p *problems) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
 			p.add("cors.allowed_origins", "%q is not an origin like https://ehr.example.org", o)
 		}
+	}
+}
+
+func (a App) validate(p *problems, requestTimeout time.Duration) {
+	if !a.Enabled {
+		return
+	}
+	if a.ClientID == "" || len(a.ClientID) > 200 {
+		p.add("app.client_id", "must be 1 to 200 characters")
+	}
+	for _, o := range append(append([]string{}, a.ConnectOrigins...), a.FrameAncestors...) {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" ||
+			strings.ContainsAny(o, " ;,'\"") {
+			p.add("app.connect_origins/frame_ancestors", "%q is not an origin like https://ehr.example.org", o)
+		}
+	}
+	if a.ImageMaxSide < 256 || a.ImageMaxSide > 8192 {
+		p.add("app.image_max_side", "must be within 256..8192, got %d", a.ImageMaxSide)
+	}
+	if a.Budget <= 0 || a.Budget >= requestTimeout {
+		p.add("app.budget", "must be positive and below http.request_timeout (%s), got %s", requestTimeout, a.Budget)
+	}
+	if a.WorklistMax < 1 || a.WorklistMax > 2000 {
+		p.add("app.worklist_max", "must be within 1..2000, got %d", a.WorklistMax)
+	}
+	if a.RefreshSeconds < 5 || a.RefreshSeconds > 3600 {
+		p.add("app.refresh_seconds", "must be within 5..3600, got %d", a.RefreshSeconds)
 	}
 }
 

@@ -42,6 +42,7 @@ var validationCases = []validationCase{
 		"http.shutdown_timeout: must be a positive duration, got -1ns",
 		"results.budget_patient_view: must be above 0 and below http.request_timeout (-1ns), got 1.5s",
 		"results.budget_study_available: must be above 0 and below http.request_timeout (-1ns), got 5s",
+		"app.budget: must be positive and below http.request_timeout (-1ns), got 2s",
 	}},
 	{name: "http rates", mutate: func(c *Config) { c.HTTP.RatePerIP, c.HTTP.RatePerIssuer = -1, math.NaN() }, want: []string{
 		"http.rate_per_ip: must be 0 or more, got -1",
@@ -188,6 +189,20 @@ var validationCases = []validationCase{
 		"precompute.notification_token: must be at least 16 characters",
 		"precompute.admin_token: must be at least 16 characters",
 	}},
+	{name: "app limits", mutate: func(c *Config) {
+		a := &c.App
+		a.ClientID, a.ImageMaxSide, a.Budget, a.WorklistMax, a.RefreshSeconds = "", 100, 0, 0, 1
+		a.ConnectOrigins, a.FrameAncestors = []string{"https://fhir.example.org/fhir"}, []string{"'none'"}
+	}, want: []string{
+		"app.client_id: must be 1 to 200 characters",
+		`app.connect_origins/frame_ancestors: "https://fhir.example.org/fhir" is not an origin like https://ehr.example.org`,
+		`app.connect_origins/frame_ancestors: "'none'" is not an origin like https://ehr.example.org`,
+		"app.image_max_side: must be within 256..8192, got 100",
+		"app.budget: must be positive and below http.request_timeout (10s), got 0s",
+		"app.worklist_max: must be within 1..2000, got 0",
+		"app.refresh_seconds: must be within 5..3600, got 1",
+	}},
+	{name: "app off is not checked", mutate: func(c *Config) { c.App.Enabled, c.App.ClientID = false, "" }},
 }
 
 func TestValidateEachCheck(t *testing.T) {
@@ -216,7 +231,7 @@ func TestValidateIsDeterministic(t *testing.T) {
 			t.Fatalf("messages changed between runs (-first +now):\n%s", diff)
 		}
 	}
-	sections := []string{"listen", "log_level", "http", "cors", "redis", "fhir", "feedback", "onnxruntime", "imaging", "auth", "egress", "results", "precompute"}
+	sections := []string{"listen", "log_level", "http", "cors", "redis", "fhir", "feedback", "onnxruntime", "imaging", "auth", "egress", "results", "precompute", "app"}
 	at := 0
 	for _, m := range first {
 		key, _, _ := strings.Cut(m, ":")

@@ -8,7 +8,8 @@
 # ojph_compress/ojph_expand, HTJ2K test files), codecs (the DICOM codec
 # libraries the binary links: GDCM's IJG JPEG builds, CharLS, OpenJPEG),
 # orthanc (DICOMweb server for tests), web (the SMART app's npm packages and
-# its build into web/dist, which the binary embeds), torch (PyTorch and onnx
+# its build into web/dist, which the binary embeds), chromium (Debian's
+# Chromium for the SMART app's browser tests), torch (PyTorch and onnx
 # for `make train-hip`, not installed by default). No argument: all but torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 ORT_NPM_VERSION=1.24.1   # onnxruntime_go v1.27.0 targets the 1.24 C API
 CACHE=.cache
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(codecs ort redis node fhirserver web curl dcmtk gdcm openjph orthanc)
+[ ${#parts[@]} -gt 0 ] || parts=(codecs ort redis node fhirserver web curl dcmtk gdcm openjph orthanc chromium)
 
 say() { echo "setup: $*" >&2; }
 
@@ -88,6 +89,10 @@ for part in "${parts[@]}"; do
   node)
     need_node
     ;;
+  chromium)
+    # Debian's Chromium, for the SMART app's browser tests (chromedp).
+    command -v chromium >/dev/null || apt_install chromium
+    ;;
   torch)
     # Training only (make train-hip, train-spine): Debian's PyTorch and onnx for /usr/bin/python3.
     /usr/bin/python3 -c "import torch, onnx, numpy" 2>/dev/null || apt_install python3-torch python3-onnx python3-numpy
@@ -127,7 +132,7 @@ for part in "${parts[@]}"; do
     fi
     ;;
   *)
-    say "unknown part $part (want codecs, ort, redis, node, fhirserver, web, curl, dcmtk, gdcm, openjph, orthanc, torch or sklearn)"; exit 2
+    say "unknown part $part (want codecs, ort, redis, node, fhirserver, web, curl, dcmtk, gdcm, openjph, orthanc, chromium, torch or sklearn)"; exit 2
     ;;
   esac
 done

@@ -57,7 +57,7 @@ func noted(item analysis.WorkItem) analysis.WorkItem {
 	if item.Updated.IsZero() {
 		item.Updated = time.Now()
 	}
-	item.Updated, item.Feedback = item.Updated.UTC(), ""
+	item.Updated, item.Feedback, item.Saved = item.Updated.UTC(), "", false
 	if item.Top != nil {
 		top := *item.Top
 		item.Top = &top
@@ -130,8 +130,9 @@ local stored = 1
 if old and item.status == "pending" and old.status ~= "pending" and str(old.task) == str(item.task)
     and (str(item.model) == "" or str(item.model) == str(old.model)) then
   stored = 0
-elseif old and str(old.feedback) ~= "" then
-  item.feedback = old.feedback
+elseif old and (str(old.feedback) ~= "" or old.saved == true) then
+  if str(old.feedback) ~= "" then item.feedback = old.feedback end
+  if old.saved == true then item.saved = true end
   value = cjson.encode(item)
 end
 if stored == 1 then redis.call("HSET", KEYS[1], ARGV[1], value) end
@@ -158,7 +159,9 @@ return stored
 	markScript = redis.NewScript(worklistLua + `
 local item = decode(redis.call("HGET", KEYS[1], ARGV[1]))
 if not item then return 0 end
-if ARGV[2] == "" then item.feedback = nil else item.feedback = ARGV[2] end
+if ARGV[2] == "saved" then item.saved = true
+elseif ARGV[2] == "" then item.feedback = nil
+else item.feedback = ARGV[2] end
 item.updated = ARGV[3]
 redis.call("HSET", KEYS[1], ARGV[1], cjson.encode(item))
 return 1
@@ -181,10 +184,10 @@ func (w *RedisWorklist) Note(ctx context.Context, tenant, fhirServer string, ite
 	return nil
 }
 
-// Mark sets the feedback of the study's item, when it is on the list.
-func (w *RedisWorklist) Mark(ctx context.Context, tenant, fhirServer, imagingStudy, feedback string) error {
+// Mark records the app's mark on the study's item (see analysis.Worklist), when it is on the list.
+func (w *RedisWorklist) Mark(ctx context.Context, tenant, fhirServer, imagingStudy, mark string) error {
 	now := time.Now().UTC().Format(time.RFC3339Nano)
-	err := markScript.Run(ctx, w.rdb, []string{worklistKey(tenant, fhirServer)}, imagingStudy, feedback, now).Err()
+	err := markScript.Run(ctx, w.rdb, []string{worklistKey(tenant, fhirServer)}, imagingStudy, mark, now).Err()
 	if err != nil {
 		return fmt.Errorf("redis mark worklist item: %w", err)
 	}
@@ -243,7 +246,7 @@ func (w *MemoryWorklist) Note(_ context.Context, tenant, fhirServer string, item
 	}
 	old, had := list[item.ImagingStudy]
 	if !had || item.Supersedes(old) {
-		item.Feedback = old.Feedback
+		item.Feedback, item.Saved = old.Feedback, old.Saved
 		list[item.ImagingStudy] = item
 	}
 	for len(list) > w.maxItems {
@@ -266,8 +269,8 @@ func oldestItem(list map[string]analysis.WorkItem) string {
 	return oldest
 }
 
-// Mark sets the feedback of the study's item, when it is on the list.
-func (w *MemoryWorklist) Mark(_ context.Context, tenant, fhirServer, imagingStudy, feedback string) error {
+// Mark records the app's mark on the study's item (see analysis.Worklist), when it is on the list.
+func (w *MemoryWorklist) Mark(_ context.Context, tenant, fhirServer, imagingStudy, mark string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	list, ok := w.lists.Get(worklistKey(tenant, fhirServer))
@@ -275,7 +278,12 @@ func (w *MemoryWorklist) Mark(_ context.Context, tenant, fhirServer, imagingStud
 		return nil
 	}
 	if item, ok := list[imagingStudy]; ok {
-		item.Feedback, item.Updated = feedback, time.Now().UTC()
+		if mark == analysis.WorkSaved {
+			item.Saved = true
+		} else {
+			item.Feedback = mark
+		}
+		item.Updated = time.Now().UTC()
 		list[imagingStudy] = item
 	}
 	return nil

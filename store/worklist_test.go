@@ -94,6 +94,22 @@ func testWorklistContract(t *testing.T, newList newWorklist) {
 				t.Errorf("listed %+v, want the second note with the feedback marked", got)
 			}
 		}},
+		{"saved is marked apart from feedback and kept by notes", func(t *testing.T, w analysis.Worklist) {
+			note(t, w, tenantA, serverA, readItem("1", "routine", 1))
+			for _, m := range []string{"accepted", analysis.WorkSaved} {
+				if err := w.Mark(t.Context(), tenantA, serverA, "ImagingStudy/1", m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			again := readItem("1", "stat", 2)
+			again.Saved = true // a note never sets it
+			note(t, w, tenantA, serverA, readItem("2", "stat", 2))
+			note(t, w, tenantA, serverA, again)
+			got := list(t, w, tenantA, serverA, 0)
+			if len(got) != 2 || got[0].ImagingStudy != "ImagingStudy/1" || !got[0].Saved || got[0].Feedback != "accepted" || got[1].Saved {
+				t.Errorf("listed %+v, want study 1 saved with its feedback, study 2 not saved", got)
+			}
+		}},
 		{"a note never sets feedback", func(t *testing.T, w analysis.Worklist) {
 			it := readItem("1", "stat", 1)
 			it.Feedback = "accepted"

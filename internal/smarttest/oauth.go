@@ -89,7 +89,9 @@ func (s *Server) redirectURI(q url.Values) (*url.URL, error) {
 		bad = append(bad, "client_id: unknown client")
 	}
 	uri := q.Get("redirect_uri")
+	s.mu.Lock()
 	prefix := s.opts.RedirectPrefix
+	s.mu.Unlock()
 	_, under := urlx.Under(prefix, uri)
 	u, err := url.Parse(uri)
 	switch {

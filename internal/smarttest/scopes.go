@@ -54,7 +54,8 @@ func (g *grant) has(scope string) bool { return slices.Contains(g.scopes, scope)
 // allows reports whether some scope grants any of the interactions perms
 // (letters of "cruds") on resources of type typ, and whether every such
 // scope is a patient/ one, so the resources must lie in the patient's
-// compartment. A user/ scope wins over a patient/ one.
+// compartment. A user/ scope wins over a patient/ one; a type outside the
+// Patient compartment (an Endpoint, say) has no compartment to lie in.
 func (g *grant) allows(typ, perms string) (ok, compartment bool) {
 	for _, r := range g.rules {
 		if (r.typ != "*" && r.typ != typ) || !strings.ContainsAny(r.perms, perms) {
@@ -63,10 +64,15 @@ func (g *grant) allows(typ, perms string) (ok, compartment bool) {
 		if !r.patient {
 			return true, false
 		}
-		ok, compartment = true, true
+		ok, compartment = true, !slices.Contains(outsideCompartment, typ)
 	}
 	return ok, compartment
 }
+
+// outsideCompartment are resource types that the FHIR R4 Patient
+// compartment does not hold: a patient/ scope on them reads any.
+var outsideCompartment = []string{"Endpoint", "Device", "Organization", "Practitioner", "PractitionerRole",
+	"Location", "HealthcareService", "Medication", "Substance"}
 
 // parseRule parses a SMART resource scope: v2 "patient/ImagingStudy.rs",
 // "user/*.cruds", or v1 "patient/Observation.read" (read and search),

@@ -104,6 +104,14 @@ type Server struct {
 	log      []Logged
 }
 
+// SetRedirectPrefix sets Options.RedirectPrefix once the app's address is
+// known (the server may start before the app).
+func (s *Server) SetRedirectPrefix(prefix string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.RedirectPrefix = prefix
+}
+
 // authCode is an issued authorization code with what the token request
 // must match.
 type authCode struct {
