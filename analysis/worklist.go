@@ -163,12 +163,25 @@ func bodySite(se models.ImagingStudySeries) string {
 }
 
 // Supersedes reports whether item, noted for a study already on the list
-// as old, replaces it: always, but that a pending note never replaces a
-// read of the same task (and model, when the note names one), so that a
-// hook whose budget ran out does not hide a result the list has.
+// as old, replaces it. A pending note replaces only a pending one: a hook
+// whose budget ran out, or a new model version still reading, never hides
+// a result the list has. A read of another task (another service's model
+// read the same study) replaces a read only when it is at least as
+// urgent, so that a STAT result is not sunk by a routine one.
 func (item WorkItem) Supersedes(old WorkItem) bool {
-	return item.Status != WorkPending || old.Status == WorkPending || old.Task != item.Task ||
-		(item.Model != "" && item.Model != old.Model)
+	switch {
+	case item.Status == WorkPending:
+		return old.Status == WorkPending
+	case old.Status == WorkPending || old.Task == item.Task:
+		return true
+	}
+	return PriorityRank(item.Priority) >= PriorityRank(old.Priority)
+}
+
+// Carries reports whether item, replacing old, keeps old's Feedback and
+// Saved: only for the same task and model, as they were about its result.
+func (item WorkItem) Carries(old WorkItem) bool {
+	return item.Task == old.Task && (item.Model == old.Model || item.Model == "")
 }
 
 // SortWorklist orders items as the worklist shows them: by priority (stat,

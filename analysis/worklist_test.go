@@ -119,9 +119,12 @@ func TestSupersedes(t *testing.T) {
 		{"pending replaces pending", pending, pending, true},
 		{"pending never replaces a read", pending, read, false},
 		{"pending never replaces a study not read", pending, analysis.WorkItem{Task: "hip", Status: analysis.WorkNotRead}, false},
-		{"pending replaces a read of another task", analysis.WorkItem{Task: "vertebral-fracture-acuity", Status: analysis.WorkPending}, read, true},
-		{"pending of a named model replaces another model's read", analysis.WorkItem{Task: "hip", Model: "hip-000@0.3.0", Status: analysis.WorkPending}, read, true},
-		{"pending of the same model never replaces its read", analysis.WorkItem{Task: "hip", Model: "hip-000@0.2.0", Status: analysis.WorkPending}, read, false},
+		{"pending never replaces a read of another task", analysis.WorkItem{Task: "vertebral-fracture-acuity", Status: analysis.WorkPending}, read, false},
+		{"pending of a new model never replaces the old one's read", analysis.WorkItem{Task: "hip", Model: "hip-000@0.3.0", Status: analysis.WorkPending}, read, false},
+		{"a read of another task replaces a read as urgent", analysis.WorkItem{Task: "vertebral-fracture-acuity", Status: analysis.WorkAIRead, Priority: "stat"},
+			analysis.WorkItem{Task: "hip", Status: analysis.WorkAIRead, Priority: "stat"}, true},
+		{"a read of another task never sinks a more urgent one", analysis.WorkItem{Task: "vertebral-fracture-acuity", Status: analysis.WorkAIRead, Priority: "routine"},
+			analysis.WorkItem{Task: "hip", Status: analysis.WorkAIRead, Priority: "stat"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,12 +2,14 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"image/png"
 	"io/fs"
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 	"github.com/orthotriage/orthotriage"
@@ -35,7 +37,17 @@ type App struct {
 	Worklist analysis.Worklist
 	// ImageMaxSide bounds the image sent; WorklistMax the rows listed.
 	ImageMaxSide, WorklistMax int
+	// Images bounds the radiographs retrieved and rendered at once
+	// (each a DICOMweb fetch and a decode); 0: DefaultAppImages.
+	Images int
+
+	once   sync.Once
+	images chan struct{}
 }
+
+// DefaultAppImages is how many radiographs the app's image endpoint
+// retrieves and renders at once by default.
+const DefaultAppImages = 4
 
 // appRequest is the body of every /api/v1/app/ call: no patient data
 // travels in the URL.
@@ -51,7 +63,8 @@ type appRequest struct {
 
 func (a *App) routes(r *gin.Engine, h *handlers) {
 	static := func(c *gin.Context) { a.static(c, h) }
-	r.GET("/app", func(c *gin.Context) { c.Redirect(http.StatusFound, "/app/launch.html") })
+	// Relative, so that a reverse proxy's path prefix is kept.
+	r.GET("/app", func(c *gin.Context) { c.Redirect(http.StatusFound, "app/launch.html") })
 	r.GET("/app/*file", static)
 	r.HEAD("/app/*file", static)
 	api := r.Group("/api/v1/app", limitBy(newLimiters(h.perIP), clientIP, "client address"))
@@ -129,7 +142,8 @@ func (a *App) request(c *gin.Context) (appRequest, cds.AppRequest, error) {
 	if !ok {
 		return appRequest{}, cds.AppRequest{}, orthotriage.Invalid("bad request", orthotriage.FieldError{Field: "fhirServer", Message: "not a FHIR server registered with this service"})
 	}
-	return ar, cds.AppRequest{FHIRServer: server, Token: token, ImagingStudy: ar.ImagingStudy, Tenant: tenant, DICOMwebBases: bases}, nil
+	return ar, cds.AppRequest{FHIRServer: server, Token: token, ImagingStudy: ar.ImagingStudy, Tenant: tenant, DICOMwebBases: bases,
+		Service: ar.Service}, nil
 }
 
 func (a *App) study(c *gin.Context, h *handlers) {
@@ -155,6 +169,14 @@ func (a *App) image(c *gin.Context, h *handlers) {
 	ar, req, err := a.request(c)
 	if err != nil {
 		writeError(c, h.log, err)
+		return
+	}
+	a.once.Do(func() { a.images = make(chan struct{}, cmp.Or(a.Images, DefaultAppImages)) })
+	select {
+	case a.images <- struct{}{}:
+		defer func() { <-a.images }()
+	case <-c.Request.Context().Done():
+		writeError(c, h.log, orthotriage.Errorf(orthotriage.EUnavailable, "too many images being prepared: try again"))
 		return
 	}
 	img, err := h.cds.AppPixels(c.Request.Context(), req, a.Pixels, ar.Image)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -26,14 +27,14 @@ const (
 // viewerURL is the SMART app cards link to: results.viewer_url, else the
 // built-in app when the service knows its public URL.
 func viewerURL(cfg config.Config) string {
-	if cfg.Results.ViewerURL != "" || !cfg.App.Enabled || cfg.Auth.PublicBaseURL == "" {
+	if cfg.Results.ViewerURL != "" || !cfg.App.Enabled || cfg.Auth.PublicBaseURL == "" || !web.Built() {
 		return cfg.Results.ViewerURL
 	}
 	return strings.TrimRight(cfg.Auth.PublicBaseURL, "/") + "/app/launch.html"
 }
 
 // smartApp is the built-in SMART app for the router; nil when off.
-func smartApp(cfg config.Config, tenants func(string) (analysis.Tenant, bool), pixels cds.PixelSource, wl analysis.Worklist) *api.App {
+func smartApp(cfg config.Config, log *slog.Logger, tenants func(string) (analysis.Tenant, bool), pixels cds.PixelSource, wl analysis.Worklist) *api.App {
 	if !cfg.App.Enabled {
 		return nil
 	}
@@ -56,35 +57,52 @@ func smartApp(cfg config.Config, tenants func(string) (analysis.Tenant, bool), p
 	}
 	if web.Built() {
 		a.Static = web.FS()
+	} else {
+		log.Warn("the SMART app was not built into this binary (make build builds it): /app/ serves no pages and cards do not link to it")
+	}
+	if len(connectOrigins(cfg)) == 0 {
+		log.Warn("the SMART app may call no FHIR or authorization server: set app.connect_origins (or register issuers) for it to sign in")
 	}
 	return a
 }
 
 // appCSP is the app's Content-Security-Policy: its own scripts and styles
 // only, images from itself (and the data: heat maps, blob: radiograph),
-// calls to itself and the EHRs' FHIR and authorization servers.
+// calls to itself and the EHRs' FHIR and authorization servers, frames
+// only inside the EHRs.
 func appCSP(cfg config.Config) string {
-	connect := []string{"'self'"}
-	origins := cfg.App.ConnectOrigins
-	if len(origins) == 0 {
-		for _, is := range cfg.Auth.Issuers {
-			for _, s := range append(append([]string{}, is.FHIRServers...), tokenURL(is)) {
-				if o := originOf(s); o != "" && !slices.Contains(origins, o) {
-					origins = append(origins, o)
-				}
+	connect := append([]string{"'self'"}, connectOrigins(cfg)...)
+	frame := []string{"'self'"}
+	if len(cfg.App.FrameAncestors) > 0 {
+		frame = cfg.App.FrameAncestors
+	} else {
+		for _, o := range cfg.CORS.AllowedOrigins {
+			if o != "*" {
+				frame = append(frame, strings.TrimRight(o, "/"))
 			}
 		}
 	}
-	if len(origins) == 0 {
-		origins = []string{"https:"}
-	}
-	connect = append(connect, origins...)
-	frame := "*"
-	if len(cfg.App.FrameAncestors) > 0 {
-		frame = strings.Join(cfg.App.FrameAncestors, " ")
-	}
 	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
-		"connect-src " + strings.Join(connect, " ") + "; frame-ancestors " + frame + "; base-uri 'none'; form-action 'none'"
+		"connect-src " + strings.Join(connect, " ") + "; frame-ancestors " + strings.Join(frame, " ") + "; base-uri 'none'; form-action 'none'"
+}
+
+// connectOrigins are the origins the app's pages may call besides their
+// own: app.connect_origins, else those of the trusted issuers (their iss,
+// FHIR servers and token URLs). None leaves the app unable to sign in
+// anywhere, which is safer than any origin (a launch names its iss).
+func connectOrigins(cfg config.Config) []string {
+	origins := cfg.App.ConnectOrigins
+	if len(origins) > 0 {
+		return origins
+	}
+	for _, is := range cfg.Auth.Issuers {
+		for _, s := range append([]string{is.Iss, tokenURL(is)}, is.FHIRServers...) {
+			if o := originOf(s); o != "" && !slices.Contains(origins, o) {
+				origins = append(origins, o)
+			}
+		}
+	}
+	return origins
 }
 
 func tokenURL(is config.TrustedIssuer) string {

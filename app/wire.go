@@ -39,7 +39,7 @@ func (a *App) wire(ctx context.Context, st *stores, reg *prometheus.Registry) (h
 		api.DefaultReadinessInterval, api.DefaultReadinessTimeout)
 	return newRouter(cfg, edge{engine: engine, readiness: a.readiness, authenticate: authenticate, jwks: jwksOf(key),
 		precompute: precomputeAPI(cfg.Precompute, st.queue, tenants),
-		app:        smartApp(cfg, tenants, a.cached, st.worklist)}, reg, log), nil
+		app:        smartApp(cfg, log, tenants, a.cached, st.worklist)}, reg, log), nil
 }
 
 // useCase builds the analysis of a study (retrieval, models, the result

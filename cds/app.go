@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,9 @@ type AppRequest struct {
 	// FHIRServer is ("" and none with authentication off).
 	Tenant        string
 	DICOMwebBases []string
+	// Service, when set, is the CDS service asked about first (the card's,
+	// from appContext), so that the result shown is the card's.
+	Service string
 }
 
 // AppStudy is what the app is told about one study it may see.
@@ -73,7 +77,7 @@ func (e *Engine) AppStudy(ctx context.Context, req AppRequest) (AppStudy, error)
 	if e.triage == nil {
 		return out, nil
 	}
-	for _, svc := range e.appServices() {
+	for _, svc := range e.appServices(req.Service) {
 		if !e.triage.Reads(svc.Task) {
 			continue
 		}
@@ -196,8 +200,9 @@ func (e *Engine) AppFeedback(ctx context.Context, req AppRequest, service string
 }
 
 // appServices are the services as patient-view offers them (the ids
-// whose cards a clinician opens the app from), in discovery order.
-func (e *Engine) appServices() []Service {
+// whose cards a clinician opens the app from), in discovery order, but
+// for first (a card's service, under any of its ids) at the front.
+func (e *Engine) appServices(first string) []Service {
 	var out []Service
 	for _, entry := range e.catalog.Discovery().Services {
 		if entry.Hook != HookPatientView {
@@ -205,6 +210,11 @@ func (e *Engine) appServices() []Service {
 		}
 		if s, ok := e.catalog.Lookup(entry.ID); ok {
 			out = append(out, s)
+		}
+	}
+	if f, ok := e.catalog.Lookup(first); ok {
+		if i := slices.IndexFunc(out, func(s Service) bool { return s.Task == f.Task }); i > 0 {
+			out = append([]Service{out[i]}, slices.Delete(out, i, i+1)...)
 		}
 	}
 	return out

@@ -49,11 +49,11 @@ type App struct {
 	ClientID string `yaml:"client_id"`
 	// ConnectOrigins are the origins the app's pages may call besides
 	// their own (the EHRs' FHIR and authorization servers): the CSP's
-	// connect-src. Empty: the origins of the trusted issuers' FHIR
-	// servers, or any https origin when none is registered.
+	// connect-src. Empty: the origins of the trusted issuers (iss, FHIR
+	// servers, token URLs); none when no issuer is registered.
 	ConnectOrigins []string `yaml:"connect_origins"`
 	// FrameAncestors are the origins that may show the app in a frame
-	// (the EHRs); empty: any.
+	// (the EHRs); empty: its own and cors.allowed_origins.
 	FrameAncestors []string `yaml:"frame_ancestors"`
 	// ImageMaxSide bounds the longer side of the radiograph sent to the
 	// app, in pixels.
@@ -422,8 +422,8 @@ func (c *Config) settings() []setting {
 		secret("precompute.admin_token", "bearer token for POST /api/v1/studies/analyze; empty: that call is off", &c.Precompute.AdminToken),
 		boolean("app.enabled", "serve the SMART app (viewer and worklist) under /app/; cards link to it when auth.public_base_url is set", &c.App.Enabled),
 		str("app.client_id", "the app's SMART client_id, as registered at the EHRs' authorization servers", &c.App.ClientID),
-		list("app.connect_origins", "comma-separated origins the app's pages may call (FHIR and authorization servers); empty: the trusted issuers' FHIR servers, else any https origin", &c.App.ConnectOrigins),
-		list("app.frame_ancestors", "comma-separated origins that may frame the app (the EHRs); empty: any", &c.App.FrameAncestors),
+		list("app.connect_origins", "comma-separated origins the app's pages may call (FHIR and authorization servers); empty: the trusted issuers' iss, FHIR servers and token URLs", &c.App.ConnectOrigins),
+		list("app.frame_ancestors", "comma-separated origins that may frame the app (the EHRs); empty: its own and cors.allowed_origins", &c.App.FrameAncestors),
 		integer("app.image_max_side", "longest side in pixels of the radiograph sent to the app", &c.App.ImageMaxSide),
 		dur("app.budget", "how long an app request waits for a study's analysis before answering pending", &c.App.Budget),
 		integer("app.worklist_max", "most studies on one worklist", &c.App.WorklistMax),

@@ -119,21 +119,28 @@ end
 var (
 	// KEYS[1] the worklist; ARGV: the ImagingStudy, the item's JSON (no
 	// feedback), the ttl in ms, the most items kept. The stored item is
-	// kept as analysis.WorkItem.Supersedes says, else replaced with its
-	// feedback carried over. Returns 1 when the item was stored, 0 when
+	// kept as analysis.WorkItem.Supersedes says, else replaced, with its
+	// feedback and saved mark carried over as Carries says. Returns 1 when the item was stored, 0 when
 	// the stored one was kept.
 	noteScript = redis.NewScript(worklistLua + `
 local item = cjson.decode(ARGV[2])
 local old = decode(redis.call("HGET", KEYS[1], ARGV[1]))
 local value = ARGV[2]
 local stored = 1
-if old and item.status == "pending" and old.status ~= "pending" and str(old.task) == str(item.task)
-    and (str(item.model) == "" or str(item.model) == str(old.model)) then
-  stored = 0
-elseif old and (str(old.feedback) ~= "" or old.saved == true) then
-  if str(old.feedback) ~= "" then item.feedback = old.feedback end
-  if old.saved == true then item.saved = true end
-  value = cjson.encode(item)
+local rank = {routine = 1, urgent = 2, asap = 3, stat = 4}
+if old then
+  if item.status == "pending" then
+    if old.status ~= "pending" then stored = 0 end
+  elseif old.status ~= "pending" and str(old.task) ~= str(item.task)
+      and (rank[str(item.priority)] or 0) < (rank[str(old.priority)] or 0) then
+    stored = 0
+  end
+  if stored == 1 and str(old.task) == str(item.task) and (str(item.model) == "" or str(item.model) == str(old.model))
+      and (str(old.feedback) ~= "" or old.saved == true) then
+    if str(old.feedback) ~= "" then item.feedback = old.feedback end
+    if old.saved == true then item.saved = true end
+    value = cjson.encode(item)
+  end
 end
 if stored == 1 then redis.call("HSET", KEYS[1], ARGV[1], value) end
 redis.call("PEXPIRE", KEYS[1], ARGV[3])
@@ -246,7 +253,9 @@ func (w *MemoryWorklist) Note(_ context.Context, tenant, fhirServer string, item
 	}
 	old, had := list[item.ImagingStudy]
 	if !had || item.Supersedes(old) {
-		item.Feedback, item.Saved = old.Feedback, old.Saved
+		if had && item.Carries(old) {
+			item.Feedback, item.Saved = old.Feedback, old.Saved
+		}
 		list[item.ImagingStudy] = item
 	}
 	for len(list) > w.maxItems {

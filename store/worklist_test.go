@@ -110,6 +110,20 @@ func testWorklistContract(t *testing.T, newList newWorklist) {
 				t.Errorf("listed %+v, want study 1 saved with its feedback, study 2 not saved", got)
 			}
 		}},
+		{"a new model's read drops the old one's feedback and saved mark", func(t *testing.T, w analysis.Worklist) {
+			note(t, w, tenantA, serverA, readItem("1", "stat", 1))
+			for _, m := range []string{"overridden", analysis.WorkSaved} {
+				if err := w.Mark(t.Context(), tenantA, serverA, "ImagingStudy/1", m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			next := readItem("1", "stat", 2)
+			next.Model = "hip-000@9.9.9"
+			note(t, w, tenantA, serverA, next)
+			if got := list(t, w, tenantA, serverA, 0); len(got) != 1 || got[0].Model != "hip-000@9.9.9" || got[0].Feedback != "" || got[0].Saved {
+				t.Errorf("listed %+v, want the new model's read without the old feedback or saved mark", got)
+			}
+		}},
 		{"a note never sets feedback", func(t *testing.T, w analysis.Worklist) {
 			it := readItem("1", "stat", 1)
 			it.Feedback = "accepted"
@@ -127,8 +141,14 @@ func testWorklistContract(t *testing.T, newList newWorklist) {
 			other := pendingItem("1", 3)
 			other.Task = "vertebral-fracture-acuity"
 			note(t, w, tenantA, serverA, other)
-			if got := list(t, w, tenantA, serverA, 0); len(got) != 1 || got[0].Status != analysis.WorkPending {
-				t.Errorf("listed %+v, want the pending study of another task", got)
+			if got := list(t, w, tenantA, serverA, 0); len(got) != 1 || got[0].Status != analysis.WorkAIRead {
+				t.Errorf("listed %+v, want the read kept over another task's pending", got)
+			}
+			routine := readItem("1", "routine", 4)
+			routine.Task = "vertebral-fracture-acuity"
+			note(t, w, tenantA, serverA, routine)
+			if got := list(t, w, tenantA, serverA, 0); len(got) != 1 || got[0].Priority != "stat" {
+				t.Errorf("listed %+v, want the STAT read kept over another task's routine one", got)
 			}
 		}},
 		{"a read replaces pending, pending a pending", func(t *testing.T, w analysis.Worklist) {

@@ -82,17 +82,6 @@ func (e *appEnv) patientView(t *testing.T) hookAnswer {
 	}
 }
 
-type hookCard = struct {
-	UUID, Summary, Detail, Indicator, SelectionBehavior string
-	Source                                              struct{ Label string }
-	Suggestions                                         []struct {
-		Label, UUID string
-		Actions     []action
-	}
-	OverrideReasons []struct{ Code string }
-	Links           []struct{ Label, URL, Type, AppContext string }
-}
-
 // browser is a headless Debian Chromium for the test.
 func browser(t *testing.T) context.Context {
 	t.Helper()
@@ -212,12 +201,12 @@ func TestSMARTAppInBrowser(t *testing.T) {
 		chromedp.WaitVisible(`body[data-ready="true"]`),
 		chromedp.WaitVisible(`#image[data-loaded="true"][data-overlay="true"]`))
 	var findings int
-	var model, warning string
+	var model, warning, patient string
 	steps(t, ctx, 10*time.Second, "findings",
 		into(chromedp.Evaluate[int](`document.querySelectorAll("#findings tr[data-finding]").length`), &findings),
-		into(chromedp.Text(`#model`), &model), into(chromedp.Text(`#warning`), &warning))
-	if findings != 2 || !strings.Contains(model, "hip-000") || warning == "" {
-		t.Errorf("viewer shows %d findings (want 2), model %q, warning %q", findings, model, warning)
+		into(chromedp.Text(`#model`), &model), into(chromedp.Text(`#warning`), &warning), into(chromedp.Text(`#patient`), &patient))
+	if findings != 2 || !strings.Contains(model, "hip-000") || warning == "" || !strings.Contains(patient, "Ada Testpatient") {
+		t.Errorf("viewer shows %d findings (want 2), model %q, warning %q, patient %q", findings, model, warning, patient)
 	}
 	screenshot(t, ctx, shots, "viewer-full.jpg", 1280)
 	screenshot(t, ctx, shots, "viewer-sidebar.jpg", 400)
@@ -254,6 +243,25 @@ func TestSMARTAppInBrowser(t *testing.T) {
 		t.Errorf("the worklist's first row has priority %q, want stat", first.Value)
 	}
 	screenshot(t, ctx, shots, "worklist.jpg", 1280)
+
+	// The card's study launched in another patient's chart: refused, no image.
+	other := fhirCreate(t, e.fhirBase, resultsToken, `{"resourceType":"Patient","gender":"male","birthDate":"1950-01-01"}`)
+	wrong, cancelWrong := chromedp.NewContext(ctx)
+	if err := chromedp.Do(wrong); err != nil {
+		t.Fatal(err)
+	}
+	id := e.smart.Launch(smarttest.LaunchContext{Patient: other, AppContext: link.AppContext})
+	var refusal string
+	var drawn bool
+	steps(t, wrong, 60*time.Second, "launch in another patient's chart",
+		chromedp.Navigate(link.URL+"?iss="+url.QueryEscape(e.iss)+"&launch="+url.QueryEscape(id)),
+		chromedp.WaitVisible(`body[data-error]`),
+		into(chromedp.Evaluate[string](`document.body.dataset.error`), &refusal),
+		into(chromedp.Evaluate[bool](`document.getElementById("image").dataset.loaded === "true"`), &drawn))
+	cancelWrong()
+	if refusal == "" || drawn {
+		t.Errorf("the study opened in another patient's chart: error %q, image drawn %v", refusal, drawn)
+	}
 
 	// Ten launches, each in a new tab: link to image shown.
 	var took []time.Duration

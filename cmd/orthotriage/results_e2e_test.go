@@ -131,18 +131,20 @@ func (e *resultsEnv) callHook(t *testing.T, url, body string) hookAnswer {
 }
 
 type hookAnswer struct {
-	Cards []struct {
-		UUID, Summary, Detail, Indicator, SelectionBehavior string
-		Source                                              struct{ Label string }
-		Suggestions                                         []struct {
-			Label, UUID string
-			Actions     []action
-		}
-		OverrideReasons []struct{ Code string }
-		Links           []struct{ Label, URL, Type, AppContext string }
-	}
+	Cards         []hookCard
 	SystemActions []action
 	raw           string
+}
+
+type hookCard struct {
+	UUID, Summary, Detail, Indicator, SelectionBehavior string
+	Source                                              struct{ Label string }
+	Suggestions                                         []struct {
+		Label, UUID string
+		Actions     []action
+	}
+	OverrideReasons []struct{ Code string }
+	Links           []struct{ Label, URL, Type, AppContext string }
 }
 
 type action struct {

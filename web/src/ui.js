@@ -94,3 +94,13 @@ export function formatDateTime(value) {
   if (Number.isNaN(d.getTime())) return value;
   return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
+
+// nameOf is a Patient's name for people: its official name (or first),
+// as text or given names and family; "" when it has none.
+export function nameOf(patient) {
+  const names = (patient && patient.name) || [];
+  const name = names.find((n) => n.use === "official") || names[0];
+  if (!name) return "";
+  if (name.text) return name.text;
+  return [...(name.given || []), name.family].filter(Boolean).join(" ");
+}

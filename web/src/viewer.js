@@ -5,7 +5,7 @@
 // preliminary report on the FHIR server with the reader's token.
 import { fhirErrorText, post } from "./api.js";
 import { DEFAULT_LEVEL, DEFAULT_WINDOW, RadiographView } from "./image-view.js";
-import { PRIORITY_TEXT, SELECTED_STUDY_KEY, byId, capitalise, el, fail, percent, priorityBadge, showStatus, signIn, siteOf } from "./ui.js";
+import { PRIORITY_TEXT, SELECTED_STUDY_KEY, byId, capitalise, el, fail, nameOf, percent, priorityBadge, showStatus, signIn, siteOf } from "./ui.js";
 
 const POLL_MS = 2000;
 const MAX_POLLS = 300; // ten minutes
@@ -20,9 +20,10 @@ async function main() {
       "No study to show: the EHR passed no appContext with the launch. Open orthotriage from its card on a study, or choose a study in the worklist.",
     );
   }
-  const ask = { fhirServer, imagingStudy: context.imagingStudy };
+  const ask = { fhirServer, imagingStudy: context.imagingStudy, service: context.service };
   showStatus("Loading the study…");
   const study = await loadStudy(client, ask);
+  await showPatient(client, study);
   renderStudy(study);
   setupFeedback(client, context, study, ask);
   setupSave(client, study, ask);
@@ -73,6 +74,34 @@ function linkWorklist(context, fhirServer) {
     link.href = `launch.html?target=worklist&iss=${encodeURIComponent(fhirServer)}`;
   }
   link.hidden = false;
+}
+
+// showPatient names the study's patient (its subject, as the FHIR server
+// told orthotriage) above everything else, and refuses a study that is not
+// the EHR's launch patient's: a reading is never shown for another patient.
+async function showPatient(client, study) {
+  const launched = client.patient && client.patient.id;
+  if (launched && study.patient !== `Patient/${launched}`) {
+    throw new Error("This study is not the chart's patient's: orthotriage will not show it here. Open the study from its own patient's chart.");
+  }
+  let text = study.patient;
+  try {
+    const p = await client.request(study.patient);
+    const name = nameOf(p);
+    if (name) text = [name, p.birthDate ? `born ${p.birthDate}` : "", p.gender || ""].filter(Boolean).join(", ");
+  } catch {
+    // the token may not read Patients: the reference is shown
+  }
+  const banner = byId("patient");
+  banner.replaceChildren(el("strong", {}, "Patient: "), text);
+  banner.hidden = false;
+}
+
+// canWrite reports whether the token's scopes let it create
+// DiagnosticReports (the save needs that and the other resources' own).
+function canWrite(client) {
+  const scope = (client.state.tokenResponse && client.state.tokenResponse.scope) || "";
+  return /(^|\s)(patient|user)\/(DiagnosticReport|\*)\.(\w*c\w*|write|\*)(\s|$)/.test(scope);
 }
 
 // loadStudy asks for the study, polling while its analysis is pending.
@@ -426,6 +455,10 @@ function setupSave(client, study, ask) {
   }
   if (study.status !== "done" || resources.length === 0) {
     status.textContent = "Nothing to save for this study.";
+    return;
+  }
+  if (!canWrite(client)) {
+    status.textContent = "This sign-in may read but not write reports: open the study from its card in the EHR to save it.";
     return;
   }
   save.disabled = false;

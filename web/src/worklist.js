@@ -2,7 +2,7 @@
 // triaged them (already sorted by priority, then oldest first). A row opens
 // the study in the viewer in this tab and session.
 import { loadConfig, post } from "./api.js";
-import { SELECTED_STUDY_KEY, byId, el, fail, formatDateTime, percent, priorityBadge, showStatus, signIn } from "./ui.js";
+import { SELECTED_STUDY_KEY, byId, el, fail, formatDateTime, nameOf, percent, priorityBadge, showStatus, signIn } from "./ui.js";
 
 const DEFAULT_REFRESH_SECONDS = 30;
 
@@ -114,14 +114,6 @@ function patientName(client, ref, names) {
     );
   }
   return names.get(ref);
-}
-
-function nameOf(patient) {
-  const names = (patient && patient.name) || [];
-  const name = names.find((n) => n.use === "official") || names[0];
-  if (!name) return "";
-  if (name.text) return name.text;
-  return [...(name.given || []), name.family].filter(Boolean).join(" ");
 }
 
 function open(row) {
