@@ -35,6 +35,8 @@ type App struct {
 	Pixels cds.PixelSource
 	// Worklist lists the studies analysed per FHIR server; nil: none.
 	Worklist analysis.Worklist
+	// Tasks adds the FHIR server's Tasks (write-back on) to the worklist.
+	Tasks bool
 	// ImageMaxSide bounds the image sent; WorklistMax the rows listed.
 	ImageMaxSide, WorklistMax int
 	// Images bounds the radiographs retrieved and rendered at once
@@ -235,7 +237,7 @@ func (a *App) worklist(c *gin.Context, h *handlers) {
 			return
 		}
 	}
-	rows, err := h.cds.AppWorklist(c.Request.Context(), req, items)
+	rows, err := h.cds.AppWorklist(c.Request.Context(), req, items, a.Tasks)
 	if err != nil {
 		writeError(c, h.log, h.deadline(c, err))
 		return

@@ -38,9 +38,13 @@ func smartApp(cfg config.Config, log *slog.Logger, tenants func(string) (analysi
 	if !cfg.App.Enabled {
 		return nil
 	}
+	standalone := scopesStandalone
+	if cfg.Results.WriteBack {
+		standalone += " user/Task.rs" // the worklist reads the Tasks written back
+	}
 	conf, _ := json.Marshal(map[string]any{
 		"clientId":       cfg.App.ClientID,
-		"scopes":         map[string]string{"ehr": scopesEHR, "standalone": scopesStandalone},
+		"scopes":         map[string]string{"ehr": scopesEHR, "standalone": standalone},
 		"refreshSeconds": cfg.App.RefreshSeconds,
 	})
 	a := &api.App{
@@ -52,6 +56,7 @@ func smartApp(cfg config.Config, log *slog.Logger, tenants func(string) (analysi
 		},
 		Pixels:       pixels,
 		Worklist:     wl,
+		Tasks:        cfg.Results.WriteBack,
 		ImageMaxSide: cfg.App.ImageMaxSide,
 		WorklistMax:  cfg.App.WorklistMax,
 	}

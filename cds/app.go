@@ -11,6 +11,7 @@ import (
 
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/fhir/codes"
 	"github.com/orthotriage/orthotriage/imaging"
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
@@ -185,6 +186,14 @@ func (e *Engine) AppFeedback(ctx context.Context, req AppRequest, service string
 	if _, err := e.appInput(ctx, req); err != nil {
 		return nil, err
 	}
+	// A card this process issued must be the study's and the service's
+	// (under any of its hook ids); one it does not know (issued by another
+	// replica, or forgotten) is recorded as the EHR's feedback would be.
+	if e.issued != nil {
+		if c, ok := e.issued.Get(fb.Card); ok && (c.Study != req.ImagingStudy || !sameService(e.catalog, c.Service, service)) {
+			return nil, orthotriage.Errorf(orthotriage.EForbidden, "the card is not this study's")
+		}
+	}
 	if fb.OutcomeTimestamp == "" {
 		fb.OutcomeTimestamp = e.now().UTC().Format(time.RFC3339)
 	}
@@ -220,6 +229,14 @@ func (e *Engine) appServices(first string) []Service {
 	return out
 }
 
+// sameService reports whether two service ids name one service (its
+// task), as on different hooks.
+func sameService(c *Catalog, a, b string) bool {
+	sa, okA := c.Lookup(a)
+	sb, okB := c.Lookup(b)
+	return okA && okB && sa.Task == sb.Task
+}
+
 // innerCode is the code of the innermost orthotriage error in err's chain:
 // the FHIR client's (unauthorized, forbidden, ...) under the resolver's
 // precondition.
@@ -247,6 +264,12 @@ type AppWorklist struct {
 type WorklistRow struct {
 	analysis.WorkItem
 	Patient string `json:"patient"`
+	// TaskStatus is the status of the Task the service wrote for the
+	// study (write-back), as the FHIR server has it now: "requested" until
+	// someone takes it up; Description its text when the row comes from
+	// the Task alone.
+	TaskStatus  string `json:"taskStatus,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // appReads is how many of a worklist's studies are read at once.
@@ -256,7 +279,7 @@ const appReads = 8
 // read with it, its subject the row's patient), in the items' order. A
 // token the FHIR server refuses for all of them, or for a search when there
 // are none, is EForbidden: no rows without proof of access.
-func (e *Engine) AppWorklist(ctx context.Context, req AppRequest, items []analysis.WorkItem) (AppWorklist, error) {
+func (e *Engine) AppWorklist(ctx context.Context, req AppRequest, items []analysis.WorkItem, tasks bool) (AppWorklist, error) {
 	if req.Token == "" {
 		return AppWorklist{}, orthotriage.Errorf(orthotriage.EUnauthorized, "no bearer token: the app must send the SMART access token")
 	}
@@ -268,6 +291,9 @@ func (e *Engine) AppWorklist(ctx context.Context, req AppRequest, items []analys
 	if len(items) == 0 {
 		if _, err := e.resolver.FHIR.Get(ctx, server, "ImagingStudy?_count=1"); err != nil {
 			return AppWorklist{}, appRefusal(err)
+		}
+		if tasks {
+			out.Rows = e.withTasks(ctx, server, out.Rows)
 		}
 		return out, nil
 	}
@@ -294,7 +320,70 @@ func (e *Engine) AppWorklist(ctx context.Context, req AppRequest, items []analys
 	if len(out.Rows) == 0 && firstErr != nil {
 		return AppWorklist{}, appRefusal(firstErr)
 	}
+	if tasks {
+		out.Rows = e.withTasks(ctx, server, out.Rows)
+	}
 	return out, nil
+}
+
+// taskSearch finds the Tasks the service writes back ("read this study").
+const taskSearch = "Task?code=" + codes.SystemTask + "|read-study&_count=100"
+
+// withTasks adds what the FHIR server's Tasks say (write-back on): each
+// row's Task status, and a row for each Task on a study the index does not
+// hold (written by another deployment, or forgotten). The Tasks are read
+// with the user's token; when they cannot be, the rows stay as they were.
+func (e *Engine) withTasks(ctx context.Context, server FHIRServer, rows []WorklistRow) []WorklistRow {
+	f := &fetcher{r: e.resolver, server: server}
+	found, err := f.search(ctx, "tasks", taskSearch)
+	if err != nil {
+		e.log.InfoContext(ctx, "worklist Tasks not read", "err", err)
+		return rows
+	}
+	at := map[string]int{}
+	for i, r := range rows {
+		at[r.ImagingStudy] = i
+	}
+	for _, raw := range found {
+		t, err := models.UnmarshalTask(raw)
+		if err != nil || resourceType(raw) != "Task" || t.Focus == nil || t.For == nil {
+			continue
+		}
+		study := deref(t.Focus.Reference)
+		if !strings.HasPrefix(study, "ImagingStudy/") {
+			continue // the order's ServiceRequest: its study is on the index
+		}
+		if i, ok := at[study]; ok {
+			rows[i].TaskStatus = t.Status.Code()
+			continue
+		}
+		pid, ok := analysis.PatientOf(deref(t.For.Reference), server.BaseURL)
+		if !ok || t.Status.Code() == "completed" || t.Status.Code() == "cancelled" {
+			continue
+		}
+		row := WorklistRow{Patient: "Patient/" + pid, TaskStatus: t.Status.Code(), Description: deref(t.Description),
+			WorkItem: analysis.WorkItem{ImagingStudy: study, Status: analysis.WorkAIRead}}
+		if t.Priority != nil {
+			row.Priority = t.Priority.Code()
+		}
+		at[study] = len(rows)
+		rows = append(rows, row)
+	}
+	sortRows(rows)
+	return rows
+}
+
+// sortRows puts rows in the worklist's order (analysis.SortWorklist).
+func sortRows(rows []WorklistRow) {
+	items := make([]analysis.WorkItem, len(rows))
+	by := make(map[string]WorklistRow, len(rows))
+	for i, r := range rows {
+		items[i], by[r.ImagingStudy] = r.WorkItem, r
+	}
+	analysis.SortWorklist(items)
+	for i, it := range items {
+		rows[i] = by[it.ImagingStudy]
+	}
 }
 
 // worklistRow reads one item's study with the user's token.

@@ -80,24 +80,24 @@ func TestAppWorklistKeepsWhatTheTokenReads(t *testing.T) {
 		"ImagingStudy/a": study("a", "p1"), "ImagingStudy/b": study("b", "p2"),
 	})
 	items := []analysis.WorkItem{{ImagingStudy: "ImagingStudy/a", Priority: "stat"}, {ImagingStudy: "ImagingStudy/hidden"}, {ImagingStudy: "ImagingStudy/b"}}
-	wl, err := e.AppWorklist(t.Context(), appRequest("tok", ""), items)
+	wl, err := e.AppWorklist(t.Context(), appRequest("tok", ""), items, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(wl.Rows) != 2 || wl.Rows[0].ImagingStudy != "ImagingStudy/a" || wl.Rows[0].Patient != "Patient/p1" || wl.Rows[1].Patient != "Patient/p2" {
 		t.Errorf("rows %+v", wl.Rows)
 	}
-	if _, err := e.AppWorklist(t.Context(), appRequest("tok", ""), items[1:2]); orthotriage.ErrorCode(err) != orthotriage.EForbidden {
+	if _, err := e.AppWorklist(t.Context(), appRequest("tok", ""), items[1:2], false); orthotriage.ErrorCode(err) != orthotriage.EForbidden {
 		t.Errorf("nothing readable: %v, want forbidden", err)
 	}
-	if _, err := e.AppWorklist(t.Context(), appRequest("tok", ""), nil); orthotriage.ErrorCode(err) != orthotriage.EForbidden {
+	if _, err := e.AppWorklist(t.Context(), appRequest("tok", ""), nil, false); orthotriage.ErrorCode(err) != orthotriage.EForbidden {
 		t.Errorf("empty list, search refused: %v, want forbidden", err)
 	}
 	src.Responses["ImagingStudy?_count=1"] = bundle("")
-	if wl, err := e.AppWorklist(t.Context(), appRequest("tok", ""), nil); err != nil || len(wl.Rows) != 0 {
+	if wl, err := e.AppWorklist(t.Context(), appRequest("tok", ""), nil, false); err != nil || len(wl.Rows) != 0 {
 		t.Errorf("empty list: %+v, %v", wl, err)
 	}
-	if _, err := e.AppWorklist(t.Context(), appRequest("", ""), items); orthotriage.ErrorCode(err) != orthotriage.EUnauthorized {
+	if _, err := e.AppWorklist(t.Context(), appRequest("", ""), items, false); orthotriage.ErrorCode(err) != orthotriage.EUnauthorized {
 		t.Errorf("no token: %v", err)
 	}
 }
@@ -124,5 +124,57 @@ func TestAppFeedbackIsTheCardsFeedback(t *testing.T) {
 	if _, err := e.AppFeedback(t.Context(), appRequest("tok", "ImagingStudy/gone"), "hip-radiograph-screening",
 		cds.Feedback{Card: card, Outcome: cds.OutcomeAccepted}); orthotriage.ErrorCode(err) != orthotriage.EForbidden || len(fb.Events()) != 2 {
 		t.Errorf("feedback without access to the study: %v, %d events", err, len(fb.Events()))
+	}
+}
+
+// TestAppFeedbackMustNameTheCardsStudy: a card this engine issued takes
+// the app's feedback only for its own study.
+func TestAppFeedbackMustNameTheCardsStudy(t *testing.T) {
+	res := hips("s1", normal(), found("fnf", "Fracture of neck of femur", 0.97, "stat"))
+	e, _, fb := appEngine(map[string]analysis.Result{"s1": res}, map[string]string{
+		"ImagingStudy/s1": study("s1", "p1"), "ImagingStudy/s2": study("s2", "p1"),
+	})
+	resp := callFor(t, e, "p1", "s1")
+	if len(resp.Cards) != 1 {
+		t.Fatalf("%d cards", len(resp.Cards))
+	}
+	card := resp.Cards[0].UUID
+	_, err := e.AppFeedback(t.Context(), appRequest("tok", "ImagingStudy/s2"), "hip-radiograph-screening", cds.Feedback{Card: card, Outcome: cds.OutcomeAccepted})
+	if orthotriage.ErrorCode(err) != orthotriage.EForbidden || len(fb.Events()) != 0 {
+		t.Errorf("feedback for s1's card naming s2: %v, %d events", err, len(fb.Events()))
+	}
+	if _, err := e.AppFeedback(t.Context(), appRequest("tok", "ImagingStudy/s1"), "hip-radiograph-screening-imagingstudy-available",
+		cds.Feedback{Card: card, Outcome: cds.OutcomeAccepted}); err != nil || len(fb.Events()) != 1 {
+		t.Errorf("feedback for the card's own study, under the service's other id: %v, %d events", err, len(fb.Events()))
+	}
+}
+
+// TestAppWorklistWithTasks: with write-back on, each row shows its Task's
+// status as the FHIR server has it, and an open Task on a study the index
+// lacks becomes a row of its own, in priority order.
+func TestAppWorklistWithTasks(t *testing.T) {
+	task := func(id, study, patient, status, priority string) string {
+		return `{"resourceType":"Task","id":"` + id + `","status":"` + status + `","intent":"proposal","priority":"` + priority +
+			`","focus":{"reference":"` + study + `"},"for":{"reference":"Patient/` + patient + `"},"description":"STAT read suggested by AI triage"}`
+	}
+	e, _, _ := appEngine(nil, map[string]string{
+		"ImagingStudy/a": study("a", "p1"),
+		"Task?code=https://orthotriage.github.io/fhir/CodeSystem/task|read-study&_count=100": bundle("",
+			task("t1", "ImagingStudy/a", "p1", "in-progress", "routine"),
+			task("t2", "ImagingStudy/z", "p9", "requested", "stat"),
+			task("t3", "ImagingStudy/done", "p9", "completed", "stat"),
+			task("t4", "ServiceRequest/o1", "p9", "requested", "stat")),
+	})
+	items := []analysis.WorkItem{{ImagingStudy: "ImagingStudy/a", Priority: "routine", Status: analysis.WorkAIRead}}
+	wl, err := e.AppWorklist(t.Context(), appRequest("tok", ""), items, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wl.Rows) != 2 || wl.Rows[0].ImagingStudy != "ImagingStudy/z" || wl.Rows[0].Patient != "Patient/p9" || wl.Rows[0].TaskStatus != "requested" ||
+		wl.Rows[0].Priority != "stat" || wl.Rows[1].ImagingStudy != "ImagingStudy/a" || wl.Rows[1].TaskStatus != "in-progress" {
+		t.Errorf("rows %+v", wl.Rows)
+	}
+	if wl, _ := e.AppWorklist(t.Context(), appRequest("tok", ""), items, false); len(wl.Rows) != 1 || wl.Rows[0].TaskStatus != "" {
+		t.Errorf("write-back off: rows %+v", wl.Rows)
 	}
 }

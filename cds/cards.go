@@ -79,6 +79,9 @@ func indicatorOf(priority string) string {
 type issuedCard struct {
 	Service   string
 	Indicator string
+	// Study is the card's ImagingStudy ("ImagingStudy/{id}"), which the
+	// app's feedback must name.
+	Study string
 }
 
 // cardUUIDs are the uuids of a result's card in one call (hookInstance) and

@@ -212,7 +212,7 @@ func (e *Engine) answer(ctx context.Context, svc Service, id, hookInstance strin
 		resp.Cards = append(resp.Cards, card)
 		resp.SystemActions = append(resp.SystemActions, actions...)
 		if e.issued != nil {
-			e.issued.Put(card.UUID, issuedCard{Service: id, Indicator: card.Indicator})
+			e.issued.Put(card.UUID, issuedCard{Service: id, Indicator: card.Indicator, Study: "ImagingStudy/" + r.Study.ImagingStudyID})
 		}
 	}
 	if pending > 0 && e.cards.PendingCard {

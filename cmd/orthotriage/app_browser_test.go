@@ -291,6 +291,17 @@ func TestAppAPIRefusesWithoutAccess(t *testing.T) {
 	}
 	other := fhirCreate(t, e.fhirBase, resultsToken, `{"resourceType":"Patient","gender":"male","birthDate":"1950-01-01"}`)
 	study := "ImagingStudy/" + e.studies[fnfCase]
+	card := ""
+	for _, c := range a.Cards {
+		for _, l := range c.Links {
+			if l.Type == "smart" && strings.Contains(l.AppContext, `"imagingStudy":"`+study+`"`) {
+				card = c.UUID
+			}
+		}
+	}
+	if card == "" {
+		t.Fatalf("no card links %s: %s", study, a.raw)
+	}
 	revoked := e.smart.Token(e.patient, "patient/*.rs")
 	e.smart.Revoke(revoked)
 	tokens := map[string]struct {
@@ -306,7 +317,7 @@ func TestAppAPIRefusesWithoutAccess(t *testing.T) {
 	bodies := map[string]string{
 		"study":    fmt.Sprintf(`{"fhirServer":%q,"imagingStudy":%q}`, e.iss, study),
 		"image":    fmt.Sprintf(`{"fhirServer":%q,"imagingStudy":%q,"image":0}`, e.iss, study),
-		"feedback": fmt.Sprintf(`{"fhirServer":%q,"imagingStudy":%q,"card":%q,"service":"hip-radiograph-screening","outcome":"accepted"}`, e.iss, study, a.Cards[0].UUID),
+		"feedback": fmt.Sprintf(`{"fhirServer":%q,"imagingStudy":%q,"card":%q,"service":"hip-radiograph-screening","outcome":"accepted"}`, e.iss, study, card),
 		"worklist": fmt.Sprintf(`{"fhirServer":%q}`, e.iss),
 	}
 	for endpoint, body := range bodies {

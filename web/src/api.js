@@ -36,6 +36,11 @@ export async function post(client, name, body, { as = "json" } = {}) {
   await client.refreshIfNeeded();
   const token = client.getState("tokenResponse.access_token");
   if (!token) throw new APIError("no access token: launch the app from the EHR", 401);
+  const expiresAt = client.getState("expiresAt");
+  if (expiresAt && expiresAt * 1000 < Date.now()) {
+    // No refresh token was granted: the FHIR server would refuse it.
+    throw new APIError("your sign-in has expired: launch the app again from the EHR", 401);
+  }
   let res;
   try {
     res = await fetch(new URL(API_BASE + name, document.baseURI), {

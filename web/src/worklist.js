@@ -64,7 +64,7 @@ function rowOf(client, row, names) {
       el("span", { class: "line" }, formatDateTime(row.started)),
       el("span", { class: "line muted" }, [row.modality, row.bodyPart].filter(Boolean).join(" / ") || "–"),
     ),
-    el("td", {}, topFinding(row.top)),
+    el("td", {}, row.top ? topFinding(row.top) : row.description || "–"),
     el("td", {}, priorityBadge(row.priority)),
     el("td", {}, statusText(row)),
   );
@@ -98,6 +98,7 @@ function statusText(row) {
   if (row.feedback === "accepted") parts.push("feedback given (agreed)");
   else if (row.feedback === "overridden") parts.push("feedback given (disagreed)");
   if (row.saved) parts.push("report saved");
+  if (row.taskStatus) parts.push(`Task ${row.taskStatus}`);
   return parts.join("; ") || "–";
 }
 
