@@ -123,20 +123,18 @@ func MeasureQuality(pixels []float32, rows, cols int) (Quality, error) {
 	if rows <= 0 || cols <= 0 || len(pixels) != rows*cols {
 		return Quality{}, fmt.Errorf("inference: %d pixels for %dx%d", len(pixels), cols, rows)
 	}
-	at := func(y, x int) float64 {
-		v := float64(pixels[y*cols+x])
-		if !(v > 0) {
-			return 0
-		}
-		return math.Min(v, 1)
-	}
 	step := max(1, max(rows, cols)/512)
 	var hist [256]int
 	var n, dark, bright int
 	var sum, sum2, pairs, sa, sb, saa, sbb, sab float64
 	for y := 0; y < rows; y += step {
+		row := pixels[y*cols : (y+1)*cols]
+		var below []float32 // the next row, for the lower neighbours
+		if y+1 < rows {
+			below = pixels[(y+1)*cols : (y+2)*cols]
+		}
 		for x := 0; x < cols; x += step {
-			v := at(y, x)
+			v := unit(row[x])
 			n++
 			sum += v
 			sum2 += v * v
@@ -147,12 +145,14 @@ func MeasureQuality(pixels []float32, rows, cols int) (Quality, error) {
 			if v >= 0.98 {
 				bright++
 			}
-			for _, d := range [2][2]int{{0, 1}, {1, 0}} {
-				ny, nx := y+d[0], x+d[1]
-				if ny >= rows || nx >= cols {
-					continue
-				}
-				w := at(ny, nx)
+			// The same pairs in the same order as ever: right, then lower.
+			if x+1 < cols {
+				w := unit(row[x+1])
+				pairs++
+				sa, sb, saa, sbb, sab = sa+v, sb+w, saa+v*v, sbb+w*w, sab+v*w
+			}
+			if below != nil {
+				w := unit(below[x])
 				pairs++
 				sa, sb, saa, sbb, sab = sa+v, sb+w, saa+v*v, sbb+w*w, sab+v*w
 			}
@@ -170,6 +170,15 @@ func MeasureQuality(pixels []float32, rows, cols int) (Quality, error) {
 		}
 	}
 	return q, nil
+}
+
+// unit is a display value clamped to [0,1], NaN as 0.
+func unit(p float32) float64 {
+	v := float64(p)
+	if !(v > 0) {
+		return 0
+	}
+	return math.Min(v, 1)
 }
 
 // percentile is the lower edge of the histogram bin holding quantile p.

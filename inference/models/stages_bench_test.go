@@ -1,0 +1,104 @@
+package models_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/imaging"
+	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/inference/models"
+	"github.com/orthotriage/orthotriage/inference/onnx"
+	"github.com/orthotriage/orthotriage/inference/onnx/onnxtest"
+	"github.com/orthotriage/orthotriage/phantom"
+)
+
+// timedNet and timedLocaliser add up the time spent in the networks.
+type timedNet struct {
+	s    *onnx.Served
+	took *time.Duration
+}
+
+func (t timedNet) Classify(ctx context.Context, crops []float32, n int) ([]inference.Output, error) {
+	t0 := time.Now()
+	defer func() { *t.took += time.Since(t0) }()
+	return t.s.Classify(ctx, crops, n)
+}
+
+func (t timedNet) Manifest() *inference.Manifest { return t.s.Manifest() }
+
+// timedLocaliser counts the localiser's session run, not the resizing of
+// the image into its input (preprocessing): it times that resizing on its
+// own, once more, and adds it to extra, which is not counted at all.
+type timedLocaliser struct {
+	s           *onnx.Served
+	lm          *onnx.LocaliserModel
+	in          []float32
+	took, extra *time.Duration
+}
+
+func (t timedLocaliser) FindHips(pixels []float32, rows, cols int) (inference.HipJoints, error) {
+	t0 := time.Now()
+	if err := t.lm.Input(pixels, rows, cols, t.in); err != nil {
+		return inference.HipJoints{}, err
+	}
+	t1 := time.Now()
+	h, err := t.s.FindHips(pixels, rows, cols)
+	*t.took += time.Since(t1) - t1.Sub(t0)
+	*t.extra += t1.Sub(t0)
+	return h, err
+}
+
+// BenchmarkServiceStages is one AP pelvis DICOM file read as the service
+// reads it with hip-000 (batcher, localiser, image gate, upright crops,
+// classifier, policy, heat-map thumbnails as results.heatmap_side's
+// default): decoding, then everything outside the two networks, then the
+// networks' session runs (the localiser's and the classifier's), per file.
+func BenchmarkServiceStages(b *testing.B) {
+	initRuntime(b)
+	m, err := models.Manifest("hip-000")
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := onnx.Open(m, onnx.Options{Library: onnxtest.Library(b), Session: onnx.SessionOptions{IntraOpThreads: benchThreads}, BatchMax: 8, BatchWait: 5 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	s := onnx.Serve(l)
+	var buf bytes.Buffer
+	if err := imaging.WriteDICOM(&buf, phantom.Pelvis(41, 0).Image); err != nil {
+		b.Fatal(err)
+	}
+	file := buf.Bytes()
+	var nets, extra time.Duration
+	spec := m.Preprocess.Localiser
+	loc := timedLocaliser{s: s, lm: l.HipLocaliser, in: make([]float32, spec.Width*spec.Height), took: &nets, extra: &extra}
+	c := &analysis.HipModel{Classifier: timedNet{s, &nets}, Localiser: loc}
+	a := &analysis.Analyzer{Policy: analysis.Policy{ReviewBelow: 0.6, HeatmapSide: 96}, Now: time.Now}
+	var dec, read time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		img, err := imaging.Decode(file, imaging.Limits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		r, err := a.ReadHip(b.Context(), c, img)
+		if err != nil || r.Result.NotRead != nil || len(r.Result.Findings) != 2 {
+			b.Fatalf("read: %v, not read %+v, %d findings", err, r.Result.NotRead, len(r.Result.Findings))
+		}
+		dec, read = dec+t1.Sub(t0), read+time.Since(t1)
+	}
+	read -= extra
+	n := float64(b.N)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
+	b.ReportMetric(ms(dec), "decode-ms")
+	b.ReportMetric(ms(read-nets), "pre+post-ms")
+	b.ReportMetric(ms(nets), "networks-ms")
+	b.ReportMetric(100*float64(dec+read-nets)/float64(dec+read), "non-infer-%")
+	b.ReportMetric(0, "ns/op")
+}
