@@ -25,8 +25,10 @@
 # LOC_VAL_N, NEG_N, NEG_VAL_N, TRAIN_N, VAL_N, TEST_N, GOLDEN_N,
 # LOC_EPOCHS, EPOCHS, BATCH, THREADS, PERTURB; HIP_WORK (work folder,
 # default .cache/hip); HIP_NO_COPY=1 stops after training, before the
-# files replace the shipped model; NEG_FLAGS (the phantom option that
-# writes negatives, default --negatives).
+# files replace the shipped model; HIP_KEEP_LOCALISER=1 keeps the shipped
+# localiser (step 1 skipped: the classifier's crops come through it);
+# NEG_FLAGS (the phantom option that writes negatives, default
+# --negatives). Every run is the model's next minor version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOC_N=${LOC_N:-2500} LOC_VAL_N=${LOC_VAL_N:-300} NEG_N=${NEG_N:-840} NEG_VAL_N=${NEG_VAL_N:-180}
@@ -47,7 +49,9 @@ mkdir -p "$W"
 # The model folder being built: the manifest (with its localiser stage),
 # then each stage's file. The shipped classifier stands in until step 2.
 rm -rf "$W/model" && mkdir -p "$W/model" && cp "$model/manifest.json" "$model/model.onnx" "$W/model/"
-rm -f "$W/model/localiser.onnx"
+if [ -n "${HIP_KEEP_LOCALISER:-}" ]; then
+  cp "$model/localiser.onnx" "$model/localiser.golden.json" "$model/training.json" "$W/model/"
+fi
 # A shipped manifest with fixed crops gets its localiser stage here (crops
 # CROP_SCALE x the joint box, turned upright) and the next minor version.
 $py - "$W/model/manifest.json" "$CROP_SCALE" <<'PY'
@@ -59,8 +63,8 @@ if "localiser" not in pre:
     pre["localiser"] = {"file": "localiser.onnx", "input": "image", "output": "levels", "width": 192, "height": 160,
                         "levels": ["right", "left", "pelvis"], "minPresence": 0.5}
     pre["regions"] = [{k: r[k] for k in ("name", "laterality", "mirror")} for r in pre["regions"]]
-    major, minor, _ = (int(v) for v in m["version"].split("."))
-    m["version"] = f"{major}.{minor + 1}.0"
+major, minor, _ = (int(v) for v in m["version"].split("."))
+m["version"] = f"{major}.{minor + 1}.0"
 pre["cropScale"], pre["upright"] = scale, True
 open(path, "w").write(json.dumps(m, indent=2) + "\n")
 print(f"{path}: version {m['version']}, localiser stage, cropScale {scale}, upright")
@@ -72,6 +76,7 @@ phantom() { # phantom OUT ARGS...: crops-only data through the model being built
   rm -rf "$out" && $bin phantom pelvis --out "$out" --crops-only --model "$W/model" "$@"
 }
 
+if [ -z "${HIP_KEEP_LOCALISER:-}" ]; then
 step "1/4 localiser data (seed 1: $LOC_N, seed 2: $LOC_VAL_N varied radiographs; negatives seed 7: $NEG_N, seed 8: $NEG_VAL_N)"
 phantom "$W/loc-train" --n "$LOC_N" --seed 1 $vary
 phantom "$W/loc-val" --n "$LOC_VAL_N" --seed 2 $vary
@@ -85,6 +90,9 @@ if [ -z "${HIP_NO_COPY:-}" ]; then
   cp "$W/model/localiser.onnx" "$W/model/localiser.golden.json" "$model/"
   # The shipped model is embedded in the binary: rebuild it with the new file.
   make --no-print-directory build
+fi
+else
+  step "1/4 the shipped localiser is kept (HIP_KEEP_LOCALISER)"
 fi
 
 step "2/4 classifier crops through the trained localiser (seed 1: $TRAIN_N, seed 2: $VAL_N, golden pool seed 4: $GOLDEN_N)"
