@@ -27,13 +27,14 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 	start := fs.Int("start", 0, "index of the first case")
 	out := fs.String("out", "", "output `DIR` (created)")
 	cropsOnly := fs.Bool("crops-only", false, "write the model inputs computed by the service's own code instead of DICOM files: pelvis crops.npy and crops.csv; spine localiser.npy and localiser.csv, then, for each stage of --model already trained, rois.npy, rois.csv, radiomics.csv and deep.npy; pelvis with a vertebral --model: localiser inputs with no vertebra (negatives); pelvis with a hip --model that has a localiser: localiser.npy and localiser.csv, and once DIR/localiser.onnx exists also crops.npy and crops.csv cut through it")
-	negatives := fs.Bool("negatives", false, "with --model a hip model with a localiser (pelvis): write the localiser's negatives instead (localiser.npy and localiser.csv, every level absent: blank, black, white, noise, structured noise, lateral spine, upside-down and under- or over-exposed pelvis); implies --crops-only")
+	negatives := fs.Bool("negatives", false, "pelvis with --model a hip model with a localiser, or a vertebral model: write the localiser's negatives instead (localiser.npy and localiser.csv, every level absent: blank, black, white, noise, structured noise, upside-down, turned, mirrored, collimated and under- or over-exposed pelvis, and for a hip model a lateral spine); implies --crops-only")
 	model := fs.String("model", "", "shipped model `ID` or folder whose manifest defines the inputs (with --crops-only; default hip-000 or spine-000)")
 	pngs := fs.Bool("png", false, "also write an 8-bit PNG preview beside each DICOM file")
+	as := fs.String("as", "pelvis", "ood: tag the images as a `REGION`: pelvis (PELVIS/AP, for the hip gate) or spine (SPINE/LL, for the vertebral gate; kinds "+strings.Join(dataset.SpineOODKinds, ", ")+")")
 	vary := fs.String("vary", "none", "positioning and acquisition `VARIATION`: none (the default phantoms), clinical (rotation up to 15 degrees, shift 15%, zoom 0.8-1.2, dose 0.5-2x, noise, collimation, markers, text), or field=value pairs, alone or after a preset (clinical,noise=0.1); fields rotate, shift, zoom, exposure, noise, collimation, markers, text")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: orthotriage phantom pelvis|spine|ood --n N --seed S --out DIR [--vary none|clinical|FIELD=V,...] [--crops-only] [--png]")
-		fmt.Fprintln(stderr, "  ood: out-of-distribution images for the image gate, every one tagged PELVIS/AP like the pelvis phantoms (labels.csv: file,kind): "+strings.Join(dataset.OODKinds, ", "))
+		fmt.Fprintln(stderr, "Usage: orthotriage phantom pelvis|spine|ood --n N --seed S --out DIR [--vary none|clinical|FIELD=V,...] [--crops-only] [--png] [--as pelvis|spine]")
+		fmt.Fprintln(stderr, "  ood: out-of-distribution images for the image gate, every one tagged PELVIS/AP like the pelvis phantoms, or with --as spine SPINE/LL like the spine phantoms (labels.csv: file,kind): "+strings.Join(dataset.OODKinds, ", "))
 		fs.PrintDefaults()
 	}
 	switch {
@@ -53,6 +54,8 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 		return fmt.Errorf("phantom: unknown kind %q (pelvis, spine or ood)", kind)
 	case kind == "ood" && (*cropsOnly || *negatives || *model != ""):
 		return errors.New("phantom: ood writes DICOM files only (no --crops-only, --negatives or --model)")
+	case kind != "ood" && *as != "pelvis":
+		return errors.New("phantom: --as is for ood images only")
 	case *out == "":
 		return errors.New("phantom: --out DIR is required")
 	case *n < 1 || *n > maxPhantoms:
@@ -67,7 +70,7 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("phantom: %w", err)
 	}
-	g := dataset.Run{Kind: kind, N: *n, Seed: *seed, Start: *start, Out: *out, Vary: variation, PNG: *pngs, Progress: stderr}
+	g := dataset.Run{Kind: kind, N: *n, Seed: *seed, Start: *start, Out: *out, Vary: variation, PNG: *pngs, Progress: stderr, OODAs: *as}
 	if kind == "ood" {
 		return wrap("phantom", g.OOD(ctx, stdout))
 	}
@@ -84,8 +87,11 @@ func phantomCmd(ctx context.Context, args []string, library string, stdout, stde
 	switch {
 	case kind == "spine" && m.Task == inference.TaskVertebral:
 		return wrap("phantom", spineCrops(ctx, g, m, library, stdout))
+	case kind == "pelvis" && m.Task == inference.TaskVertebral && *negatives:
+		// Images of nothing and changed pelvises: no vertebra to find.
+		return wrap("phantom", g.VertebralNegatives(ctx, m, stdout))
 	case kind == "pelvis" && m.Task == inference.TaskVertebral:
-		// Images without a vertebra to find: the localiser's negatives.
+		// Plain pelvises, no vertebra to find: the localiser's negatives.
 		return wrap("phantom", g.LocaliserNegatives(ctx, m, stdout))
 	case kind == "spine":
 		return fmt.Errorf("phantom: --model %s is a %s model, spine phantoms need a %s model", *model, m.Task, inference.TaskVertebral)

@@ -76,16 +76,23 @@ func analyzeJSON(t *testing.T, dir, model string) map[string]offline.FileAnalysi
 
 func analyzeJSONWith(t *testing.T, c cli, dir, model string) map[string]offline.FileAnalysis {
 	t.Helper()
+	return analyzeLines(t, c, dir, model, func(a offline.FileAnalysis) string { return a.File })
+}
+
+// analyzeLines runs `analyze --json` on a folder and returns its answers
+// (one JSON object a line) by file base name.
+func analyzeLines[T any](t *testing.T, c cli, dir, model string, file func(T) string) map[string]T {
+	t.Helper()
 	stdout := c(t, "analyze", "--json", "--threads", "1", "--model", model, dir)
-	out := map[string]offline.FileAnalysis{}
+	out := map[string]T{}
 	sc := bufio.NewScanner(bytes.NewReader(stdout))
 	sc.Buffer(nil, 1<<24)
 	for sc.Scan() {
-		var a offline.FileAnalysis
+		var a T
 		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
 			t.Fatalf("%v: %s", err, sc.Text())
 		}
-		out[filepath.Base(a.File)] = a
+		out[filepath.Base(file(a))] = a
 	}
 	return out
 }
@@ -217,4 +224,61 @@ func counts(m map[string]int) string {
 		fmt.Fprintf(&b, " %s %d", k, m[k])
 	}
 	return b.String()
+}
+
+// The shipped spine-000's gate on out-of-distribution images tagged as a
+// lateral spine (SPINE/LL, so that only the pixels tell: images of
+// nothing, changed pelvises and plain pelvises; seed 9, which no training
+// step uses): none gives a finding or a review, and fewer than 2% are read
+// at all (localiser 0.1.0, trained with plain pelvises as its only
+// negatives, read 35 of 120, 13 of them with a finding). And fewer than 2% of
+// 100 held-out spine radiographs (seed 3, clinical variation) refused
+// (0.1.0, trained on default spines only: 13).
+func TestOODVertebralGate(t *testing.T) {
+	model := filepath.Join(testenv.RepoRoot(t), "inference", "models", "spine-000")
+	spineResults := func(dir string) map[string]offline.SpineAnalysis {
+		return analyzeLines(t, runBuilt, dir, model, func(a offline.SpineAnalysis) string { return a.File })
+	}
+	dir, kinds := oodRunWith(t, runBuilt, "--n", "120", "--seed", "9", "--vary", "clinical", "--as", "spine")
+	if len(kinds) != 120 || !slices.Contains(mapsValues(kinds), "pelvis") || slices.Contains(mapsValues(kinds), "spine") {
+		t.Fatalf("labels.csv: %d files of kinds %v", len(kinds), kinds)
+	}
+	results := spineResults(dir)
+	refused, read := map[string]int{}, 0 // kind/reason
+	for file, kind := range kinds {
+		a, ok := results[file]
+		switch {
+		case !ok || a.Error != "" || a.Result == nil:
+			t.Errorf("%s: no result (%s)", file, a.Error)
+		case a.Result.NotRead != nil && len(a.Result.Findings) == 0:
+			refused[kind+"/"+a.Result.NotRead.Reason]++
+		default:
+			read++
+			refused[kind+"/read"]++
+			t.Logf("%s (%s) read: levels %v, %d findings, review %v", file, kind, a.Result.Localised, len(a.Result.Findings), a.Result.Review)
+			if len(a.Result.Findings) > 0 || a.Result.Review {
+				t.Errorf("%s (%s) read with a finding or a review", file, kind)
+			}
+		}
+	}
+	t.Logf("out-of-distribution tagged SPINE/LL, %d images: %s", len(kinds), counts(refused))
+	if 50*read >= len(kinds) {
+		t.Errorf("%d of %d out-of-distribution images read, want fewer than 2%%", read, len(kinds))
+	}
+
+	in := t.TempDir()
+	runBuilt(t, "phantom", "spine", "--n", "100", "--seed", "3", "--vary", "clinical", "--out", in)
+	held := spineResults(in)
+	byReason, n := map[string]int{}, 0
+	for file, a := range held {
+		if a.Result != nil && a.Result.NotRead != nil {
+			n++
+			byReason[a.Result.NotRead.Reason]++
+			t.Logf("held-out %s refused: %s", file, a.Result.NotRead.Text)
+		}
+	}
+	t.Logf("held-out in-distribution: %d of %d refused %s", n, len(held), counts(byReason))
+	if len(held) != 100 || 50*n >= len(held) {
+		t.Errorf("%d of %d held-out spine radiographs refused, want fewer than 2%%", n, len(held))
+	}
 }

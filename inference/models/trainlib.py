@@ -401,26 +401,32 @@ def add_localiser_args(ap):
 
 
 def train_localiser(a, levels, iou=False):
-    """Trains a Localiser for levels on a.train (and a.negatives), exports
-    a.out/localiser.onnx (input "image", output "levels") and returns the
-    fused, float16-rounded model, its report and the validation data
-    (x, targets, negative x).
+    """Trains a Localiser for levels on a.train (a folder or a list of
+    them) and a.negatives, exports a.out/localiser.onnx (input "image",
+    output "levels") and returns the fused, float16-rounded model, its
+    report and the validation data (x, targets, negative x).
 
-    Validation: a.val if given, else the first tenth of a.train; negatives'
-    validation: a.val_negatives if given, else the first tenth of each
-    negatives folder. a.negatives is a folder or a list of them. iou adds
-    the box IoU to the log and report (the vertebral model's log and
-    report stay as they were before it)."""
-    x, t = localiser_data(a.train, levels)
-    n = x.shape[0]
+    Validation: a.val if given, else the first tenth of each a.train
+    folder; negatives' validation: a.val_negatives if given, else the first
+    tenth of each negatives folder. a.negatives is a folder or a list of
+    them. iou adds the box IoU to the log and report (the vertebral model's
+    log and report stay as they were before it)."""
+    trains = a.train if isinstance(a.train, list) else [a.train]
     val = getattr(a, "val", None)
     if val:
-        xt, tt = x, t
+        parts = [localiser_data(folder, levels) for folder in trains]
+        xt, tt = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         xv, tv = localiser_data(val, levels)
-        nval = 0
+        x = xt
     else:
-        nval = max(1, n // 10)
-        xt, tt, xv, tv = x[nval:], t[nval:], x[:nval], t[:nval]
+        # The first tenth of each training folder validates.
+        xs, ts, vxs, vts = [], [], [], []
+        for folder in trains:
+            xf, tf = localiser_data(folder, levels)
+            k = max(1, len(xf) // 10)
+            xs.append(xf[k:]), ts.append(tf[k:]), vxs.append(xf[:k]), vts.append(tf[:k])
+        xt, tt, xv, tv = (np.concatenate(p) for p in (xs, ts, vxs, vts))
+        x = xt
     negs = a.negatives or []
     if isinstance(negs, str):
         negs = [negs]

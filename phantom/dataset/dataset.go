@@ -44,6 +44,10 @@ type Run struct {
 	Crops *inference.Preprocess
 	// Progress, when set, gets a line every 100 cases.
 	Progress io.Writer
+	// OODAs, for an out-of-distribution run, is the region its images are
+	// tagged as: "pelvis" (the default: AP pelvis, kinds OODKinds) or
+	// "spine" (lateral spine, kinds SpineOODKinds).
+	OODAs string
 }
 
 // item is one generated case ready to be written in order.

@@ -237,7 +237,7 @@ func (g Run) negativeImage(i int) (negative, error) {
 	return g.negativeOf(NegativeKinds[i%len(NegativeKinds)], i)
 }
 
-// negativeOf is the image of a kind (one of OODKinds) for case i, its
+// negativeOf is the image of a kind (one of OODKinds or SpineOODKinds) for case i, its
 // parameters drawn from (seed, i). Images made of nothing are
 // pelvis-sized; the others are decoded phantoms, changed on display-ready
 // values where the kind says. template is the source case's radiograph
@@ -308,8 +308,8 @@ func (g Run) negativeOf(kind string, i int) (negative, error) {
 		slices.Reverse(px) // left-right and upside-down
 	case "corner":
 		collimateCorner(px, rows, cols, rng.IntN(4))
-	default:
-		if !slices.Contains(OODKinds, kind) {
+	default: // "spine", "pelvis": the case as it is
+		if !slices.Contains(OODKinds, kind) && !slices.Contains(SpineOODKinds, kind) {
 			return negative{}, fmt.Errorf("unknown negative kind %q", kind)
 		}
 	}
@@ -417,12 +417,19 @@ func stretch(px []float32, lo, hi float32) {
 // cycling through NegativeKinds by case index. It prints how many of each
 // kind it wrote.
 func (g Run) HipNegatives(ctx context.Context, m *inference.Manifest, stdout io.Writer) error {
-	if err := g.Vary.Validate(); err != nil {
-		return err
-	}
 	l := m.Preprocess.Localiser
 	if l == nil {
 		return fmt.Errorf("model %s has no hip localiser (preprocessing.localiser)", m.ID)
+	}
+	return g.negatives(ctx, NegativeKinds, *l, m.Preprocess, "hip localiser negatives", stdout)
+}
+
+// negatives writes localiser inputs of negative images of kinds, cycled
+// through by case index, with every level of l absent, and prints how
+// many of each kind it wrote under what.
+func (g Run) negatives(ctx context.Context, kinds []string, l inference.Localiser, pre inference.Preprocess, what string, stdout io.Writer) error {
+	if err := g.Vary.Validate(); err != nil {
+		return err
 	}
 	w := newOutputs(g.Out)
 	defer w.close()
@@ -439,12 +446,12 @@ func (g Run) HipNegatives(ctx context.Context, m *inference.Manifest, stdout io.
 	}
 	counts := map[string]int{}
 	err = inOrder(ctx, g.N, func(i int) item {
-		n, err := g.negativeImage(g.Start + i)
+		n, err := g.negativeOf(kinds[(g.Start+i)%len(kinds)], g.Start+i)
 		if err != nil {
 			return item{err: err}
 		}
 		plane := make([]float32, l.Width*l.Height)
-		if err := inference.LocaliserInput(*l, m.Preprocess, n.pixels, n.rows, n.cols, plane); err != nil {
+		if err := inference.LocaliserInput(l, pre, n.pixels, n.rows, n.cols, plane); err != nil {
 			return item{err: fmt.Errorf("negative %s: %w", n.id, err)}
 		}
 		return item{plane: plane, kind: n.kind, id: n.id}
@@ -465,8 +472,8 @@ func (g Run) HipNegatives(ctx context.Context, m *inference.Manifest, stdout io.
 	if err := w.finish(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %d hip localiser negatives to %s:", g.N, g.Out)
-	for _, k := range NegativeKinds {
+	fmt.Fprintf(stdout, "wrote %d %s to %s:", g.N, what, g.Out)
+	for _, k := range kinds {
 		fmt.Fprintf(stdout, " %s %d", k, counts[k])
 	}
 	fmt.Fprintln(stdout)

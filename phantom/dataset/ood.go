@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/orthotriage/orthotriage/imaging"
@@ -22,16 +23,44 @@ var OODHeader = []string{"file", "kind"}
 // oodBits is the depth of the stored values OOD writes.
 const oodBits = 12
 
+// SpineOODKinds are the kinds of an out-of-distribution run tagged as a
+// lateral spine: the vertebral localiser's negative kinds and a plain AP
+// pelvis (another region, tagged as a spine).
+var SpineOODKinds = append(slices.Clone(SpineNegativeKinds), "pelvis")
+
+// oodTags are the body part and view each region's images are tagged
+// with, as its phantoms are.
+var oodTags = map[string][2]string{"pelvis": {"PELVIS", "AP"}, "spine": {"SPINE", "LL"}}
+
+// oodKinds are the kinds of a run tagged as region (OODAs).
+func oodKinds(region string) ([]string, error) {
+	switch region {
+	case "", "pelvis":
+		return OODKinds, nil
+	case "spine":
+		return SpineOODKinds, nil
+	}
+	return nil, fmt.Errorf("out-of-distribution images as %q: say pelvis or spine", region)
+}
+
 // OOD writes out-of-distribution radiographs, the image gate's test set:
 // DICOM files of the kinds OODKinds names (the hip localiser's negatives,
-// made by the same code, and kinds it is not trained on), cycling through
-// them by case index, every one tagged as the pelvis phantoms are
-// (Modality DX or CR, Body Part Examined PELVIS, View Position AP) so that
+// made by the same code, and kinds it is not trained on), or with OODAs
+// "spine" SpineOODKinds, cycling through them by case index, every one
+// tagged as the pelvis phantoms are (Modality DX or CR, Body Part Examined
+// PELVIS, View Position AP), or as the spine phantoms (SPINE, LL), so that
 // only the pixels can tell; and labels.csv (file, kind). It prints how many
 // of each kind it wrote.
 func (g Run) OOD(ctx context.Context, stdout io.Writer) error {
 	if err := g.Vary.Validate(); err != nil {
 		return err
+	}
+	kinds, err := oodKinds(g.OODAs)
+	if err != nil {
+		return err
+	}
+	if g.OODAs == "" {
+		g.OODAs = "pelvis"
 	}
 	began := time.Now()
 	lf, err := os.Create(filepath.Join(g.Out, "labels.csv"))
@@ -47,7 +76,7 @@ func (g Run) OOD(ctx context.Context, stdout io.Writer) error {
 	}
 	counts := map[string]int{}
 	err = inOrder(ctx, g.N, func(i int) item {
-		file, kind, err := g.oodCase(g.Start + i)
+		file, kind, err := g.oodCase(kinds, g.Start+i)
 		return item{file: file, kind: kind, err: err}
 	}, func(i int, it item) error {
 		if it.err != nil {
@@ -70,23 +99,27 @@ func (g Run) OOD(ctx context.Context, stdout io.Writer) error {
 	if err := lf.Close(); err != nil {
 		return fmt.Errorf("labels.csv: %w", err)
 	}
-	fmt.Fprintf(stdout, "wrote %d out-of-distribution images tagged PELVIS/AP to %s (labels.csv):", g.N, g.Out)
-	for _, k := range OODKinds {
+	tags := oodTags[g.OODAs]
+	fmt.Fprintf(stdout, "wrote %d out-of-distribution images tagged %s/%s to %s (labels.csv):", g.N, tags[0], tags[1], g.Out)
+	for _, k := range kinds {
 		fmt.Fprintf(stdout, " %s %d", k, counts[k])
 	}
 	fmt.Fprintln(stdout)
 	return nil
 }
 
-// oodCase writes out-of-distribution case i (its kind OODKinds[i mod
-// len]) as DICOM, with its PNG preview when asked.
-func (g Run) oodCase(i int) (file, kind string, err error) {
-	n, err := g.negativeOf(OODKinds[i%len(OODKinds)], i)
+// oodCase writes out-of-distribution case i (its kind kinds[i mod len])
+// as DICOM tagged as g.OODAs, with its PNG preview when asked.
+func (g Run) oodCase(kinds []string, i int) (file, kind string, err error) {
+	n, err := g.negativeOf(kinds[i%len(kinds)], i)
 	if err != nil {
 		return "", "", err
 	}
+	r := OODRadiograph(n.template, n.pixels, n.rows, n.cols, g.Seed, i)
+	tags := oodTags[g.OODAs]
+	r.BodyPartExamined, r.ViewPosition = tags[0], tags[1]
 	var dcm bytes.Buffer
-	if err := imaging.WriteDICOM(&dcm, OODRadiograph(n.template, n.pixels, n.rows, n.cols, g.Seed, i)); err != nil {
+	if err := imaging.WriteDICOM(&dcm, r); err != nil {
 		return "", "", fmt.Errorf("case %s: %w", n.id, err)
 	}
 	file = n.id + ".dcm"

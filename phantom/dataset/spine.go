@@ -255,6 +255,23 @@ func (g Run) LocaliserNegatives(ctx context.Context, m *inference.Manifest, stdo
 	return nil
 }
 
+// SpineNegativeKinds are the kinds of images VertebralNegatives writes:
+// NegativeKinds without the lateral spine (images of nothing, and
+// pelvises upside down, turned, collimated or badly exposed).
+var SpineNegativeKinds = slices.DeleteFunc(slices.Clone(NegativeKinds), func(k string) bool { return k == "spine" })
+
+// VertebralNegatives writes a vertebral localiser's negatives
+// (localiser.npy, localiser.csv with every level absent): blank, black,
+// white, noise and structured-noise images and changed pelvises, cycling
+// through SpineNegativeKinds by case index; LocaliserNegatives writes
+// plain pelvises. It prints how many of each kind it wrote.
+func (g Run) VertebralNegatives(ctx context.Context, m *inference.Manifest, stdout io.Writer) error {
+	if m.Vertebral == nil {
+		return fmt.Errorf("model %s has no vertebral localiser", m.ID)
+	}
+	return g.negatives(ctx, SpineNegativeKinds, m.Vertebral.Localiser, m.Preprocess, "vertebral localiser negatives", stdout)
+}
+
 // ff formats a fraction or probability for the CSV files.
 func ff(v float64) string { return strconv.FormatFloat(v, 'f', 5, 64) }
 

@@ -7,6 +7,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -191,5 +192,48 @@ func TestLocaliserNegatives(t *testing.T) {
 	}
 	if _, v := readNPY(t, filepath.Join(out, "localiser.npy")); len(v) != 2*l.Width*l.Height {
 		t.Errorf("localiser.npy holds %d values", len(v))
+	}
+}
+
+// Vertebral negatives: every kind but the lateral spine, every level
+// absent, the count per kind on stdout.
+func TestVertebralNegatives(t *testing.T) {
+	m := manifest(t, "spine-000")
+	l := m.Vertebral.Localiser
+	n := len(SpineNegativeKinds)
+	if slices.Contains(SpineNegativeKinds, "spine") || n != len(NegativeKinds)-1 {
+		t.Fatalf("SpineNegativeKinds %v", SpineNegativeKinds)
+	}
+	out := t.TempDir()
+	var stdout bytes.Buffer
+	vary, _ := phantom.ParseVariation("clinical")
+	if err := (Run{Kind: "pelvis", N: n, Seed: 7, Out: out, Vary: vary}).VertebralNegatives(t.Context(), m, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	want := "wrote 11 vertebral localiser negatives to " + out + ": grey 1 black 1 white 1 noise 1 structured 1 flipped 1 under 1 over 1 rotated 1 mirrored 1 corner 1\n"
+	if stdout.String() != want {
+		t.Errorf("stdout %q, want %q", stdout.String(), want)
+	}
+	rows := readCSV(t, filepath.Join(out, "localiser.csv"))
+	if len(rows) != 1+n*len(l.Levels) {
+		t.Fatalf("localiser.csv has %d rows", len(rows))
+	}
+	kinds := map[string]bool{}
+	for _, row := range rows[1:] {
+		if strings.Join(row[3:], ",") != "0,0,0,0,0" {
+			t.Errorf("row %v is not absent", row)
+		}
+		kinds[strings.SplitN(row[1], "-", 2)[0]] = true
+	}
+	for _, k := range SpineNegativeKinds {
+		if !kinds[k] {
+			t.Errorf("no %s negative: %v", k, kinds)
+		}
+	}
+	if _, v := readNPY(t, filepath.Join(out, "localiser.npy")); len(v) != n*l.Width*l.Height {
+		t.Errorf("localiser.npy holds %d values", len(v))
+	}
+	if err := (Run{Kind: "pelvis", N: 1, Out: out}).VertebralNegatives(t.Context(), manifest(t, "hip-000"), &stdout); err == nil {
+		t.Error("a hip model's vertebral negatives: no error")
 	}
 }

@@ -286,8 +286,11 @@ def write_report(out, report):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("stage", choices=["localiser", "net", "fusion"])
-    ap.add_argument("--train", required=True, help="folder written by orthotriage phantom spine --crops-only")
-    ap.add_argument("--negatives", help="localiser: folder of images without vertebrae (orthotriage phantom pelvis --crops-only --model spine-000)")
+    ap.add_argument("--train", required=True, action="append",
+                    help="folder written by orthotriage phantom spine --crops-only; the localiser takes several (repeat it)")
+    ap.add_argument("--negatives", action="append",
+                    help="localiser: folder of images without vertebrae (orthotriage phantom pelvis --crops-only [--negatives] "
+                         "--model spine-000); repeat for several folders")
     ap.add_argument("--out", required=True, help="the model folder being built")
     ap.add_argument("--golden", action="store_true",
                     help="localiser, net: also write localiser.golden.json / model.golden.json (TestGoldenONNX)")
@@ -296,6 +299,10 @@ def main():
     ap.add_argument("--max-features", type=int, default=64)
     ap.add_argument("--nomogram-c", type=float, default=1.0, help="inverse L2 penalty of the nomogram's logistic fit (standardised variables)")
     a = ap.parse_args()
+    if a.stage != "localiser":
+        if len(a.train) > 1:
+            ap.error(f"{a.stage}: one --train folder")
+        a.train = a.train[0]
     start(a)
     {"localiser": train_localiser, "net": train_net, "fusion": train_fusion}[a.stage](a)
 
