@@ -42,6 +42,8 @@ type Resolver struct {
 	MaxPages   int        // search Bundle pages followed, the first included
 	MaxStudies int        // ImagingStudy resources kept
 	Log        *slog.Logger
+	// decoded remembers the prefetch resources decoded before (memo.go).
+	decoded decodedMemos
 }
 
 // Data is what a hook call resolved to.
@@ -86,7 +88,7 @@ func (r *Resolver) Resolve(ctx context.Context, svc Service, req Request, hc Hoo
 		}
 		r.Log.WarnContext(ctx, "patient not resolved", "hookInstance", req.HookInstance, "err", err)
 	} else if patient != nil {
-		p, err := models.UnmarshalPatient(patient)
+		p, err := r.decoded.patients.decode(patient, models.UnmarshalPatient)
 		if err == nil && (resourceType(patient) != "Patient" || deref(p.Id) != hc.PatientID) {
 			// Neither id is named: patient ids are PHI, and errors are logged.
 			err = errors.New("it is not the Patient of context.patientId")
@@ -116,7 +118,7 @@ func (r *Resolver) Resolve(ctx context.Context, svc Service, req Request, hc Hoo
 			}
 			continue
 		}
-		s, err := models.UnmarshalImagingStudy(raw)
+		s, err := r.decoded.studies.decode(raw, models.UnmarshalImagingStudy)
 		if err != nil {
 			r.Log.WarnContext(ctx, "skipping unreadable ImagingStudy", "hookInstance", req.HookInstance, "err", err)
 			continue
@@ -305,7 +307,7 @@ func (f *fetcher) search(ctx context.Context, key, query string) ([]json.RawMess
 	}
 	var out []json.RawMessage
 	for n := 1; ; n++ {
-		b, err := models.UnmarshalBundle(page)
+		b, err := f.r.decoded.bundles.decode(page, models.UnmarshalBundle)
 		if err != nil || resourceType(page) != "Bundle" {
 			return nil, f.fail(key, ok && n == 1, orthotriage.Errorf(orthotriage.EInvalid, "not a FHIR Bundle"))
 		}
