@@ -66,6 +66,8 @@ type TriageConfig struct {
 // precompute jobs; the results worth a card are written back.
 type Triage struct {
 	cfg TriageConfig
+	// noted remembers the notes the worklist took lately (recentNotes).
+	noted recentNotes
 }
 
 // NewTriage returns the use case built from cfg.
@@ -225,13 +227,69 @@ func (t *Triage) note(ctx context.Context, notes []workNote) {
 		if n.item.ImagingStudy == "" || n.fhirServer == "" {
 			continue
 		}
+		key := n.key()
+		if t.noted.recent(key) {
+			continue
+		}
 		wg.Go(func() {
 			if err := t.cfg.Worklist.Note(ctx, n.tenant, n.fhirServer, n.item); err != nil {
 				t.cfg.Log.WarnContext(ctx, "study not noted on the worklist", "study", n.item.ImagingStudy, "err", err)
+				return
 			}
+			t.noted.add(key)
 		})
 	}
 	wg.Wait()
+}
+
+// An EHR calls patient-view on every chart open, so the same study is
+// noted again and again with the same content, each note a worklist
+// (Redis) round trip within the call. A note the worklist took less than
+// noteRepeatAfter ago is not sent again: it would only move the item's
+// Updated stamp (the worklist's forgetting order) by as much. A note whose
+// content changed (pending to read, another model) goes at once.
+const (
+	noteRepeatAfter = 10 * time.Second
+	recentNotesMax  = 4096
+)
+
+// noteKey is a note's identity and content, comparable.
+type noteKey struct {
+	tenant, fhirServer string
+	item               WorkItem // without Top
+	top                WorkTop
+}
+
+func (n workNote) key() noteKey {
+	k := noteKey{tenant: n.tenant, fhirServer: n.fhirServer, item: n.item}
+	if n.item.Top != nil {
+		k.top = *n.item.Top
+	}
+	k.item.Top = nil
+	return k
+}
+
+// recentNotes are the notes taken in the last noteRepeatAfter, at most
+// recentNotesMax (all are forgotten when full). The zero value is ready.
+type recentNotes struct {
+	mu   sync.Mutex
+	when map[noteKey]time.Time
+}
+
+func (r *recentNotes) recent(k noteKey) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.when[k]
+	return ok && time.Since(at) < noteRepeatAfter
+}
+
+func (r *recentNotes) add(k noteKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.when == nil || len(r.when) >= recentNotesMax {
+		r.when = make(map[noteKey]time.Time)
+	}
+	r.when[k] = time.Now()
 }
 
 // writeBack offers r for write-back to server when it is worth a card.

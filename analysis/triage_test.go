@@ -530,6 +530,45 @@ func TestCallNotesItsStudies(t *testing.T) {
 	}
 }
 
+// The same call again notes nothing new: its notes were taken a moment
+// ago with the same content. Another tenant's call of the same study, and
+// a note that failed, are noted again.
+func TestRepeatedCallNotesOnce(t *testing.T) {
+	a := &cannedAnalyzer{results: map[string]analysis.Result{"read": hipResult("read", true)}}
+	w := &recordingWorklist{}
+	tr := analysis.NewTriage(analysis.TriageConfig{Analyzer: a, StudiesPerCall: 5, Worklist: w, Log: slogDiscard()})
+	call := func(tenant string) {
+		c := hipCall("patient-view", "read")
+		c.Studies[0].Tenant = tenant
+		if _, err := tr.Call(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		call("https://a.example.org")
+	}
+	if got := w.noted(); len(got) != 1 {
+		t.Errorf("three identical calls noted %q, want one note", got)
+	}
+	call("https://b.example.org")
+	if got := w.noted(); len(got) != 2 || !strings.HasPrefix(got[1], "https://b.example.org ") {
+		t.Errorf("another tenant's call: noted %q", got)
+	}
+
+	failing := &recordingWorklist{block: true}
+	tr = analysis.NewTriage(analysis.TriageConfig{Analyzer: a, StudiesPerCall: 5, Worklist: failing, Log: slogDiscard()})
+	if _, err := tr.Call(t.Context(), hipCall("patient-view", "read")); err != nil { // its note times out
+		t.Fatal(err)
+	}
+	failing.block = false
+	if _, err := tr.Call(t.Context(), hipCall("patient-view", "read")); err != nil {
+		t.Fatal(err)
+	}
+	if got := failing.noted(); len(got) != 1 {
+		t.Errorf("after a failed note the next call noted %q, want it noted", got)
+	}
+}
+
 // A worklist that hangs holds the answer no longer than the note's short
 // timeout, and its failure is not the call's.
 func TestCallDoesNotWaitLongForTheWorklist(t *testing.T) {

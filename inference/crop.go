@@ -162,11 +162,7 @@ func (p Preprocess) sampleCrop(pixels []float32, rows, cols int, c Crop, dst []f
 		if y < 0 || y >= rows || x < 0 || x >= cols {
 			return 0
 		}
-		v := float64(pixels[y*cols+x])
-		if !(v > 0) {
-			return 0
-		}
-		return math.Min(v, 1)
+		return unit(pixels[y*cols+x])
 	}
 	cos, sin := math.Cos(c.Angle), math.Sin(c.Angle)
 	step := c.Side / float64(n)

@@ -158,7 +158,9 @@ func closedLoop(url string, body []byte, conns int, d time.Duration, tokens []st
 // over their mean: both runs share the machine's state at the time.
 // `make bench-hook` runs it; BENCH_SECONDS (default 5) is each run's
 // length, BENCH_TOKENS (default 3000 a second) how many tokens are signed
-// for each authenticated run (it ends early when they run out).
+// for each authenticated run (it ends early when they run out),
+// BENCH_SERVICE_ENV extra environment of the service alone
+// (NAME=VALUE,...: GOGC=400, say), not of the baseline or the load.
 func BenchmarkHookVsBare(b *testing.B) {
 	seconds := envInt("BENCH_SECONDS", 5)
 	run := time.Duration(seconds) * time.Second
@@ -172,6 +174,9 @@ func BenchmarkHookVsBare(b *testing.B) {
 		`"context":{"userId":"Practitioner/1","patientId":"` + e.patient + `"},` +
 		`"prefetch":{"patient":` + string(patient) + `,"studies":{"resourceType":"Bundle","type":"searchset","entry":[{"resource":` + string(study) + `}]}}}`)
 	common := []string{"ORTHOTRIAGE_EGRESS_ALLOWED_CIDRS=127.0.0.0/8", "ORTHOTRIAGE_HTTP_RATE_PER_IP=0", "ORTHOTRIAGE_HTTP_RATE_PER_ISSUER=0"}
+	if extra := os.Getenv("BENCH_SERVICE_ENV"); extra != "" {
+		common = append(common, strings.Split(extra, ",")...)
+	}
 	modes := []struct {
 		name string
 		auth bool
@@ -184,7 +189,7 @@ func BenchmarkHookVsBare(b *testing.B) {
 	}
 	var bare string
 	var answerBytes int
-	rows := []string{fmt.Sprintf("%-20s %5s %10s %10s %7s %8s %8s", "mode", "conns", "answers/s", "bare/s", "ratio", "p50 ms", "p99 ms")}
+	rows := []string{fmt.Sprintf("%-20s %5s %10s %10s %7s %8s %8s %8s %8s", "mode", "conns", "answers/s", "bare/s", "ratio", "p50 ms", "p99 ms", "RSS MB", "heap MB")}
 	for _, m := range modes {
 		s := startService(b, bin, append(slices.Clone(common), m.env...)...)
 		url := s.base + "/cds-services/hip-radiograph-screening"
@@ -223,10 +228,13 @@ func BenchmarkHookVsBare(b *testing.B) {
 		for _, conns := range []int{8, 32} {
 			before := closedLoop(bare, body, conns, run, nil)
 			hook := closedLoop(url, body, conns, run, sign(envInt("BENCH_TOKENS", 3000*seconds)))
+			// The service's memory after its run: resident, and the heap
+			// it holds from the system (GOGC trades one for CPU).
+			rss, heap := metricValue(b, s, "process_resident_memory_bytes"), metricValue(b, s, "go_memstats_heap_sys_bytes")
 			after := closedLoop(bare, body, conns, run, nil)
 			base := (before.rps + after.rps) / 2
-			rows = append(rows, fmt.Sprintf("%-20s %5d %10.0f %10.0f %7.2f %8.2f %8.2f", m.name, conns, hook.rps, base, hook.rps/base,
-				float64(hook.p50.Microseconds())/1000, float64(hook.p99.Microseconds())/1000))
+			rows = append(rows, fmt.Sprintf("%-20s %5d %10.0f %10.0f %7.2f %8.2f %8.2f %8.0f %8.0f", m.name, conns, hook.rps, base, hook.rps/base,
+				float64(hook.p50.Microseconds())/1000, float64(hook.p99.Microseconds())/1000, rss/(1<<20), heap/(1<<20)))
 			if hook.failed > 0 {
 				b.Errorf("%s, %d connections: %d calls failed", m.name, conns, hook.failed)
 			}
@@ -237,7 +245,8 @@ func BenchmarkHookVsBare(b *testing.B) {
 		}
 		s.stop(b)
 	}
-	fmt.Printf("\ncached patient-view against a bare gin handler answering the same %d bytes (closed loop, %d s runs, loopback)\n", answerBytes, seconds)
+	fmt.Printf("\ncached patient-view against a bare gin handler answering the same %d bytes (closed loop, %d s runs, loopback%s)\n", answerBytes, seconds,
+		map[bool]string{true: "; service environment " + os.Getenv("BENCH_SERVICE_ENV")}[os.Getenv("BENCH_SERVICE_ENV") != ""])
 	for _, r := range rows {
 		fmt.Println(r)
 	}
