@@ -1,6 +1,7 @@
 package store
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -38,12 +39,17 @@ func (r *RedisReplay) FirstUse(ctx context.Context, key string, until time.Time)
 }
 
 // MemoryReplay is the embedded twin of RedisReplay, bounded: expired ids
-// are swept, and past max live ids new tokens are refused rather than
-// forgotten ones accepted twice.
+// are forgotten as they expire (a min-heap by expiry, so each call costs
+// O(log n), however full), and past max live ids new tokens are refused
+// rather than forgotten ones accepted twice.
 type MemoryReplay struct {
 	mu   sync.Mutex
 	seen map[string]time.Time
-	max  int
+	// byExpiry holds every id of seen, soonest expiry first; an entry
+	// whose expiry is no longer seen's (the id was used again after it
+	// expired) is dropped when it comes up.
+	byExpiry expiryHeap
+	max      int
 }
 
 // NewMemoryReplay returns a cache of at most max live token ids.
@@ -61,21 +67,43 @@ func (m *MemoryReplay) FirstUse(_ context.Context, key string, until time.Time) 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
+	for len(m.byExpiry) > 0 && !m.byExpiry[0].exp.After(now) {
+		e := heap.Pop(&m.byExpiry).(expiring)
+		if exp, ok := m.seen[e.key]; ok && exp.Equal(e.exp) {
+			delete(m.seen, e.key)
+		}
+	}
 	if exp, ok := m.seen[key]; ok && exp.After(now) {
 		return false, nil
 	}
 	if len(m.seen) >= m.max {
-		for k, exp := range m.seen {
-			if !exp.After(now) {
-				delete(m.seen, k)
-			}
-		}
-		if len(m.seen) >= m.max {
-			return false, ErrReplayCacheFull
-		}
+		return false, ErrReplayCacheFull
 	}
-	m.seen[key] = maxTime(until, now.Add(minReplayHold))
+	exp := maxTime(until, now.Add(minReplayHold))
+	m.seen[key] = exp
+	heap.Push(&m.byExpiry, expiring{key: key, exp: exp})
 	return true, nil
+}
+
+// expiring is a token id and when it expires.
+type expiring struct {
+	key string
+	exp time.Time
+}
+
+// expiryHeap is a container/heap of ids, soonest expiry first.
+type expiryHeap []expiring
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].exp.Before(h[j].exp) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiring)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = expiring{}
+	*h = old[:len(old)-1]
+	return e
 }
 
 func maxTime(a, b time.Time) time.Time {

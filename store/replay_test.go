@@ -107,3 +107,51 @@ func TestFallbackChecksReplaysWhileRedisIsDown(t *testing.T) {
 		t.Errorf("OnError called %d times, want 2", failures)
 	}
 }
+
+// Ids used again after they expired are new again, and the cache keeps
+// taking new ids while old ones expire in between.
+func TestMemoryReplayForgetsAsIdsExpire(t *testing.T) {
+	c := store.NewMemoryReplay(100)
+	soon := time.Now().Add(time.Second)
+	for i := range 100 {
+		if ok, err := c.FirstUse(t.Context(), fmt.Sprint("old", i), soon); !ok || err != nil {
+			t.Fatalf("old%d: %v, %v", i, ok, err)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond)
+	later := time.Now().Add(time.Minute)
+	for i := range 100 {
+		key := fmt.Sprint("old", i)
+		if i%2 == 1 {
+			key = fmt.Sprint("new", i)
+		}
+		if ok, err := c.FirstUse(t.Context(), key, later); !ok || err != nil {
+			t.Fatalf("%s after the old ids expired: %v, %v", key, ok, err)
+		}
+		if ok, _ := c.FirstUse(t.Context(), key, later); ok {
+			t.Fatalf("%s accepted twice", key)
+		}
+	}
+	if _, err := c.FirstUse(t.Context(), "one-more", later); !errors.Is(err, store.ErrReplayCacheFull) {
+		t.Errorf("101st live id: %v, want ErrReplayCacheFull", err)
+	}
+}
+
+// BenchmarkMemoryReplayFull is a new token id offered to a cache holding
+// auth.replay_max's default of live ids: refused, at a cost that must not
+// grow with the cache.
+func BenchmarkMemoryReplayFull(b *testing.B) {
+	const max = 100000
+	c := store.NewMemoryReplay(max)
+	until := time.Now().Add(time.Hour)
+	for i := range max {
+		c.FirstUse(b.Context(), fmt.Sprint("live", i), until)
+	}
+	i := 0
+	for b.Loop() {
+		if _, err := c.FirstUse(b.Context(), fmt.Sprint("new", i), until); !errors.Is(err, store.ErrReplayCacheFull) {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
