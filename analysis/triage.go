@@ -253,7 +253,9 @@ const (
 	recentNotesMax  = 4096
 )
 
-// noteKey is a note's identity and content, comparable.
+// noteKey is a note's identity and content, comparable: Top by value, and
+// times as instants (a result read back from Redis carries its time in
+// another location than the one that was stored).
 type noteKey struct {
 	tenant, fhirServer string
 	item               WorkItem // without Top
@@ -266,6 +268,7 @@ func (n workNote) key() noteKey {
 		k.top = *n.item.Top
 	}
 	k.item.Top = nil
+	k.item.Analyzed, k.item.Updated = k.item.Analyzed.Round(0).UTC(), k.item.Updated.Round(0).UTC()
 	return k
 }
 

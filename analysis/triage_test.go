@@ -544,7 +544,12 @@ func TestRepeatedCallNotesOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for range 3 {
+	at := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	for _, loc := range []*time.Location{time.UTC, time.FixedZone("CET", 3600), time.UTC} {
+		// The same result, its time read back in another location.
+		r := a.results["read"]
+		r.Analyzed = at.In(loc)
+		a.results["read"] = r
 		call("https://a.example.org")
 	}
 	if got := w.noted(); len(got) != 1 {

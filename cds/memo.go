@@ -10,10 +10,11 @@ import (
 // An EHR sends the same Patient and ImagingStudy JSON each time a chart is
 // opened; decoding it into FHIR structs was the largest part of a cached
 // patient-view. A memo keeps what decoding a resource's exact bytes gave,
-// so bytes seen recently are decoded once more, not on every call. The key is the whole byte
-// string, not a hash of it: equal keys are equal input, so a remembered
-// value is exactly what decoding would give, and no two patients can share
-// one. Values handed out are shared between calls: read only.
+// so bytes seen recently are not decoded on every call. The key is the
+// whole byte string, not a hash of it: equal keys are equal input, so a
+// remembered value is exactly what decoding would give, and no two
+// patients can share one. Values handed out are shared between calls:
+// read only.
 const (
 	memoEntries  = 1024     // per kind of resource
 	memoBytes    = 8 << 20  // of keys, per kind of resource

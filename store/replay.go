@@ -45,9 +45,9 @@ func (r *RedisReplay) FirstUse(ctx context.Context, key string, until time.Time)
 type MemoryReplay struct {
 	mu   sync.Mutex
 	seen map[string]time.Time
-	// byExpiry holds every id of seen, soonest expiry first; an entry
-	// whose expiry is no longer seen's (the id was used again after it
-	// expired) is dropped when it comes up.
+	// byExpiry holds every id of seen once, soonest expiry first: an id
+	// is pushed only when new or expired, and expired ids are popped (and
+	// forgotten) before any id is looked up.
 	byExpiry expiryHeap
 	max      int
 }
@@ -68,12 +68,9 @@ func (m *MemoryReplay) FirstUse(_ context.Context, key string, until time.Time) 
 	defer m.mu.Unlock()
 	now := time.Now()
 	for len(m.byExpiry) > 0 && !m.byExpiry[0].exp.After(now) {
-		e := heap.Pop(&m.byExpiry).(expiring)
-		if exp, ok := m.seen[e.key]; ok && exp.Equal(e.exp) {
-			delete(m.seen, e.key)
-		}
+		delete(m.seen, heap.Pop(&m.byExpiry).(expiring).key)
 	}
-	if exp, ok := m.seen[key]; ok && exp.After(now) {
+	if _, ok := m.seen[key]; ok {
 		return false, nil
 	}
 	if len(m.seen) >= m.max {

@@ -241,25 +241,7 @@ func TestPhantomHipNegatives(t *testing.T) {
 	if stdout.String() != want {
 		t.Errorf("stdout %q, want %q", stdout.String(), want)
 	}
-	rows := readCSV(t, filepath.Join(out, "localiser.csv"))
-	if d := cmp.Diff(localiserHeader, rows[0]); d != "" || len(rows) != 1+3*n {
-		t.Fatalf("localiser.csv %v", rows)
-	}
-	kinds := map[string]bool{}
-	for _, row := range rows[1:] {
-		if strings.Join(row[3:], ",") != "0,0,0,0,0" {
-			t.Errorf("row %v is not absent", row)
-		}
-		kinds[strings.SplitN(row[1], "-", 2)[0]] = true
-	}
-	for _, k := range NegativeKinds {
-		if !kinds[k] {
-			t.Errorf("no %s negative: %v", k, kinds)
-		}
-	}
-	if _, v := readNPY(t, filepath.Join(out, "localiser.npy")); len(v) != n*l.Width*l.Height {
-		t.Errorf("localiser.npy holds %d values", len(v))
-	}
+	checkNegatives(t, out, *l, NegativeKinds)
 	for i, kind := range NegativeKinds {
 		neg, err := g.negativeImage(i)
 		if err != nil || neg.kind != kind || len(neg.pixels) != neg.rows*neg.cols {
@@ -311,5 +293,32 @@ func TestPhantomHipNegatives(t *testing.T) {
 	b, _ := g.negativeImage(3)
 	if !slices.Equal(a.pixels, b.pixels) {
 		t.Error("noise negative differs between calls")
+	}
+}
+
+// checkNegatives checks a localiser's negatives in out, one image of each
+// of kinds: the exact header, every level of every image absent, every
+// kind there (the file prefix), and the images' values.
+func checkNegatives(t *testing.T, out string, l inference.Localiser, kinds []string) {
+	t.Helper()
+	n := len(kinds)
+	rows := readCSV(t, filepath.Join(out, "localiser.csv"))
+	if d := cmp.Diff(localiserHeader, rows[0]); d != "" || len(rows) != 1+n*len(l.Levels) {
+		t.Fatalf("localiser.csv %v", rows)
+	}
+	seen := map[string]bool{}
+	for _, row := range rows[1:] {
+		if strings.Join(row[3:], ",") != "0,0,0,0,0" {
+			t.Errorf("row %v is not absent", row)
+		}
+		seen[strings.SplitN(row[1], "-", 2)[0]] = true
+	}
+	for _, k := range kinds {
+		if !seen[k] {
+			t.Errorf("no %s negative: %v", k, seen)
+		}
+	}
+	if _, v := readNPY(t, filepath.Join(out, "localiser.npy")); len(v) != n*l.Width*l.Height {
+		t.Errorf("localiser.npy holds %d values", len(v))
 	}
 }

@@ -28,19 +28,19 @@ const oodBits = 12
 // pelvis (another region, tagged as a spine).
 var SpineOODKinds = append(slices.Clone(SpineNegativeKinds), "pelvis")
 
-// oodTags are the body part and view each region's images are tagged
-// with, as its phantoms are.
-var oodTags = map[string][2]string{"pelvis": {"PELVIS", "AP"}, "spine": {"SPINE", "LL"}}
+// oodRegion is what an out-of-distribution run tagged as a region holds:
+// its kinds, and the body part and view its images are tagged with, as
+// that region's phantoms are.
+type oodRegion struct {
+	kinds          []string
+	bodyPart, view string
+}
 
-// oodKinds are the kinds of a run tagged as region (OODAs).
-func oodKinds(region string) ([]string, error) {
-	switch region {
-	case "", "pelvis":
-		return OODKinds, nil
-	case "spine":
-		return SpineOODKinds, nil
-	}
-	return nil, fmt.Errorf("out-of-distribution images as %q: say pelvis or spine", region)
+// oodRegions are the regions OODAs names ("" is pelvis).
+var oodRegions = map[string]oodRegion{
+	"":       {OODKinds, "PELVIS", "AP"},
+	"pelvis": {OODKinds, "PELVIS", "AP"},
+	"spine":  {SpineOODKinds, "SPINE", "LL"},
 }
 
 // OOD writes out-of-distribution radiographs, the image gate's test set:
@@ -55,12 +55,9 @@ func (g Run) OOD(ctx context.Context, stdout io.Writer) error {
 	if err := g.Vary.Validate(); err != nil {
 		return err
 	}
-	kinds, err := oodKinds(g.OODAs)
-	if err != nil {
-		return err
-	}
-	if g.OODAs == "" {
-		g.OODAs = "pelvis"
+	region, ok := oodRegions[g.OODAs]
+	if !ok {
+		return fmt.Errorf("out-of-distribution images as %q: say pelvis or spine", g.OODAs)
 	}
 	began := time.Now()
 	lf, err := os.Create(filepath.Join(g.Out, "labels.csv"))
@@ -76,7 +73,7 @@ func (g Run) OOD(ctx context.Context, stdout io.Writer) error {
 	}
 	counts := map[string]int{}
 	err = inOrder(ctx, g.N, func(i int) item {
-		file, kind, err := g.oodCase(kinds, g.Start+i)
+		file, kind, err := g.oodCase(region, g.Start+i)
 		return item{file: file, kind: kind, err: err}
 	}, func(i int, it item) error {
 		if it.err != nil {
@@ -99,25 +96,23 @@ func (g Run) OOD(ctx context.Context, stdout io.Writer) error {
 	if err := lf.Close(); err != nil {
 		return fmt.Errorf("labels.csv: %w", err)
 	}
-	tags := oodTags[g.OODAs]
-	fmt.Fprintf(stdout, "wrote %d out-of-distribution images tagged %s/%s to %s (labels.csv):", g.N, tags[0], tags[1], g.Out)
-	for _, k := range kinds {
+	fmt.Fprintf(stdout, "wrote %d out-of-distribution images tagged %s/%s to %s (labels.csv):", g.N, region.bodyPart, region.view, g.Out)
+	for _, k := range region.kinds {
 		fmt.Fprintf(stdout, " %s %d", k, counts[k])
 	}
 	fmt.Fprintln(stdout)
 	return nil
 }
 
-// oodCase writes out-of-distribution case i (its kind kinds[i mod len])
-// as DICOM tagged as g.OODAs, with its PNG preview when asked.
-func (g Run) oodCase(kinds []string, i int) (file, kind string, err error) {
-	n, err := g.negativeOf(kinds[i%len(kinds)], i)
+// oodCase writes out-of-distribution case i (its kind region.kinds[i mod
+// len]) as DICOM tagged as the region, with its PNG preview when asked.
+func (g Run) oodCase(region oodRegion, i int) (file, kind string, err error) {
+	n, err := g.negativeOf(region.kinds[i%len(region.kinds)], i)
 	if err != nil {
 		return "", "", err
 	}
 	r := OODRadiograph(n.template, n.pixels, n.rows, n.cols, g.Seed, i)
-	tags := oodTags[g.OODAs]
-	r.BodyPartExamined, r.ViewPosition = tags[0], tags[1]
+	r.BodyPartExamined, r.ViewPosition = region.bodyPart, region.view
 	var dcm bytes.Buffer
 	if err := imaging.WriteDICOM(&dcm, r); err != nil {
 		return "", "", fmt.Errorf("case %s: %w", n.id, err)
@@ -139,7 +134,8 @@ func (g Run) oodCase(kinds []string, i int) (file, kind string, err error) {
 }
 
 // OODRadiograph is display values (rows x cols, in [0,1]) as a 12-bit
-// MONOCHROME2 radiograph tagged as an AP pelvis, with template's
+// MONOCHROME2 radiograph tagged as an AP pelvis (OOD retags it for its
+// region), with template's
 // modality, SOP class and spacing, fresh UIDs from (seed, i), and a linear
 // window over the whole stored range, so that the service's decoder gives
 // back the display values to within one stored step.

@@ -199,7 +199,6 @@ func TestLocaliserNegatives(t *testing.T) {
 // absent, the count per kind on stdout.
 func TestVertebralNegatives(t *testing.T) {
 	m := manifest(t, "spine-000")
-	l := m.Vertebral.Localiser
 	n := len(SpineNegativeKinds)
 	if slices.Contains(SpineNegativeKinds, "spine") || n != len(NegativeKinds)-1 {
 		t.Fatalf("SpineNegativeKinds %v", SpineNegativeKinds)
@@ -214,25 +213,7 @@ func TestVertebralNegatives(t *testing.T) {
 	if stdout.String() != want {
 		t.Errorf("stdout %q, want %q", stdout.String(), want)
 	}
-	rows := readCSV(t, filepath.Join(out, "localiser.csv"))
-	if len(rows) != 1+n*len(l.Levels) {
-		t.Fatalf("localiser.csv has %d rows", len(rows))
-	}
-	kinds := map[string]bool{}
-	for _, row := range rows[1:] {
-		if strings.Join(row[3:], ",") != "0,0,0,0,0" {
-			t.Errorf("row %v is not absent", row)
-		}
-		kinds[strings.SplitN(row[1], "-", 2)[0]] = true
-	}
-	for _, k := range SpineNegativeKinds {
-		if !kinds[k] {
-			t.Errorf("no %s negative: %v", k, kinds)
-		}
-	}
-	if _, v := readNPY(t, filepath.Join(out, "localiser.npy")); len(v) != n*l.Width*l.Height {
-		t.Errorf("localiser.npy holds %d values", len(v))
-	}
+	checkNegatives(t, out, m.Vertebral.Localiser, SpineNegativeKinds)
 	if err := (Run{Kind: "pelvis", N: 1, Out: out}).VertebralNegatives(t.Context(), manifest(t, "hip-000"), &stdout); err == nil {
 		t.Error("a hip model's vertebral negatives: no error")
 	}
