@@ -351,12 +351,22 @@ func (b *builder) components(f analysis.Finding) []models.ObservationComponent {
 		cs = append(cs, models.ObservationComponent{
 			Code: models.CodeableConcept{
 				Coding: []models.Coding{{System: ptr(codes.SystemClassProbability), Code: ptr(p.Class), Display: nonEmpty(p.Display)}},
-				Text:   ptr("Probability of " + className(p)),
+				Text:   probabilityText(p),
 			},
 			ValueQuantity: probability(p.Probability),
 		})
 	}
 	return cs
+}
+
+// probabilityText names a class-probability component whose coding has no
+// display; one with a display needs no text (the code system says it is a
+// probability), which keeps a two-hip answer within 16 KB.
+func probabilityText(p analysis.ClassProbability) *string {
+	if p.Display != "" {
+		return nil
+	}
+	return ptr("Probability of " + p.Class)
 }
 
 func probability(p float64) *models.Quantity {

@@ -22,6 +22,7 @@ import (
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/cds"
 	"github.com/orthotriage/orthotriage/fhir"
+	"github.com/orthotriage/orthotriage/fhir/codes"
 	"github.com/orthotriage/orthotriage/internal/testenv"
 )
 
@@ -435,6 +436,28 @@ func TestReportMapping(t *testing.T) {
 	}
 	if got := string(*right.Component[0].ValueQuantity.Value); got != "0.97" {
 		t.Errorf("probability %s, want 0.97", got)
+	}
+	// Class probabilities are named by their coding's display, without a
+	// text repeating it; one without a display gets a text.
+	for _, c := range right.Component {
+		if c.Code.Coding[0].System == nil || *c.Code.Coding[0].System != codes.SystemClassProbability {
+			continue
+		}
+		if c.Code.Coding[0].Display == nil || c.Code.Text != nil {
+			t.Errorf("class probability %s: display %v, text %v; want a display and no text", *c.Code.Coding[0].Code, c.Code.Coding[0].Display, c.Code.Text)
+		}
+	}
+	r.Findings[0].Probabilities[0].Display = ""
+	bare, err := fhir.BuildReport(r, fhir.ReportOptions{Manufacturer: "Example Hospital AI"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := false
+	for _, c := range bare.Observations[0].Component {
+		named = named || (c.Code.Text != nil && *c.Code.Text == "Probability of "+*c.Code.Coding[0].Code)
+	}
+	if !named {
+		t.Errorf("a class probability without a display has no text naming it")
 	}
 	if got := *right.BodySite.Text; got != "Right hip joint" {
 		t.Errorf("bodySite text %q", got)

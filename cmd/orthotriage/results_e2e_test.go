@@ -187,8 +187,8 @@ func TestHookAnswersWithCardsAndResources(t *testing.T) {
 	}
 	// A lean answer: the HTML report travels as the card's link, not inside
 	// every DiagnosticReport (results.presented_form=none).
-	if n := len(first.raw); n > 16<<10 {
-		t.Errorf("a two-hip card with its resources is %d bytes, want at most 16 KiB", n)
+	if n := len(first.raw); n > 16000 {
+		t.Errorf("a two-hip card with its resources is %d bytes, want at most 16 KB (16,000)", n)
 	}
 	card := first.Cards[0]
 	if card.Indicator != "critical" || !strings.Contains(card.Summary, "left hip") || !strings.Contains(card.Summary, "STAT read suggested") ||
