@@ -63,10 +63,14 @@ func relativeSubject(subject, fhirServer string) string {
 // segments). A reference to another server or another type gives false:
 // the same id on another server is another patient.
 func PatientOf(ref, fhirServer string) (string, bool) {
-	if rest, ok := urlx.Under(fhirServer, ref); ok {
+	// Only an absolute URL (scheme://host...) can be under the server; a
+	// relative reference, the common case, needs no URL parsed.
+	if strings.Contains(ref, "://") {
+		rest, ok := urlx.Under(fhirServer, ref)
+		if !ok {
+			return "", false
+		}
 		ref = rest
-	} else if strings.Contains(ref, "://") {
-		return "", false
 	}
 	id, ok := strings.CutPrefix(ref, "Patient/")
 	if !ok || id == "" || strings.ContainsAny(id, "/?#%") {

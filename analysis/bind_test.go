@@ -313,3 +313,38 @@ func TestJobAndHookBindTheSamePatient(t *testing.T) {
 		t.Error("a vertebral job and a hook for the same patient have different keys")
 	}
 }
+
+// TestPatientOf: a subject names a patient of the call's server only as a
+// relative reference or an absolute URL under that server, by whole path
+// segments; anything else (another server, another type, a path trick) is
+// no patient.
+func TestPatientOf(t *testing.T) {
+	const base = "https://fhir.example.org/r4"
+	tests := []struct {
+		ref, want string
+		ok        bool
+	}{
+		{"Patient/p1", "p1", true},
+		{"https://fhir.example.org/r4/Patient/p1", "p1", true},
+		{"HTTPS://FHIR.example.org:443/r4/Patient/p1", "p1", true},
+		{"https://fhir.example.org/r4x/Patient/p1", "", false},
+		{"https://other.example.org/r4/Patient/p1", "", false},
+		{"https://fhir.example.org/r4/Group/p1", "", false},
+		{"https://fhir.example.org/r4/../r4/Patient/p1", "", false},
+		{"Group/p1", "", false},
+		{"Patient/", "", false},
+		{"Patient/p1/_history/2", "", false},
+		{"Patient/p%2F1", "", false},
+		{"Patient/p1?x=1", "", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := analysis.PatientOf(tt.ref, base)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("PatientOf(%q) = %q, %v; want %q, %v", tt.ref, got, ok, tt.want, tt.ok)
+		}
+	}
+	if _, ok := analysis.PatientOf("https://fhir.example.org/r4/Patient/p1", ""); ok {
+		t.Error("an absolute reference with no server named a patient")
+	}
+}

@@ -150,16 +150,21 @@ func (t *Triage) Call(ctx context.Context, c Call) ([]Outcome, error) {
 	}
 	defer cancel()
 	outcomes := make([]Outcome, len(studies))
-	var wg sync.WaitGroup
-	for i, in := range studies {
+	analyze := func(i int, in Input) {
 		in.Bodies = bodiesFor(c.Bodies, in.Study, len(studies))
-		wg.Go(func() {
-			r, err := t.cfg.Analyzer.Analyze(wait, in)
-			outcomes[i] = Outcome{Result: r, Err: err}
-		})
+		r, err := t.cfg.Analyzer.Analyze(wait, in)
+		outcomes[i] = Outcome{Result: r, Err: err}
 	}
-	wg.Wait()
-	log := t.cfg.Log.With("service", c.Service)
+	if len(studies) == 1 {
+		// Most calls name one study: no goroutine to start and wake for it.
+		analyze(0, studies[0])
+	} else {
+		var wg sync.WaitGroup
+		for i, in := range studies {
+			wg.Go(func() { analyze(i, in) })
+		}
+		wg.Wait()
+	}
 	for i := range outcomes {
 		o, study := &outcomes[i], deref(studies[i].Study.Id)
 		switch {
@@ -168,18 +173,18 @@ func (t *Triage) Call(ctx context.Context, c Call) ([]Outcome, error) {
 			t.writeBack(c.Server, o.Result)
 		case errors.Is(o.Err, ErrOtherPatient):
 			o.Status = StudyOtherPatient
-			log.WarnContext(ctx, "study of another patient not analysed", "hookInstance", c.HookInstance, "study", study)
+			t.cfg.Log.WarnContext(ctx, "study of another patient not analysed", "service", c.Service, "hookInstance", c.HookInstance, "study", study)
 		case errors.Is(o.Err, ErrNoRadiograph):
 			o.Status = StudyNotRead
-			log.InfoContext(ctx, "study not analysed", "study", study, "reason", o.Err)
+			t.cfg.Log.InfoContext(ctx, "study not analysed", "service", c.Service, "study", study, "reason", o.Err)
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		case wait.Err() != nil && IsPending(o.Err):
 			o.Status = StudyPending
-			log.InfoContext(ctx, "study still in analysis at the hook's budget: answered later from the cache", "study", study)
+			t.cfg.Log.InfoContext(ctx, "study still in analysis at the hook's budget: answered later from the cache", "service", c.Service, "study", study)
 		default:
 			o.Status = StudyFailed
-			log.WarnContext(ctx, "study analysis failed", "study", study, "err", o.Err)
+			t.cfg.Log.WarnContext(ctx, "study analysis failed", "service", c.Service, "study", study, "err", o.Err)
 		}
 	}
 	t.noteCall(ctx, studies, outcomes)

@@ -166,7 +166,7 @@ func TestHookCall(t *testing.T) {
 		{name: "no content type", path: "/cds-services/hip-radiograph-screening", body: pvBody,
 			wantStatus: 415, wantFields: []string{"Content-Type must be application/json"}},
 		{name: "malformed JSON", path: "/cds-services/hip-radiograph-screening", contentType: jsonType, body: `{"hook":`,
-			wantStatus: 400, wantFields: []string{"request body is not valid JSON: unexpected EOF"}},
+			wantStatus: 400, wantFields: []string{"request body is not valid JSON: unexpected EOF in hook at byte 8"}},
 		{name: "every bad field named", path: "/cds-services/hip-radiograph-screening", contentType: jsonType,
 			body:       `{"hook":"order-select","fhirAuthorization":{"access_token":"t","token_type":"Bearer","expires_in":60,"scope":"s","subject":"c"},"context":{}}`,
 			wantStatus: 400, wantFields: []string{"hook", "hookInstance", "fhirServer"}},
@@ -449,5 +449,54 @@ func TestPrecomputeEndpointsAreOffWithoutTokens(t *testing.T) {
 		if r := s.do(t, http.MethodPost, path, jsonType, `{}`); r.status != 404 || !strings.Contains(r.body, "precompute.") {
 			t.Errorf("%s without configured tokens = %d %s, want 404 naming the setting", path, r.status, r.body)
 		}
+	}
+}
+
+// TestHookCallLogsOneLine: a hook call is logged once, on its request line,
+// with what the call was about (service, hook, hookInstance, studies,
+// patient found), and without the patient's id.
+func TestHookCallLogsOneLine(t *testing.T) {
+	var logs syncBuffer
+	s := newServer(t, func(o *api.Options) { o.Log = slog.New(slog.NewJSONHandler(&logs, nil)) })
+	if r := s.do(t, http.MethodPost, "/cds-services/hip-radiograph-screening", jsonType, pvBody); r.status != 200 {
+		t.Fatalf("hook = %d %s", r.status, r.body)
+	}
+	// The line is written as the handler returns, which may be just after
+	// the client has the answer.
+	for i := 0; i < 100 && !strings.Contains(logs.String(), `"msg":"request"`); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var lines []map[string]any
+	for line := range strings.Lines(logs.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 1 {
+		t.Fatalf("%d log lines, want 1 for the call:\n%s", len(lines), logs.String())
+	}
+	want := map[string]any{"msg": "request", "route": "/cds-services/:id", "status": 200.0, "service": "hip-radiograph-screening",
+		"hook": "patient-view", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea", "studies": 0.0, "patient": true}
+	for k, v := range want {
+		if lines[0][k] != v {
+			t.Errorf("log %s = %v, want %v", k, lines[0][k], v)
+		}
+	}
+	if strings.Contains(logs.String(), `"p1"`) {
+		t.Errorf("the patient id reached the log: %s", logs.String())
+	}
+	// A call refused before it resolved says nothing of a hook.
+	logs.Reset()
+	s.do(t, http.MethodPost, "/cds-services/hip-radiograph-screening", jsonType, `{"hook":`)
+	for i := 0; i < 100 && !strings.Contains(logs.String(), `"msg":"request"`); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), `"status":400`) {
+		t.Errorf("the refused call was not logged with its status: %s", logs.String())
+	}
+	if strings.Contains(logs.String(), `"hook"`) {
+		t.Errorf("a call that never resolved logged a hook: %s", logs.String())
 	}
 }

@@ -89,19 +89,23 @@ func clip(s string, n int) string {
 
 // observe logs every request and records its metrics. Only the route
 // template and the method's label are logged: no query strings, bodies or
-// headers.
+// headers. A hook call's line also says what the call was about
+// (cds.CallSummary), so that it needs no line of its own.
 func observe(log *slog.Logger, m *metrics) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
+		ctx, summary := cds.WithCallSummary(c.Request.Context())
+		c.Request = c.Request.WithContext(ctx)
 		c.Next()
 		elapsed := time.Since(start)
 		status := strconv.Itoa(c.Writer.Status())
 		method := methodLabel(c.Request.Method)
 		m.requests.WithLabelValues(route(c), method, status).Inc()
 		m.duration.WithLabelValues(route(c), method).Observe(elapsed.Seconds())
-		log.InfoContext(c.Request.Context(), "request",
+		log.InfoContext(c.Request.Context(), "request", append([]any{
 			"method", method, "route", route(c), "status", c.Writer.Status(),
-			"duration_ms", float64(elapsed.Microseconds())/1000, "request_id", c.GetString(requestIDKey))
+			"duration_ms", float64(elapsed.Microseconds()) / 1000, "request_id", c.GetString(requestIDKey)},
+			summary.LogAttrs()...)...)
 	}
 }
 

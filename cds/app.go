@@ -115,7 +115,7 @@ func (e *Engine) appDone(ctx context.Context, req AppRequest, svc Service, in an
 	if r.NotRead != nil && !r.WorthACard(false) {
 		return out, nil
 	}
-	rep, err := e.report(r)
+	rep, err := e.report(r.BoundKey(), r)
 	if err != nil {
 		return AppStudy{}, err
 	}

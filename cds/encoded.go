@@ -36,14 +36,15 @@ const (
 	placeholderSave = "00000000-0000-4000-8000-0000000000c2"
 )
 
-// cardFor returns the card of r for one call, from the encoded cards when
-// kept, else built (and, with encoded cards kept, for the next call).
-func (e *Engine) cardFor(svc Service, hookInstance string, r analysis.Result, rep Report, base string) (Card, []Action, bool) {
+// cardFor returns the card of r (whose BoundKey is key) for one call, from
+// the encoded cards when kept, else built (and, with encoded cards kept,
+// for the next call).
+func (e *Engine) cardFor(svc Service, hookInstance, key string, r analysis.Result, rep Report, base string) (Card, []Action, bool) {
 	cardUUID, saveUUID := cardUUIDs(hookInstance, rep.ID)
 	if e.encoded == nil {
 		return e.card(svc, cardUUID, saveUUID, r, rep, base)
 	}
-	key := svc.ID + "\x00" + base + "\x00" + r.BoundKey() // the report id derives from the result
+	key = svc.ID + "\x00" + base + "\x00" + key // the report id derives from the result
 	ec, ok := e.encoded.Get(key)
 	if !ok {
 		var err error

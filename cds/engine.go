@@ -151,8 +151,13 @@ func (e *Engine) Call(ctx context.Context, id string, body []byte) (Response, er
 	if err != nil {
 		return Response{}, err
 	}
-	e.log.InfoContext(ctx, "hook resolved", "service", id, "hook", req.Hook, "hookInstance", req.HookInstance,
-		"studies", len(data.Studies), "patient", data.Patient != nil)
+	if sum := summaryFrom(ctx); sum != nil {
+		// The request's own log line carries it: one line per call.
+		*sum = CallSummary{Service: id, Hook: req.Hook, HookInstance: req.HookInstance, Studies: len(data.Studies), Patient: data.Patient != nil}
+	} else {
+		e.log.InfoContext(ctx, "hook resolved", "service", id, "hook", req.Hook, "hookInstance", req.HookInstance,
+			"studies", len(data.Studies), "patient", data.Patient != nil)
+	}
 	if e.triage == nil || !e.triage.Reads(svc.Task) {
 		e.log.InfoContext(ctx, "no model loaded for the service: no guidance", "service", id, "task", svc.Task)
 		return Response{Cards: []Card{}}, nil
@@ -196,16 +201,17 @@ func (e *Engine) answer(ctx context.Context, svc Service, id, hookInstance strin
 			}
 			continue
 		}
-		rep, err := e.report(r)
+		key := r.BoundKey() // once: the report, its keeping and the card are keyed by it
+		rep, err := e.report(key, r)
 		if err != nil {
 			e.log.ErrorContext(ctx, "result could not be turned into FHIR resources", "service", id, "study", r.Study.ImagingStudyID, "err", err)
 			continue
 		}
 		base := ""
-		if e.keepReport(ctx, rep.ID, r) {
+		if e.keepReport(ctx, key, rep.ID, r) {
 			base = BaseURLFrom(ctx)
 		}
-		card, actions, ok := e.cardFor(svc, hookInstance, r, rep, base)
+		card, actions, ok := e.cardFor(svc, hookInstance, key, r, rep, base)
 		if !ok {
 			continue
 		}
@@ -221,9 +227,8 @@ func (e *Engine) answer(ctx context.Context, svc Service, id, hookInstance strin
 	return resp
 }
 
-// report builds (or recalls) the resources of r.
-func (e *Engine) report(r analysis.Result) (Report, error) {
-	key := r.BoundKey()
+// report builds (or recalls) the resources of r, whose BoundKey is key.
+func (e *Engine) report(key string, r analysis.Result) (Report, error) {
 	if e.built != nil {
 		if rep, ok := e.built.Get(key); ok {
 			return rep, nil
@@ -283,16 +288,15 @@ type ReportStore interface {
 	Touch(ctx context.Context, key string, ttl time.Duration) (bool, error)
 }
 
-// keepReport makes sure r is kept under its report id and reports whether
-// the card may link it: a report stored by this process before is checked
-// (and its expiry extended), since a store that restarted empty lost it;
-// one not there is stored. When the store cannot be reached the card goes
-// without the link.
-func (e *Engine) keepReport(ctx context.Context, id string, r analysis.Result) bool {
+// keepReport makes sure r (whose BoundKey is key) is kept under its report
+// id and reports whether the card may link it: a report stored by this
+// process before is checked (and its expiry extended), since a store that
+// restarted empty lost it; one not there is stored. When the store cannot
+// be reached the card goes without the link.
+func (e *Engine) keepReport(ctx context.Context, key, id string, r analysis.Result) bool {
 	if e.reports == nil || len(e.linkKey) == 0 {
 		return false
 	}
-	key := r.BoundKey()
 	sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	if e.stored != nil {
@@ -319,6 +323,38 @@ func (e *Engine) keepReport(ctx context.Context, id string, r analysis.Result) b
 }
 
 type baseURLKey struct{}
+
+// CallSummary is what a resolved hook call was about, for its log line:
+// the service, hook, hookInstance, how many studies and whether the
+// patient was found. No patient or study id: they stay out of logs.
+type CallSummary struct {
+	Service, Hook, HookInstance string
+	Studies                     int
+	Patient                     bool
+}
+
+// LogAttrs are s's fields as log attributes; none before the call resolved.
+func (s *CallSummary) LogAttrs() []any {
+	if s == nil || s.Hook == "" {
+		return nil
+	}
+	return []any{"service", s.Service, "hook", s.Hook, "hookInstance", s.HookInstance, "studies", s.Studies, "patient", s.Patient}
+}
+
+type summaryKey struct{}
+
+// WithCallSummary returns ctx carrying an empty summary that Call fills in
+// when it has resolved the call, instead of logging a line of its own: the
+// HTTP layer logs it with the request.
+func WithCallSummary(ctx context.Context) (context.Context, *CallSummary) {
+	s := &CallSummary{}
+	return context.WithValue(ctx, summaryKey{}, s), s
+}
+
+func summaryFrom(ctx context.Context) *CallSummary {
+	s, _ := ctx.Value(summaryKey{}).(*CallSummary)
+	return s
+}
 
 // WithBaseURL returns ctx carrying the service's public base URL, from
 // which cards link to reports.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -448,17 +447,32 @@ func deref(s *string) string {
 	return *s
 }
 
-var templateToken = regexp.MustCompile(`\{\{([A-Za-z.]+)\}\}`)
-
-// render fills a prefetch template's tokens from a validated context. The
-// values were checked against the FHIR id grammar, so they need no escaping.
+// render fills a prefetch template's tokens ({{context.patientId}}) from a
+// validated context; an unknown token renders empty. The values were checked
+// against the FHIR id grammar, so they need no escaping. It runs on every
+// call, prefetched or not, so it scans rather than matching a pattern.
 func render(template string, hc HookContext) string {
-	values := map[string]string{
-		"context.patientId":   hc.PatientID,
-		"context.encounterId": hc.EncounterID,
-		"context.userId":      hc.UserID,
+	var b strings.Builder
+	for {
+		open := strings.Index(template, "{{")
+		if open < 0 {
+			break
+		}
+		n := strings.Index(template[open+2:], "}}")
+		if n < 0 {
+			break
+		}
+		b.WriteString(template[:open])
+		switch template[open+2 : open+2+n] {
+		case "context.patientId":
+			b.WriteString(hc.PatientID)
+		case "context.encounterId":
+			b.WriteString(hc.EncounterID)
+		case "context.userId":
+			b.WriteString(hc.UserID)
+		}
+		template = template[open+2+n+2:]
 	}
-	return templateToken.ReplaceAllStringFunc(template, func(t string) string {
-		return values[t[2:len(t)-2]]
-	})
+	b.WriteString(template)
+	return b.String()
 }

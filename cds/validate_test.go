@@ -162,6 +162,14 @@ func TestParseRequestRejectsNonObjects(t *testing.T) {
 		{name: "array", body: `[1]`},
 		{name: "truncated", body: `{"hook":`},
 		{name: "two values", body: `{} {}`},
+		{name: "trailing bytes", body: `{"hook":"patient-view"}x`},
+		// A name given twice is refused, not one of its values chosen:
+		// two readers of the same bytes must not see two patients.
+		{name: "hook named twice", body: `{"hook":"patient-view","hook":"order-select"}`},
+		{name: "prefetch patient id named twice", body: `{"prefetch":{"patient":{"resourceType":"Patient","id":"a","id":"b"}}}`},
+		{name: "invalid UTF-8", body: "{\"hookInstance\":\"\xff\"}"},
+		{name: "prefetch is an array", body: `{"prefetch":[]}`, field: "prefetch"},
+		{name: "expires_in out of range", body: `{"fhirAuthorization":{"expires_in":1e400}}`, field: "fhirAuthorization.expires_in"},
 		{name: "hook is a number", body: `{"hook":5}`, field: "hook"},
 		{name: "expires_in is a string", body: `{"fhirAuthorization":{"expires_in":"5"}}`, field: "fhirAuthorization.expires_in"},
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,10 +35,12 @@ func serveBareHook(file string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	length := strconv.Itoa(len(answer))
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.POST("/cds-services/:id", func(c *gin.Context) {
 		io.Copy(io.Discard, c.Request.Body)
+		c.Header("Content-Length", length) // as the service does: unchunked
 		c.Data(http.StatusOK, "application/json", answer)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -244,7 +244,7 @@ func TestEndToEnd(t *testing.T) {
 		if status != 200 || body != `{"cards":[]}` {
 			t.Fatalf("hook = %d %s", status, body)
 		}
-		if !s.logged(`"msg":"hook resolved","service":"vertebral-fracture-acuity","hook":"patient-view","hookInstance":"6f6c2c2e-6d8e-4d55-9a4f-0d6f0f1d0a11","studies":2,"patient":true`) {
+		if !s.logged(`"service":"vertebral-fracture-acuity","hook":"patient-view","hookInstance":"6f6c2c2e-6d8e-4d55-9a4f-0d6f0f1d0a11","studies":2,"patient":true`) {
 			t.Errorf("the hook did not resolve the patient and both studies:\n%s", s.logText())
 		}
 	})
