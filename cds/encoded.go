@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/orthotriage/orthotriage/analysis"
@@ -117,23 +118,51 @@ func (e *Engine) encodeCard(svc Service, r analysis.Result, rep Report, base str
 }
 
 // forCall is the card with this call's uuids, in its fields and its bytes.
+// The bytes are not copied: the call's uuids are written over the
+// placeholders as the answer is written (splicedJSON).
 func (ec encodedCard) forCall(cardUUID, saveUUID string) Card {
 	c := ec.card
 	c.UUID = cardUUID
-	b := bytes.Clone(ec.json)
-	copy(b[ec.uuidAt:], cardUUID)
+	sj := &splicedJSON{json: ec.json, edits: make([]splice, 1, 3)}
+	sj.edits[0] = splice{ec.uuidAt, cardUUID}
 	if ec.appAt >= 0 {
 		c.Links = append([]Link(nil), c.Links...)
 		c.Links[ec.appLink].AppContext = strings.Replace(c.Links[ec.appLink].AppContext, placeholderCard, cardUUID, 1)
-		copy(b[ec.appAt:], cardUUID)
+		sj.edits = append(sj.edits, splice{ec.appAt, cardUUID})
 	}
 	if ec.saveAt >= 0 {
 		c.Suggestions = append([]Suggestion(nil), c.Suggestions...)
 		c.Suggestions[0].UUID = saveUUID
-		copy(b[ec.saveAt:], saveUUID)
+		sj.edits = append(sj.edits, splice{ec.saveAt, saveUUID})
 	}
-	c.encoded = b
+	slices.SortFunc(sj.edits, func(a, b splice) int { return a.at - b.at })
+	c.encoded = sj
 	return c
+}
+
+// splicedJSON is checked JSON shared by every call that sends it (never
+// written to) and one call's text over parts of it: a uuid over its
+// placeholder, of the same length, so that the JSON stays as checked.
+type splicedJSON struct {
+	json  []byte
+	edits []splice // ascending by at, not overlapping
+}
+
+// splice is text to write at byte at.
+type splice struct {
+	at   int
+	text string
+}
+
+// appendTo appends the JSON with its edits to b.
+func (s *splicedJSON) appendTo(b []byte) []byte {
+	prev := 0
+	for _, e := range s.edits {
+		b = append(b, s.json[prev:e.at]...)
+		b = append(b, e.text...)
+		prev = e.at + len(e.text)
+	}
+	return append(b, s.json[prev:]...)
 }
 
 // onlyIndex is the index of the one occurrence of sub in b, or -1 when
@@ -158,7 +187,7 @@ func (r Response) encodedResponse() ([]byte, bool) {
 		if c.encoded == nil {
 			return nil, false
 		}
-		n += len(c.encoded) + 1
+		n += len(c.encoded.json) + 1
 	}
 	for _, a := range r.SystemActions {
 		if a.encoded == nil {
@@ -172,7 +201,7 @@ func (r Response) encodedResponse() ([]byte, bool) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, c.encoded...)
+		b = c.encoded.appendTo(b)
 	}
 	b = append(b, ']')
 	if len(r.SystemActions) > 0 {

@@ -60,7 +60,7 @@ type Card struct {
 
 	// encoded is the card as checked JSON, when the engine built it from
 	// an encodedCard: Marshal then writes these bytes as they are.
-	encoded []byte
+	encoded *splicedJSON
 }
 
 // Source says who produced a card.
