@@ -225,23 +225,32 @@ func (t *Triage) note(ctx context.Context, notes []workNote) {
 	if t.cfg.Worklist == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
-	defer cancel()
-	var wg sync.WaitGroup
+	type due struct {
+		note workNote
+		key  noteKey
+	}
+	var send []due
 	for _, n := range notes {
 		if n.item.ImagingStudy == "" || n.fhirServer == "" {
 			continue
 		}
-		key := n.key()
-		if t.noted.recent(key) {
-			continue
+		if key := n.key(); !t.noted.recent(key) {
+			send = append(send, due{n, key})
 		}
+	}
+	if len(send) == 0 {
+		return // the usual repeated call: nothing to send, no timer to start
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, d := range send {
 		wg.Go(func() {
-			if err := t.cfg.Worklist.Note(ctx, n.tenant, n.fhirServer, n.item); err != nil {
-				t.cfg.Log.WarnContext(ctx, "study not noted on the worklist", "study", n.item.ImagingStudy, "err", err)
+			if err := t.cfg.Worklist.Note(ctx, d.note.tenant, d.note.fhirServer, d.note.item); err != nil {
+				t.cfg.Log.WarnContext(ctx, "study not noted on the worklist", "study", d.note.item.ImagingStudy, "err", err)
 				return
 			}
-			t.noted.add(key)
+			t.noted.add(d.key)
 		})
 	}
 	wg.Wait()
