@@ -12,6 +12,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/orthotriage/orthotriage/imaging"
@@ -266,9 +267,23 @@ func newResult(m *inference.Manifest, img *imaging.Image) Result {
 // BestSpeed costs a few hundred bytes more and much less time than the
 // default level.
 func encodeThumbnail(w io.Writer, img image.Image) error {
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	enc := png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: thumbnailBuffers}
 	return enc.Encode(w, img)
 }
+
+// thumbnailBuffers keeps the PNG encoder's state between thumbnails: its
+// compressor is most of what encoding a small image allocates.
+var thumbnailBuffers = &pngBuffers{}
+
+// pngBuffers is a png.EncoderBufferPool over a sync.Pool.
+type pngBuffers struct{ p sync.Pool }
+
+func (b *pngBuffers) Get() *png.EncoderBuffer {
+	buf, _ := b.p.Get().(*png.EncoderBuffer)
+	return buf
+}
+
+func (b *pngBuffers) Put(buf *png.EncoderBuffer) { b.p.Put(buf) }
 
 // round4 keeps four decimals: results are shown and stored at that
 // precision, so that batch composition (which may move the last float bits)

@@ -2,6 +2,8 @@ package inference
 
 import (
 	"math"
+	"runtime"
+	"sync"
 
 	"golang.org/x/image/draw"
 )
@@ -94,7 +96,10 @@ func newKernelResizer(q *draw.Kernel, dw, dh, sw, sh int) *kernelResizer {
 		tmp: make([]float64, dw*sh), tmpA: make([]float64, dw)}
 }
 
-// resize maps src (sw x sh, row major) to dst (dw x dh).
+// resize maps src (sw x sh, row major) to dst (dw x dh). A large image (a
+// whole radiograph into a localiser's input) is shared out by rows among
+// up to GOMAXPROCS goroutines; every pixel is computed as it would be
+// alone, so the result does not depend on how it was shared.
 func (z *kernelResizer) resize(dst, src []uint16) {
 	for x, s := range z.horizontal.sources {
 		var pa float64
@@ -103,29 +108,93 @@ func (z *kernelResizer) resize(dst, src []uint16) {
 		}
 		z.tmpA[x] = pa * s.invFFFF
 	}
-	t := 0
-	for y := range z.sh {
-		row := src[y*z.sw : (y+1)*z.sw]
-		for _, s := range z.horizontal.sources {
-			var pr float64
-			for _, c := range z.horizontal.contribs[s.i:s.j] {
-				pr += float64(float64(row[c.coord]) * c.weight)
+	work := len(z.horizontal.contribs)*z.sh + len(z.vertical.contribs)*z.dw
+	parts := min(runtime.GOMAXPROCS(0), max(1, work/resizeWorkPerPart))
+	inParts(z.sh, parts, func(y0, y1 int) { z.horizontalRows(src, y0, y1) })
+	inParts(z.dh, parts, func(y0, y1 int) { z.verticalRows(dst, y0, y1) })
+}
+
+// resizeWorkPerPart is about the multiply-adds worth a goroutine of its
+// own (some hundreds of microseconds).
+const resizeWorkPerPart = 1 << 20
+
+// inParts calls f on parts consecutive ranges covering [0, n), each in its
+// own goroutine when there is more than one, and waits for them.
+func inParts(n, parts int, f func(from, to int)) {
+	if parts <= 1 || n < 2*parts {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Go(func() { f(n*p/parts, n*(p+1)/parts) })
+	}
+	wg.Wait()
+}
+
+// horizontalRows is the horizontal pass over source rows [y0, y1) into tmp.
+// Four rows go together: they share each destination pixel's weights, and
+// their four sums, each added up in x/image/draw's order, do not wait on
+// one another (a single sum is bound by the latency of its additions).
+func (z *kernelResizer) horizontalRows(src []uint16, y0, y1 int) {
+	// Each source pixel converted once, not once per use.
+	rows := make([]float64, 4*z.sw)
+	r0, r1, r2, r3 := rows[:z.sw], rows[z.sw:2*z.sw], rows[2*z.sw:3*z.sw], rows[3*z.sw:]
+	contribs := z.horizontal.contribs
+	y := y0
+	for ; y+4 <= y1; y += 4 {
+		for i, r := range [][]float64{r0, r1, r2, r3} {
+			for x, v := range src[(y+i)*z.sw : (y+i+1)*z.sw] {
+				r[x] = float64(v)
 			}
-			z.tmp[t] = pr * s.invFFFF
-			t++
+		}
+		o0, o1, o2, o3 := z.tmp[y*z.dw:(y+1)*z.dw], z.tmp[(y+1)*z.dw:(y+2)*z.dw], z.tmp[(y+2)*z.dw:(y+3)*z.dw], z.tmp[(y+3)*z.dw:(y+4)*z.dw]
+		for x, s := range z.horizontal.sources {
+			var p0, p1, p2, p3 float64
+			for _, c := range contribs[s.i:s.j] {
+				p0 += float64(r0[c.coord] * c.weight)
+				p1 += float64(r1[c.coord] * c.weight)
+				p2 += float64(r2[c.coord] * c.weight)
+				p3 += float64(r3[c.coord] * c.weight)
+			}
+			o0[x], o1[x], o2[x], o3[x] = p0*s.invFFFF, p1*s.invFFFF, p2*s.invFFFF, p3*s.invFFFF
 		}
 	}
-	for dx := range z.dw {
-		for dy, s := range z.vertical.sources {
-			var pr, pa float64
-			for _, c := range z.vertical.contribs[s.i:s.j] {
-				pr += float64(z.tmp[c.coord*z.dw+dx] * c.weight)
-				pa += float64(z.tmpA[dx] * c.weight)
+	for ; y < y1; y++ {
+		for x, v := range src[y*z.sw : (y+1)*z.sw] {
+			r0[x] = float64(v)
+		}
+		out := z.tmp[y*z.dw : (y+1)*z.dw]
+		for x, s := range z.horizontal.sources {
+			var pr float64
+			for _, c := range contribs[s.i:s.j] {
+				pr += float64(r0[c.coord] * c.weight)
 			}
-			if pr > pa {
-				pr = pa
+			out[x] = pr * s.invFFFF
+		}
+	}
+}
+
+// verticalRows is the vertical pass into destination rows [y0, y1), a row
+// at a time, reading tmp's rows whole rather than down its columns: each
+// pixel's sums take the same terms in the same order as x/image/draw's, so
+// the result is the same.
+func (z *kernelResizer) verticalRows(dst []uint16, y0, y1 int) {
+	pr, pa := make([]float64, z.dw), make([]float64, z.dw)
+	for dy := y0; dy < y1; dy++ {
+		s := z.vertical.sources[dy]
+		clear(pr)
+		clear(pa)
+		for _, c := range z.vertical.contribs[s.i:s.j] {
+			row := z.tmp[c.coord*z.dw : (c.coord+1)*z.dw]
+			for dx, v := range row {
+				pr[dx] += float64(v * c.weight)
+				pa[dx] += float64(z.tmpA[dx] * c.weight)
 			}
-			dst[dy*z.dw+dx] = ftou(pr * s.inv)
+		}
+		out := dst[dy*z.dw : (dy+1)*z.dw]
+		for dx := range out {
+			out[dx] = ftou(min(pr[dx], pa[dx]) * s.inv)
 		}
 	}
 }
