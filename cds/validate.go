@@ -100,10 +100,18 @@ func decodeError(err error) error {
 }
 
 // dotted spells a JSON pointer (/fhirAuthorization/expires_in) as the
-// field names of our errors do (fhirAuthorization.expires_in).
+// field names of our errors do (fhirAuthorization.expires_in), at most
+// maxErrorPath bytes: its names come from the request, and errors are
+// answered and logged.
 func dotted(p jsontext.Pointer) string {
-	return strings.Join(slices.Collect(p.Tokens()), ".")
+	d := strings.Join(slices.Collect(p.Tokens()), ".")
+	if len(d) > maxErrorPath {
+		d = d[:maxErrorPath] + "..."
+	}
+	return strings.ToValidUTF8(d, "")
 }
+
+const maxErrorPath = 120
 
 // within names where in the body a syntax error is, if inside a member.
 func within(p jsontext.Pointer) string {

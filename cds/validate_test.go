@@ -170,6 +170,7 @@ func TestParseRequestRejectsNonObjects(t *testing.T) {
 		{name: "invalid UTF-8", body: "{\"hookInstance\":\"\xff\"}"},
 		{name: "prefetch is an array", body: `{"prefetch":[]}`, field: "prefetch"},
 		{name: "expires_in out of range", body: `{"fhirAuthorization":{"expires_in":1e400}}`, field: "fhirAuthorization.expires_in"},
+		{name: "long name twice", body: `{"prefetch":{"` + strings.Repeat("n", 5000) + `":1,"` + strings.Repeat("n", 5000) + `":2}}`},
 		{name: "hook is a number", body: `{"hook":5}`, field: "hook"},
 		{name: "expires_in is a string", body: `{"fhirAuthorization":{"expires_in":"5"}}`, field: "fhirAuthorization.expires_in"},
 	}
@@ -178,6 +179,9 @@ func TestParseRequestRejectsNonObjects(t *testing.T) {
 			_, err := ParseRequest([]byte(tt.body))
 			if orthotriage.ErrorCode(err) != orthotriage.EInvalid {
 				t.Fatalf("error = %v, want invalid", err)
+			}
+			if len(err.Error()) > 400 {
+				t.Errorf("a %d-byte error: the request is echoed unbounded", len(err.Error()))
 			}
 			fields := orthotriage.ErrorFields(err)
 			if tt.field != "" && (len(fields) != 1 || fields[0].Field != tt.field) {
