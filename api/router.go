@@ -5,8 +5,8 @@
 package api
 
 import (
+	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -249,13 +249,22 @@ func (h *handlers) writeCDS(c *gin.Context, v any) {
 
 // readJSON reads a body that must be declared as JSON.
 func readJSON(c *gin.Context) ([]byte, error) {
-	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	if err != nil || (mt != "application/json" && mt != "application/fhir+json") {
-		return nil, orthotriage.Errorf(orthotriage.EUnsupported, "Content-Type must be application/json")
+	if ct := c.GetHeader("Content-Type"); ct != "application/json" { // the usual header needs no parsing
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && mt != "application/fhir+json") {
+			return nil, orthotriage.Errorf(orthotriage.EUnsupported, "Content-Type must be application/json")
+		}
 	}
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
+	// A declared length sizes the buffer once, with the room ReadFrom
+	// wants to see the end (the body stays capped by limits'
+	// MaxBytesReader whatever it declares).
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(c.Request.ContentLength, 0), maxPresizedBody)+bytes.MinRead))
+	if _, err := buf.ReadFrom(c.Request.Body); err != nil {
 		return nil, asError(err)
 	}
-	return body, nil
+	return buf.Bytes(), nil
 }
+
+// maxPresizedBody bounds the buffer a declared Content-Length reserves
+// before any byte has come.
+const maxPresizedBody = 1 << 20
