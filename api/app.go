@@ -15,6 +15,7 @@ import (
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/cds"
+	"github.com/orthotriage/orthotriage/internal/textx"
 )
 
 // App is the built-in SMART app: its pages and the API they call.
@@ -97,7 +98,7 @@ func (a *App) static(c *gin.Context, h *handlers) {
 	typ := contentType(name)
 	b, err := fs.ReadFile(a.Static, name)
 	if err != nil || !fs.ValidPath(name) || typ == "" {
-		writeError(c, h.log, orthotriage.Errorf(orthotriage.ENotFound, "no app file %s", clip(name, maxEchoedPath)))
+		writeError(c, h.log, orthotriage.Errorf(orthotriage.ENotFound, "no app file %s", textx.Clip(name, maxEchoedPath)))
 		return
 	}
 	c.Header("Cache-Control", "no-cache")

@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/cds"
+	"github.com/orthotriage/orthotriage/internal/textx"
 )
 
 const requestIDKey = "request_id"
@@ -78,14 +79,6 @@ const (
 	maxEchoedMethod = 32
 	maxEchoedPath   = 200
 )
-
-// clip bounds text taken from a request before it is echoed or logged.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "..."
-}
 
 // observe logs every request and records its metrics. Only the route
 // template and the method's label are logged: no query strings, bodies or
@@ -169,7 +162,7 @@ func cors(allowed []string, log *slog.Logger) gin.HandlerFunc {
 			return
 		}
 		if !ok {
-			writeError(c, log, orthotriage.Errorf(orthotriage.EForbidden, "origin %s is not allowed (cors.allowed_origins)", clip(origin, maxEchoedPath)))
+			writeError(c, log, orthotriage.Errorf(orthotriage.EForbidden, "origin %s is not allowed (cors.allowed_origins)", textx.Clip(origin, maxEchoedPath)))
 			return
 		}
 		h := c.Writer.Header()
@@ -198,7 +191,7 @@ func authenticate(check func(ctx context.Context, token, aud string) (cds.Caller
 		token, _ := bearerToken(c.GetHeader("Authorization"))
 		caller, err := check(c.Request.Context(), token, audience(c.Request, publicBase))
 		if err != nil {
-			log.WarnContext(c.Request.Context(), "cds call refused", "route", route(c), "reason", clip(err.Error(), 300), "request_id", c.GetString(requestIDKey))
+			log.WarnContext(c.Request.Context(), "cds call refused", "route", route(c), "reason", textx.Clip(err.Error(), 300), "request_id", c.GetString(requestIDKey))
 			unauthorized(c)
 			return
 		}

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"github.com/orthotriage/orthotriage/internal/textx"
 	"math"
 	"net/http"
 	"sync"
@@ -168,7 +169,7 @@ func (r *Readiness) Report() (code int, status string, checks map[string]string,
 			checks[ch.Name] = "ok"
 			continue
 		}
-		checks[ch.Name] = "failing: " + clip(failing, 200)
+		checks[ch.Name] = "failing: " + textx.Clip(failing, 200)
 		if ch.Degrades {
 			if code == http.StatusOK {
 				status = "degraded"

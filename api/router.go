@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/cds"
+	"github.com/orthotriage/orthotriage/internal/textx"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -102,10 +103,10 @@ func NewRouter(o Options) http.Handler {
 	// Both echo what the caller sent, bounded: a method or path may be
 	// up to a megabyte long.
 	r.NoRoute(func(c *gin.Context) {
-		writeError(c, o.Log, orthotriage.Errorf(orthotriage.ENotFound, "no route %s %s", clip(c.Request.Method, maxEchoedMethod), clip(c.Request.URL.Path, maxEchoedPath)))
+		writeError(c, o.Log, orthotriage.Errorf(orthotriage.ENotFound, "no route %s %s", textx.Clip(c.Request.Method, maxEchoedMethod), textx.Clip(c.Request.URL.Path, maxEchoedPath)))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		writeOutcome(c, http.StatusMethodNotAllowed, outcome(orthotriage.EUnsupported, "method "+clip(c.Request.Method, maxEchoedMethod)+" not allowed here", nil))
+		writeOutcome(c, http.StatusMethodNotAllowed, outcome(orthotriage.EUnsupported, "method "+textx.Clip(c.Request.Method, maxEchoedMethod)+" not allowed here", nil))
 	})
 	r.GET("/healthz", h.health)
 	r.GET("/readyz", h.readiness)
@@ -209,7 +210,7 @@ func (h *handlers) countFeedback(id string, results []cds.FeedbackResult) {
 		h.metrics.feedback.WithLabelValues(service, outcome, result).Inc()
 		if r.Recorded {
 			// Reason is an offered code or "other" (cds bounds it).
-			h.metrics.cardFeedback.WithLabelValues(service, outcome, clip(r.Reason, 64), oneOf(r.Card, "info", "warning", "critical", "unknown")).Inc()
+			h.metrics.cardFeedback.WithLabelValues(service, outcome, textx.Clip(r.Reason, 64), oneOf(r.Card, "info", "warning", "critical", "unknown")).Inc()
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/orthotriage/orthotriage/internal/textx"
 	"golang.org/x/time/rate"
 )
 
@@ -143,7 +144,7 @@ func (v *Verifier) Verify(ctx context.Context, raw, audience string) (Claims, er
 	}
 	is, ok := v.issuers[unverified.Issuer]
 	if !ok {
-		return Claims{}, fmt.Errorf("%w: issuer %q is not trusted", ErrUnauthorized, clip(unverified.Issuer, 100))
+		return Claims{}, fmt.Errorf("%w: issuer %q is not trusted", ErrUnauthorized, textx.Clip(unverified.Issuer, 100))
 	}
 	var claims tokenClaims
 	_, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) { return is.keyFor(ctx, v, t) },
@@ -155,7 +156,7 @@ func (v *Verifier) Verify(ctx context.Context, raw, audience string) (Claims, er
 		jwt.WithLeeway(v.leeway),
 	)
 	if err != nil {
-		return Claims{}, fmt.Errorf("%w: %v", ErrUnauthorized, clip(reason(err), 200))
+		return Claims{}, fmt.Errorf("%w: %v", ErrUnauthorized, textx.Clip(reason(err), 200))
 	}
 	// golang-jwt checks iat only when present; CDS Hooks 2.0 requires it.
 	if claims.IssuedAt == nil {
@@ -199,15 +200,6 @@ func (is *issuer) keyFor(ctx context.Context, v *Verifier, t *jwt.Token) (any, e
 		keys = k
 	}
 	return keys.KeyfuncCtx(ctx)(t)
-}
-
-// clip bounds text taken from a token (iss, jku, kid) before it reaches an
-// error, and so a log line: a header may be a megabyte long.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 // reason turns a jwt error into a short reason without token content.

@@ -15,6 +15,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/orthotriage/orthotriage"
+	"github.com/orthotriage/orthotriage/internal/textx"
 )
 
 // HookContext is the validated context of a hook call.
@@ -104,11 +105,7 @@ func decodeError(err error) error {
 // maxErrorPath bytes: its names come from the request, and errors are
 // answered and logged.
 func dotted(p jsontext.Pointer) string {
-	d := strings.Join(slices.Collect(p.Tokens()), ".")
-	if len(d) > maxErrorPath {
-		d = d[:maxErrorPath] + "..."
-	}
-	return strings.ToValidUTF8(d, "")
+	return textx.Clip(strings.Join(slices.Collect(p.Tokens()), "."), maxErrorPath)
 }
 
 const maxErrorPath = 120
