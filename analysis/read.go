@@ -201,7 +201,7 @@ func (a *Analyzer) hipFinding(m *inference.Manifest, img *imaging.Image, f infer
 	}
 	out.LowConfidence = a.Policy.ReviewBelow > 0 && out.Probability < a.Policy.ReviewBelow
 	if a.Policy.HeatmapSide > 0 {
-		thumb := inference.Thumbnail(img.Pixels, img.Meta.Rows, img.Meta.Columns, f.Box, f.ActivationMap(o), a.Policy.HeatmapSide)
+		thumb := inference.Thumbnail(img.Pixels, img.Meta.Rows, img.Meta.Columns, f.Box, f.HeatAt(o), a.Policy.HeatmapSide)
 		var buf bytes.Buffer
 		if err := encodeThumbnail(&buf, thumb); err == nil {
 			out.Heatmap = buf.Bytes()

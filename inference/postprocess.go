@@ -115,6 +115,28 @@ type Heat struct {
 // the crop (rotated and mirrored back as the crop was), 0 outside the crop.
 // It returns nil when the model has no activation output.
 func (f Finding) ActivationMap(o Output) *Heat {
+	at := f.HeatAt(o)
+	if at == nil {
+		return nil
+	}
+	bw, bh := f.Box.Dx(), f.Box.Dy()
+	out := &Heat{Box: f.Box, Values: make([]float32, bw*bh)}
+	for y := range bh {
+		for x := range bw {
+			out.Values[y*bw+x] = at(f.Box.Min.X+x, f.Box.Min.Y+y)
+		}
+	}
+	return out
+}
+
+// HeatAt is a heat value in [0,1] at image pixel (x, y).
+type HeatAt func(x, y int) float32
+
+// HeatAt is ActivationMap read at one pixel at a time (the same value
+// ActivationMap gives there, 0 outside the crop), for pictures that sample
+// only some of the box's pixels. It returns nil when the model has no
+// activation output.
+func (f Finding) HeatAt(o Output) HeatAt {
 	h, w := o.CAMSize[0], o.CAMSize[1]
 	c := f.Crop
 	if len(o.CAM) < (f.classIndex+1)*h*w || h == 0 || w == 0 || f.Box.Empty() || !(c.Side > 0) {
@@ -125,34 +147,36 @@ func (f Finding) ActivationMap(o Output) *Heat {
 	for _, v := range m {
 		hi = max(hi, v)
 	}
-	bw, bh := f.Box.Dx(), f.Box.Dy()
-	out := &Heat{Box: f.Box, Values: make([]float32, bw*bh)}
 	if hi <= 0 {
-		return out
+		return func(int, int) float32 { return 0 }
 	}
-	at := func(y, x int) float32 { return max(0, m[y*w+x]) / hi }
+	cell := func(y, x int) float32 { return max(0, m[y*w+x]) / hi }
 	cos, sin := math.Cos(c.Angle), math.Sin(c.Angle)
-	for y := range bh {
-		dy := float64(f.Box.Min.Y+y) + 0.5 - c.Centre[1]
-		for x := range bw {
-			dx := float64(f.Box.Min.X+x) + 0.5 - c.Centre[0]
-			// The pixel centre in the crop, as fractions of its side.
-			u, v := (dx*cos+dy*sin)/c.Side+0.5, (-dx*sin+dy*cos)/c.Side+0.5
-			if c.Mirror {
-				u = 1 - u
-			}
-			if !(u >= 0 && u < 1 && v >= 0 && v < 1) {
-				continue
-			}
-			// Map coordinates, cell centres at 0.5.
-			fx, fy := u*float64(w)-0.5, v*float64(h)-0.5
-			x0, y0 := int(math.Floor(fx)), int(math.Floor(fy))
-			tx, ty := float32(fx-float64(x0)), float32(fy-float64(y0))
-			x0c, x1c, y0c, y1c := clamp(x0, w), clamp(x0+1, w), clamp(y0, h), clamp(y0+1, h)
-			out.Values[y*bw+x] = (1-ty)*((1-tx)*at(y0c, x0c)+tx*at(y0c, x1c)) + ty*((1-tx)*at(y1c, x0c)+tx*at(y1c, x1c))
+	return func(x, y int) float32 {
+		dx, dy := float64(x)+0.5-c.Centre[0], float64(y)+0.5-c.Centre[1]
+		// The pixel centre in the crop, as fractions of its side.
+		u, v := (dx*cos+dy*sin)/c.Side+0.5, (-dx*sin+dy*cos)/c.Side+0.5
+		if c.Mirror {
+			u = 1 - u
 		}
+		if !(u >= 0 && u < 1 && v >= 0 && v < 1) {
+			return 0
+		}
+		// Map coordinates, cell centres at 0.5.
+		fx, fy := u*float64(w)-0.5, v*float64(h)-0.5
+		x0, y0 := int(math.Floor(fx)), int(math.Floor(fy))
+		tx, ty := float32(fx-float64(x0)), float32(fy-float64(y0))
+		x0c, x1c, y0c, y1c := clamp(x0, w), clamp(x0+1, w), clamp(y0, h), clamp(y0+1, h)
+		return (1-ty)*((1-tx)*cell(y0c, x0c)+tx*cell(y0c, x1c)) + ty*((1-tx)*cell(y1c, x0c)+tx*cell(y1c, x1c))
 	}
-	return out
+}
+
+// At is the heat at image pixel (x, y), 0 outside Box.
+func (h *Heat) At(x, y int) float32 {
+	if !image.Pt(x, y).In(h.Box) {
+		return 0
+	}
+	return h.Values[(y-h.Box.Min.Y)*h.Box.Dx()+(x-h.Box.Min.X)]
 }
 
 func clamp(v, n int) int { return max(0, min(n-1, v)) }
@@ -201,10 +225,11 @@ func blend(rgb []uint8, v float32) {
 	}
 }
 
-// Thumbnail renders the part of the image under h (its crop) as a side x
-// side picture with the heat blended in, for reports and cards: nearest
-// sampling, black outside the image. A nil h gives the plain crop of box.
-func Thumbnail(pixels []float32, rows, cols int, box image.Rectangle, h *Heat, side int) *image.RGBA {
+// Thumbnail renders the part of the image in box (a finding's crop) as a
+// side x side picture with heat blended in, for reports and cards: nearest
+// sampling, black outside the image. Heat is read only at the pixels
+// sampled (Finding.HeatAt); a nil heat gives the plain crop of box.
+func Thumbnail(pixels []float32, rows, cols int, box image.Rectangle, heat HeatAt, side int) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, side, side))
 	if box.Empty() || side <= 0 || len(pixels) != rows*cols {
 		return img
@@ -220,8 +245,8 @@ func Thumbnail(pixels []float32, rows, cols int, box image.Rectangle, h *Heat, s
 				g = uint8(math.Round(float64(max(0, min(1, pixels[y*cols+x]))) * 255))
 			}
 			img.Pix[o], img.Pix[o+1], img.Pix[o+2], img.Pix[o+3] = g, g, g, 255
-			if h != nil && h.Box == box {
-				blend(img.Pix[o:o+3], h.Values[(y-box.Min.Y)*bw+(x-box.Min.X)])
+			if heat != nil {
+				blend(img.Pix[o:o+3], heat(x, y))
 			}
 		}
 	}

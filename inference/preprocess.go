@@ -98,14 +98,14 @@ func (p Preprocess) CropResize(pixels []float32, rows, cols int, box image.Recta
 	if err != nil {
 		return err
 	}
-	// The crop as 16-bit gray, as x/image/draw would read it.
-	src := make([]uint16, bw*bh)
-	for y := range bh {
+	// The crop as 16-bit gray, as x/image/draw would read it, row by row.
+	load := func(y int, row []float64) {
+		clear(row)
 		sy := box.Min.Y + y
 		if sy < 0 || sy >= rows {
-			continue
+			return
 		}
-		row := pixels[sy*cols : (sy+1)*cols]
+		line := pixels[sy*cols : (sy+1)*cols]
 		for x := range bw {
 			sx := box.Min.X + x
 			if mirror {
@@ -114,16 +114,35 @@ func (p Preprocess) CropResize(pixels []float32, rows, cols int, box image.Recta
 			if sx < 0 || sx >= cols {
 				continue
 			}
-			v := row[sx]
-			if !(v > 0) { // also NaN
-				v = 0
-			} else if v > 1 {
-				v = 1
-			}
-			src[y*bw+x] = uint16(v*65535 + 0.5)
+			row[x] = float64(quantize(line[sx]))
+		}
+	}
+	if kernel, ok := scaler.(*draw.Kernel); ok {
+		resized := make([]uint16, w*h)
+		newKernelResizer(kernel, w, h, bw, bh).resizeRows(resized, load)
+		p.normalizeInto(dst, resized)
+		return nil
+	}
+	src := make([]uint16, bw*bh)
+	row := make([]float64, bw)
+	for y := range bh {
+		load(y, row)
+		for x, v := range row {
+			src[y*bw+x] = uint16(v)
 		}
 	}
 	return p.resizePlane(scaler, src, bw, bh, w, h, dst)
+}
+
+// quantize is a display value as 16-bit gray: [0,1] to [0, 0xffff],
+// rounded; below 0 (and NaN) is 0, above 1 is 0xffff.
+func quantize(v float32) uint16 {
+	if !(v > 0) {
+		return 0
+	} else if v > 1 {
+		v = 1
+	}
+	return uint16(v*65535 + 0.5)
 }
 
 // resizePlane resizes a bw x bh 16-bit crop to w x h with the manifest's
@@ -143,9 +162,14 @@ func (p Preprocess) resizePlane(scaler draw.Scaler, src []uint16, bw, bh, w, h i
 			resized[j] = uint16(out.Pix[2*j])<<8 | uint16(out.Pix[2*j+1])
 		}
 	}
+	p.normalizeInto(dst, resized)
+	return nil
+}
+
+// normalizeInto writes the normalised values of a resized 16-bit plane.
+func (p Preprocess) normalizeInto(dst []float32, resized []uint16) {
 	mean, inv := float32(p.Normalize.Mean), float32(1/p.Normalize.Std)
 	for j, q := range resized {
 		dst[j] = (float32(q)/65535 - mean) * inv
 	}
-	return nil
 }

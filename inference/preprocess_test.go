@@ -1,8 +1,13 @@
 package inference
 
 import (
+	"image"
+	"image/color"
+	"math"
 	"strings"
 	"testing"
+
+	"golang.org/x/image/draw"
 )
 
 func testPreprocess() Preprocess {
@@ -103,5 +108,58 @@ func TestSoftmax(t *testing.T) {
 	hot, cool := Softmax([]float32{2, 0}, 1), Softmax([]float32{2, 0}, 2)
 	if !(cool[0] < hot[0]) {
 		t.Fatalf("a higher temperature must soften: %v vs %v", cool, hot)
+	}
+}
+
+// CropResize reads a box (overhanging the image, mirrored or not, with
+// values outside [0,1] and NaN among the pixels) exactly as x/image/draw
+// scales the same box as 16-bit gray, for every filter.
+func TestCropResizeMatchesXImageDraw(t *testing.T) {
+	const rows, cols = 90, 70
+	pixels := make([]float32, rows*cols)
+	for i := range pixels {
+		pixels[i] = float32(math.Sin(float64(i)*0.37))*0.7 + 0.45 // some below 0, some above 1
+	}
+	pixels[5*cols+6] = float32(math.NaN())
+	for _, filter := range []string{"catmull-rom", "bilinear", "approx-bilinear"} {
+		p := testPreprocess()
+		p.Resize.Filter = filter
+		scaler, _ := resampler(filter)
+		for _, box := range []image.Rectangle{image.Rect(0, 0, cols, rows), image.Rect(-12, 40, 50, 101), image.Rect(3, -7, 20, 9)} {
+			for _, mirror := range []bool{false, true} {
+				for _, size := range [][2]int{{16, 16}, {48, 24}} {
+					w, h := size[0], size[1]
+					got := make([]float32, w*h)
+					if err := p.CropResize(pixels, rows, cols, box, mirror, w, h, got); err != nil {
+						t.Fatal(err)
+					}
+					in := image.NewGray16(image.Rect(0, 0, box.Dx(), box.Dy()))
+					for y := range box.Dy() {
+						for x := range box.Dx() {
+							sx, sy := box.Min.X+x, box.Min.Y+y
+							if mirror {
+								sx = box.Max.X - 1 - x
+							}
+							if sx >= 0 && sx < cols && sy >= 0 && sy < rows {
+								in.SetGray16(x, y, color.Gray16{Y: quantize(pixels[sy*cols+sx])})
+							}
+						}
+					}
+					out := image.NewGray16(image.Rect(0, 0, w, h))
+					scaler.Scale(out, out.Bounds(), in, in.Bounds(), draw.Src, nil)
+					for j := range got {
+						want := (float32(out.Gray16At(j%w, j/w).Y)/65535 - 0.5) * 4
+						if got[j] != want {
+							t.Fatalf("%s, box %v, mirror %v, %dx%d: value %d is %v, x/image/draw gives %v", filter, box, mirror, w, h, j, got[j], want)
+						}
+					}
+				}
+			}
+		}
+	}
+	for v, want := range map[float32]uint16{-0.2: 0, 0: 0, 1: 0xffff, 7: 0xffff, 0.5: 0x8000} {
+		if got := quantize(v); got != want {
+			t.Errorf("quantize(%v) = %#x, want %#x", v, got, want)
+		}
 	}
 }

@@ -18,7 +18,7 @@ type kernelResizer struct {
 	dw, dh, sw, sh int
 	horizontal     distribution
 	vertical       distribution
-	tmp            []float64 // dw x sh gray after the horizontal pass
+	tmp            []float64 // dw x sh gray after the horizontal pass, during resizeRows
 	tmpA           []float64 // the alpha of each tmp column (the source is opaque)
 }
 
@@ -93,14 +93,35 @@ func newDistribution(q *draw.Kernel, dw, sw int) distribution {
 func newKernelResizer(q *draw.Kernel, dw, dh, sw, sh int) *kernelResizer {
 	return &kernelResizer{dw: dw, dh: dh, sw: sw, sh: sh,
 		horizontal: newDistribution(q, dw, sw), vertical: newDistribution(q, dh, sh),
-		tmp: make([]float64, dw*sh), tmpA: make([]float64, dw)}
+		tmpA: make([]float64, dw)}
 }
 
-// resize maps src (sw x sh, row major) to dst (dw x dh). A large image (a
-// whole radiograph into a localiser's input) is shared out by rows among
-// up to GOMAXPROCS goroutines; every pixel is computed as it would be
-// alone, so the result does not depend on how it was shared.
-func (z *kernelResizer) resize(dst, src []uint16) {
+// rowLoader writes source row y (sw 16-bit values, as float64) into row.
+// It is called from several goroutines at once, for different rows.
+type rowLoader func(y int, row []float64)
+
+// rowsOf reads rows from a 16-bit image of width sw, row major.
+func rowsOf(src []uint16, sw int) rowLoader {
+	return func(y int, row []float64) {
+		for x, v := range src[y*sw : (y+1)*sw] {
+			row[x] = float64(v)
+		}
+	}
+}
+
+// resize maps src (sw x sh, row major) to dst (dw x dh).
+func (z *kernelResizer) resize(dst, src []uint16) { z.resizeRows(dst, rowsOf(src, z.sw)) }
+
+// resizeRows maps the sw x sh source that load reads to dst (dw x dh). A
+// large image (a whole radiograph into a localiser's input) is shared out
+// by rows among up to GOMAXPROCS goroutines; every pixel is computed as it
+// would be alone, so the result does not depend on how it was shared.
+func (z *kernelResizer) resizeRows(dst []uint16, load rowLoader) {
+	// The horizontal pass writes every value of tmp, so a reused buffer
+	// needs no clearing.
+	buf := passBuffers.get(z.dw * z.sh)
+	defer passBuffers.put(buf)
+	z.tmp = *buf
 	for x, s := range z.horizontal.sources {
 		var pa float64
 		for _, c := range z.horizontal.contribs[s.i:s.j] {
@@ -110,9 +131,28 @@ func (z *kernelResizer) resize(dst, src []uint16) {
 	}
 	work := len(z.horizontal.contribs)*z.sh + len(z.vertical.contribs)*z.dw
 	parts := min(runtime.GOMAXPROCS(0), max(1, work/resizeWorkPerPart))
-	inParts(z.sh, parts, func(y0, y1 int) { z.horizontalRows(src, y0, y1) })
+	inParts(z.sh, parts, func(y0, y1 int) { z.horizontalRows(load, y0, y1) })
 	inParts(z.dh, parts, func(y0, y1 int) { z.verticalRows(dst, y0, y1) })
 }
+
+// passBuffers keeps the buffers between the two passes: a whole
+// radiograph's is megabytes, and every image read makes one or more.
+var passBuffers floatBuffers
+
+// floatBuffers is a pool of float64 buffers.
+type floatBuffers struct{ p sync.Pool }
+
+// get is a buffer of n values, reused when the pool has one large enough.
+func (b *floatBuffers) get(n int) *[]float64 {
+	if buf, _ := b.p.Get().(*[]float64); buf != nil && cap(*buf) >= n {
+		*buf = (*buf)[:n]
+		return buf
+	}
+	buf := make([]float64, n)
+	return &buf
+}
+
+func (b *floatBuffers) put(buf *[]float64) { b.p.Put(buf) }
 
 // resizeWorkPerPart is about the multiply-adds worth a goroutine of its
 // own (about a millisecond of the horizontal pass on this project's 2-core
@@ -137,18 +177,17 @@ func inParts(n, parts int, f func(from, to int)) {
 // Four rows go together: they share each destination pixel's weights, and
 // their four sums, each added up in x/image/draw's order, do not wait on
 // one another (a single sum is bound by the latency of its additions).
-func (z *kernelResizer) horizontalRows(src []uint16, y0, y1 int) {
+func (z *kernelResizer) horizontalRows(load rowLoader, y0, y1 int) {
 	// Each source pixel converted once, not once per use.
 	rows := make([]float64, 4*z.sw)
 	r0, r1, r2, r3 := rows[:z.sw], rows[z.sw:2*z.sw], rows[2*z.sw:3*z.sw], rows[3*z.sw:]
 	contribs := z.horizontal.contribs
 	y := y0
 	for ; y+4 <= y1; y += 4 {
-		for i, r := range [][]float64{r0, r1, r2, r3} {
-			for x, v := range src[(y+i)*z.sw : (y+i+1)*z.sw] {
-				r[x] = float64(v)
-			}
-		}
+		load(y, r0)
+		load(y+1, r1)
+		load(y+2, r2)
+		load(y+3, r3)
 		o0, o1, o2, o3 := z.tmp[y*z.dw:(y+1)*z.dw], z.tmp[(y+1)*z.dw:(y+2)*z.dw], z.tmp[(y+2)*z.dw:(y+3)*z.dw], z.tmp[(y+3)*z.dw:(y+4)*z.dw]
 		for x, s := range z.horizontal.sources {
 			var p0, p1, p2, p3 float64
@@ -162,9 +201,7 @@ func (z *kernelResizer) horizontalRows(src []uint16, y0, y1 int) {
 		}
 	}
 	for ; y < y1; y++ {
-		for x, v := range src[y*z.sw : (y+1)*z.sw] {
-			r0[x] = float64(v)
-		}
+		load(y, r0)
 		out := z.tmp[y*z.dw : (y+1)*z.dw]
 		for x, s := range z.horizontal.sources {
 			var pr float64
