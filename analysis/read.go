@@ -171,11 +171,15 @@ func (a *Analyzer) ReadHip(ctx context.Context, c Classifier, img *imaging.Image
 	hr := HipReading{Result: newResult(m, img), Outputs: outs}
 	r := &hr.Result
 	r.Hips = hips
-	for k, crop := range crops {
-		f := m.Interpret(outs[k], crop)
-		hr.Findings = append(hr.Findings, f)
-		r.Findings = append(r.Findings, a.hipFinding(m, img, f, outs[k]))
-		out := r.Findings[len(r.Findings)-1]
+	if len(crops) > 0 {
+		hr.Findings, r.Findings = make([]inference.Finding, len(crops)), make([]Finding, len(crops))
+	}
+	// Each hip's finding (with its heat-map thumbnail) side by side.
+	inference.EachAtOnce(len(crops), func(k int) {
+		hr.Findings[k] = m.Interpret(outs[k], crops[k])
+		r.Findings[k] = a.hipFinding(m, img, hr.Findings[k], outs[k])
+	})
+	for _, out := range r.Findings {
 		if PriorityRank(out.Priority) > PriorityRank(r.Priority) {
 			r.Priority = out.Priority
 		}

@@ -133,8 +133,13 @@ func (p Preprocess) PrepareCrops(pixels []float32, rows, cols int, crops []Crop,
 	if len(dst) != len(crops)*w*h {
 		return fmt.Errorf("inference: destination holds %d values, want %d", len(dst), len(crops)*w*h)
 	}
-	for i, c := range crops {
-		if err := p.sampleCrop(pixels, rows, cols, c, dst[i*w*h:(i+1)*w*h]); err != nil {
+	// The crops (a pelvis's two hips) are sampled side by side.
+	errs := make([]error, len(crops))
+	EachAtOnce(len(crops), func(i int) {
+		errs[i] = p.sampleCrop(pixels, rows, cols, crops[i], dst[i*w*h:(i+1)*w*h])
+	})
+	for _, err := range errs {
+		if err != nil {
 			return err
 		}
 	}

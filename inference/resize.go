@@ -173,40 +173,63 @@ func inParts(n, parts int, f func(from, to int)) {
 	wg.Wait()
 }
 
+// EachAtOnce calls f(0) to f(n-1), side by side when there is more than one
+// and more than one processor, and waits for them: a pelvis's two hips are
+// read in parallel.
+func EachAtOnce(n int, f func(i int)) {
+	if n <= 1 || runtime.GOMAXPROCS(0) == 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { f(i) })
+	}
+	wg.Wait()
+}
+
 // horizontalRows is the horizontal pass over source rows [y0, y1) into tmp.
 // Four rows go together: they share each destination pixel's weights, and
 // their four sums, each added up in x/image/draw's order, do not wait on
-// one another (a single sum is bound by the latency of its additions).
+// one another (a single sum is bound by the latency of its additions). The
+// four rows are held interleaved, so that one tap reads four neighbouring
+// values.
 func (z *kernelResizer) horizontalRows(load rowLoader, y0, y1 int) {
 	// Each source pixel converted once, not once per use.
-	rows := make([]float64, 4*z.sw)
-	r0, r1, r2, r3 := rows[:z.sw], rows[z.sw:2*z.sw], rows[2*z.sw:3*z.sw], rows[3*z.sw:]
+	row := make([]float64, z.sw)
+	quad := make([]float64, 4*z.sw)
 	contribs := z.horizontal.contribs
 	y := y0
 	for ; y+4 <= y1; y += 4 {
-		load(y, r0)
-		load(y+1, r1)
-		load(y+2, r2)
-		load(y+3, r3)
+		for k := range 4 {
+			load(y+k, row)
+			for x, v := range row {
+				quad[4*x+k] = v
+			}
+		}
 		o0, o1, o2, o3 := z.tmp[y*z.dw:(y+1)*z.dw], z.tmp[(y+1)*z.dw:(y+2)*z.dw], z.tmp[(y+2)*z.dw:(y+3)*z.dw], z.tmp[(y+3)*z.dw:(y+4)*z.dw]
-		for x, s := range z.horizontal.sources {
+		o1, o2, o3 = o1[:len(o0)], o2[:len(o0)], o3[:len(o0)]
+		for x, s := range z.horizontal.sources[:len(o0)] {
 			var p0, p1, p2, p3 float64
 			for _, c := range contribs[s.i:s.j] {
-				p0 += float64(r0[c.coord] * c.weight)
-				p1 += float64(r1[c.coord] * c.weight)
-				p2 += float64(r2[c.coord] * c.weight)
-				p3 += float64(r3[c.coord] * c.weight)
+				q := quad[4*c.coord : 4*c.coord+4 : 4*c.coord+4]
+				p0 += float64(q[0] * c.weight)
+				p1 += float64(q[1] * c.weight)
+				p2 += float64(q[2] * c.weight)
+				p3 += float64(q[3] * c.weight)
 			}
 			o0[x], o1[x], o2[x], o3[x] = p0*s.invFFFF, p1*s.invFFFF, p2*s.invFFFF, p3*s.invFFFF
 		}
 	}
 	for ; y < y1; y++ {
-		load(y, r0)
+		load(y, row)
 		out := z.tmp[y*z.dw : (y+1)*z.dw]
-		for x, s := range z.horizontal.sources {
+		for x, s := range z.horizontal.sources[:len(out)] {
 			var pr float64
 			for _, c := range contribs[s.i:s.j] {
-				pr += float64(r0[c.coord] * c.weight)
+				pr += float64(row[c.coord] * c.weight)
 			}
 			out[x] = pr * s.invFFFF
 		}
@@ -225,9 +248,10 @@ func (z *kernelResizer) verticalRows(dst []uint16, y0, y1 int) {
 		clear(pa)
 		for _, c := range z.vertical.contribs[s.i:s.j] {
 			row := z.tmp[c.coord*z.dw : (c.coord+1)*z.dw]
+			pr, pa, ta := pr[:len(row)], pa[:len(row)], z.tmpA[:len(row)]
 			for dx, v := range row {
 				pr[dx] += float64(v * c.weight)
-				pa[dx] += float64(z.tmpA[dx] * c.weight)
+				pa[dx] += float64(ta[dx] * c.weight)
 			}
 		}
 		out := dst[dy*z.dw : (dy+1)*z.dw]

@@ -61,4 +61,12 @@ func BenchmarkResize(b *testing.B) {
 			}
 		})
 	}
+	// The phantom pelvis (521 x 429) into hip-000's localiser input.
+	b.Run("localiser", func(b *testing.B) {
+		const sw, sh, dw, dh = 521, 429, 192, 160
+		dst := make([]uint16, dw*dh)
+		for b.Loop() {
+			newKernelResizer(draw.CatmullRom, dw, dh, sw, sh).resize(dst, src[:sw*sh])
+		}
+	})
 }
