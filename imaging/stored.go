@@ -3,6 +3,8 @@ package imaging
 import (
 	"encoding/binary"
 	"math"
+	"runtime"
+	"sync"
 )
 
 // sampleKind says how a samples buffer holds its values.
@@ -117,33 +119,60 @@ func (st Stored) lutRange() (lo int64, size int, ok bool) {
 	return lo, size, true
 }
 
-// applyLUT sets out[i] to lut[value i - lo] for every value, in loops by
-// buffer kind (the closure of each costs as much as the lookup). lut has
-// 2^bits entries starting at the smallest value (lutRange).
-func (st Stored) applyLUT(lut []float32, out []float32) {
+// applyLUT sets out[i] to lut[index i - base] for every value, in loops
+// by buffer kind (the closure of each costs as much as the lookup), where a
+// value's index is its place among the 2^bits values from the smallest
+// (lutRange). lut covers indexes base to base+len(lut)-1, which hold every
+// value of st (from its Stats); an index outside them (there is none) reads
+// the table's last entry rather than failing. A large frame is shared out among up to GOMAXPROCS
+// goroutines.
+func (st Stored) applyLUT(lut []float32, base uint32, out []float32) {
+	n := st.s.n
+	parts := min(runtime.GOMAXPROCS(0), max(1, n/lutPixelsPerPart))
+	if parts == 1 {
+		st.applyLUTRange(lut, base, out, 0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Go(func() { st.applyLUTRange(lut, base, out, n*p/parts, n*(p+1)/parts) })
+	}
+	wg.Wait()
+}
+
+// lutPixelsPerPart is about the pixels worth a goroutine of their own.
+const lutPixelsPerPart = 1 << 16
+
+func (st Stored) applyLUTRange(lut []float32, base uint32, out []float32, from, to int) {
 	mask := uint32(1)<<st.bits - 1
 	var flip uint32 // a signed value's index: its sign bit flipped
 	if st.signed {
 		flip = uint32(1) << (st.bits - 1)
 	}
+	last := uint32(len(lut) - 1)
+	at := func(r uint32) float32 {
+		k := (r & mask) ^ flip - base // wraps to a large number below base
+		return lut[min(k, last)]
+	}
 	s := st.s
+	out = out[from:to]
 	switch s.kind {
 	case kindBytes:
-		for i, r := range s.b[:s.n] {
-			out[i] = lut[(uint32(r)&mask)^flip]
+		for i, r := range s.b[from:to] {
+			out[i] = at(uint32(r))
 		}
 	case kindLE16:
-		b := s.b[:2*s.n]
-		for i := range s.n {
-			out[i] = lut[(uint32(b[2*i])|uint32(b[2*i+1])<<8)&mask^flip]
+		b := s.b[2*from : 2*to]
+		for i := range out {
+			out[i] = at(uint32(b[2*i]) | uint32(b[2*i+1])<<8)
 		}
 	case kindWords:
-		for i, r := range s.w[:s.n] {
-			out[i] = lut[(uint32(r)&mask)^flip]
+		for i, r := range s.w[from:to] {
+			out[i] = at(uint32(r))
 		}
 	default:
-		for i := range s.n {
-			out[i] = lut[(s.raw(i)&mask)^flip]
+		for i := range out {
+			out[i] = at(s.raw(from + i))
 		}
 	}
 }

@@ -19,11 +19,18 @@ func displayValues(st Stored, s Stats, a attrs, m Metadata) ([]float32, string) 
 	f, voi := displayTransform(st, s, a, m)
 	out := make([]float32, st.Len())
 	if lo, size, ok := st.lutRange(); ok && size <= 1<<16 {
-		lut := make([]float32, size)
-		for i := range lut {
-			lut[i] = float32(f(lo + int64(i)))
+		// The table covers the values the frame holds (s is its Stats),
+		// not every value its bits could hold: 2^16 entries cost as much
+		// as looking up a small radiograph.
+		from, to := int64(s.StoredMin)-lo, int64(s.StoredMax)-lo
+		if from < 0 || to >= int64(size) || from > to {
+			from, to = 0, int64(size)-1
 		}
-		st.applyLUT(lut, out)
+		lut := make([]float32, to-from+1)
+		for i := range lut {
+			lut[i] = float32(f(lo + from + int64(i)))
+		}
+		st.applyLUT(lut, uint32(from), out)
 		return out, voi
 	}
 	st.each(func(i int, v int64) { out[i] = float32(f(v)) })
