@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -31,11 +30,11 @@ type HookContext struct {
 // maxContextStudies bounds the studies one imaging-study-available call may name.
 const maxContextStudies = 50
 
-var (
-	fhirID        = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
-	userReference = regexp.MustCompile(`^(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\-.]{1,64}$`)
-	studyRef      = regexp.MustCompile(`^ImagingStudy/([A-Za-z0-9\-.]{1,64})$`)
-)
+// userReference reports whether s is a reference to a user of the EHR.
+func userReference(s string) bool {
+	_, _, ok := textx.CutReference(s, "Practitioner", "PractitionerRole", "Patient", "RelatedPerson")
+	return ok
+}
 
 // ParseRequest decodes a hook request body. It reports a body that is not a
 // JSON object, or whose fields have the wrong JSON type, as invalid.
@@ -202,7 +201,7 @@ func Validate(svc Service, req Request) (HookContext, error) {
 // validateContext checks the context fields each hook defines.
 func validateContext(hook string, fields map[string]json.RawMessage, bad []orthotriage.FieldError) (HookContext, []orthotriage.FieldError) {
 	var hc HookContext
-	str := func(name string, required bool, re *regexp.Regexp, want string) string {
+	str := func(name string, required bool, valid func(string) bool, want string) string {
 		raw, ok := fields[name]
 		if !ok {
 			if required {
@@ -215,7 +214,7 @@ func validateContext(hook string, fields map[string]json.RawMessage, bad []ortho
 			bad = append(bad, orthotriage.FieldError{Field: "context." + name, Message: "must be a string"})
 			return ""
 		}
-		if !re.MatchString(s) {
+		if !valid(s) {
 			bad = append(bad, orthotriage.FieldError{Field: "context." + name, Message: "must be " + want})
 			return ""
 		}
@@ -223,11 +222,11 @@ func validateContext(hook string, fields map[string]json.RawMessage, bad []ortho
 	}
 	const id = "a FHIR id (1-64 of A-Z a-z 0-9 - .)"
 	const user = "a reference like Practitioner/123"
-	hc.PatientID = str("patientId", true, fhirID, id)
+	hc.PatientID = str("patientId", true, textx.IsFHIRID, id)
 	switch hook {
 	case HookPatientView:
 		hc.UserID = str("userId", true, userReference, user)
-		hc.EncounterID = str("encounterId", false, fhirID, id)
+		hc.EncounterID = str("encounterId", false, textx.IsFHIRID, id)
 	case HookImagingStudyAvailable:
 		hc.UserID = str("userId", false, userReference, user)
 		raw, ok := fields["studies"]
@@ -244,12 +243,12 @@ func validateContext(hook string, fields map[string]json.RawMessage, bad []ortho
 			bad = append(bad, orthotriage.FieldError{Field: "context.studies", Message: fmt.Sprintf("must name 1-%d studies", maxContextStudies)})
 		}
 		for i, r := range refs {
-			m := studyRef.FindStringSubmatch(r)
-			if m == nil {
+			_, study, ok := textx.CutReference(r, "ImagingStudy")
+			if !ok {
 				bad = append(bad, orthotriage.FieldError{Field: fmt.Sprintf("context.studies[%d]", i), Message: "must be a reference like ImagingStudy/123"})
 				continue
 			}
-			hc.StudyIDs = append(hc.StudyIDs, m[1])
+			hc.StudyIDs = append(hc.StudyIDs, study)
 		}
 	}
 	return hc, bad

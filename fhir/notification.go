@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/orthotriage/orthotriage"
+	"github.com/orthotriage/orthotriage/internal/textx"
 )
 
 // MaxNotifiedStudies bounds the studies one notification may queue.
@@ -38,7 +39,7 @@ func NotifiedStudies(body []byte) ([]string, error) {
 	}
 	var refs []string
 	add := func(id string) {
-		if id != "" && fhirID.MatchString(id) && len(refs) < MaxNotifiedStudies {
+		if id != "" && textx.IsFHIRID(id) && len(refs) < MaxNotifiedStudies {
 			refs = append(refs, "ImagingStudy/"+id)
 		}
 	}

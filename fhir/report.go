@@ -20,6 +20,7 @@ import (
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/fhir/codes"
 	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/internal/textx"
 )
 
 // Model tasks the builders know (the manifests' tasks).
@@ -651,7 +652,6 @@ func lowerFirst(s string) string {
 func percent(p float64) string { return analysis.Percent(p) }
 
 var (
-	fhirID       = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 	fhirDateTime = regexp.MustCompile(`^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$`)
 	dicomUID     = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*$`)
 )
@@ -669,7 +669,7 @@ func checkResult(r analysis.Result) []orthotriage.FieldError {
 	switch {
 	case r.Study.UID == "" && r.Study.ImagingStudyID == "":
 		bad("study", "uid or imagingStudyId required")
-	case r.Study.ImagingStudyID != "" && !fhirID.MatchString(r.Study.ImagingStudyID):
+	case r.Study.ImagingStudyID != "" && !textx.IsFHIRID(r.Study.ImagingStudyID):
 		bad("study.imagingStudyId", "not a FHIR id")
 	case r.Study.ImagingStudyID == "" && !dicomUID.MatchString(r.Study.UID):
 		bad("study.uid", "not a DICOM UID")
@@ -760,5 +760,5 @@ func validProbability(p float64) bool { return p >= 0 && p <= 1 } // false for N
 
 func isRef(ref, typ string) bool {
 	id, ok := strings.CutPrefix(ref, typ+"/")
-	return ok && fhirID.MatchString(id)
+	return ok && textx.IsFHIRID(id)
 }
