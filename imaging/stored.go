@@ -177,10 +177,38 @@ func (st Stored) applyLUTRange(lut []float32, base uint32, out []float32, from, 
 	}
 }
 
-// minMaxSum returns the smallest, the largest and the sum of the values.
+// minMaxSum returns the smallest, the largest and the sum of the values,
+// a large frame shared out among up to GOMAXPROCS goroutines (the sum is of
+// integers, so exact however it is shared).
 func (st Stored) minMaxSum() (lo, hi int64, sum float64) {
+	n := st.s.n
+	parts := min(runtime.GOMAXPROCS(0), max(1, n/lutPixelsPerPart))
+	if parts == 1 {
+		lo, hi, isum := st.minMaxSumRange(0, n)
+		return lo, hi, float64(isum)
+	}
+	type part struct{ lo, hi, sum int64 }
+	got := make([]part, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Go(func() {
+			r := &got[p]
+			r.lo, r.hi, r.sum = st.minMaxSumRange(n*p/parts, n*(p+1)/parts)
+		})
+	}
+	wg.Wait()
 	lo, hi = math.MaxInt64, math.MinInt64
-	var isum int64 // exact for up to 2^31 values of 32 bits
+	var isum int64
+	for _, r := range got {
+		lo, hi, isum = min(lo, r.lo), max(hi, r.hi), isum+r.sum
+	}
+	return lo, hi, float64(isum)
+}
+
+// minMaxSumRange is minMaxSum over values [from, to).
+func (st Stored) minMaxSumRange(from, to int) (lo, hi, isum int64) {
+	lo, hi = math.MaxInt64, math.MinInt64
+	// isum is exact for up to 2^31 values of 32 bits.
 	add := func(v int64) {
 		lo, hi = min(lo, v), max(hi, v)
 		isum += v
@@ -189,17 +217,19 @@ func (st Stored) minMaxSum() (lo, hi int64, sum float64) {
 	switch {
 	case s.kind == kindLE16 && !st.signed:
 		mask := uint32(1)<<st.bits - 1
-		b := s.b[:2*s.n]
-		for i := range s.n {
+		b := s.b[2*from : 2*to]
+		for i := range to - from {
 			add(int64((uint32(b[2*i]) | uint32(b[2*i+1])<<8) & mask))
 		}
 	case s.kind == kindWords && !st.signed:
 		mask := uint16(1<<st.bits - 1)
-		for _, r := range s.w[:s.n] {
+		for _, r := range s.w[from:to] {
 			add(int64(r & mask))
 		}
 	default:
-		st.each(func(_ int, v int64) { add(v) })
+		for i := from; i < to; i++ {
+			add(st.value(s.raw(i)))
+		}
 	}
-	return lo, hi, float64(isum)
+	return lo, hi, isum
 }

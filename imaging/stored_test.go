@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// applyLUT, with a table over the frame's own range and shared among
-// goroutines for a large frame, gives every pixel the value of its own
+// A frame's stats, and applyLUT with a table over the frame's own range,
+// shared among goroutines for a large frame, are those of every pixel's own
 // stored value, for each kind of buffer, signed or not.
 func TestApplyLUTMatchesEachValue(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -57,6 +57,13 @@ func TestApplyLUTMatchesEachValue(t *testing.T) {
 			}
 			st := storedOf(tc.make(vals), tc.bits, tc.signed)
 			s := stats(st)
+			least, most, sum := st.At(0), st.At(0), int64(0)
+			for i := range n {
+				least, most, sum = min(least, st.At(i)), max(most, st.At(i)), sum+st.At(i)
+			}
+			if int64(s.StoredMin) != least || int64(s.StoredMax) != most || s.StoredMean != float64(sum)/float64(n) {
+				t.Fatalf("%s, %d pixels: stats %+v, want min %d, max %d, mean %v", tc.name, n, s, least, most, float64(sum)/float64(n))
+			}
 			from, size, ok := st.lutRange()
 			if !ok {
 				t.Fatalf("%s: no table", tc.name)

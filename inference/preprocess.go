@@ -99,13 +99,21 @@ func (p Preprocess) CropResize(pixels []float32, rows, cols int, box image.Recta
 		return err
 	}
 	// The crop as 16-bit gray, as x/image/draw would read it, row by row.
+	inside := box.Min.X >= 0 && box.Max.X <= cols
 	load := func(y int, row []float64) {
-		clear(row)
 		sy := box.Min.Y + y
 		if sy < 0 || sy >= rows {
+			clear(row)
 			return
 		}
 		line := pixels[sy*cols : (sy+1)*cols]
+		if inside && !mirror { // a whole radiograph into a localiser's input
+			for x, v := range line[box.Min.X:box.Max.X] {
+				row[x] = float64(quantize(v))
+			}
+			return
+		}
+		clear(row)
 		for x := range bw {
 			sx := box.Min.X + x
 			if mirror {
