@@ -171,10 +171,11 @@ func (p Preprocess) sampleCrop(pixels []float32, rows, cols int, c Crop, dst []f
 	}
 	cos, sin := math.Cos(c.Angle), math.Sin(c.Angle)
 	step := c.Side / float64(n)
-	src := make([]uint16, n*n)
-	for j := range n {
+	// Row j of the upright crop, bilinear samples as 16-bit gray, made as
+	// the resizer reads it.
+	load := func(j int, row []float64) {
 		dv := (float64(j)+0.5)*step - c.Side/2
-		for i := range n {
+		for i := range row[:n] {
 			du := (float64(i)+0.5)*step - c.Side/2
 			if c.Mirror {
 				du = -du
@@ -185,9 +186,18 @@ func (p Preprocess) sampleCrop(pixels []float32, rows, cols int, c Crop, dst []f
 			fx, fy := math.Floor(sx), math.Floor(sy)
 			tx, ty := sx-fx, sy-fy
 			ix, iy := int(fx), int(fy)
-			v := (1-ty)*((1-tx)*at(iy, ix)+tx*at(iy, ix+1)) + ty*((1-tx)*at(iy+1, ix)+tx*at(iy+1, ix+1))
-			src[j*n+i] = uint16(v*65535 + 0.5)
+			var v float64
+			if ix >= 0 && iy >= 0 && ix+1 < cols && iy+1 < rows {
+				// Inside the image, as nearly every sample is: the four
+				// neighbours read directly (the same values as at).
+				top, bottom := pixels[iy*cols+ix:iy*cols+ix+2], pixels[(iy+1)*cols+ix:(iy+1)*cols+ix+2]
+				v = (1-ty)*((1-tx)*unit(top[0])+tx*unit(top[1])) + ty*((1-tx)*unit(bottom[0])+tx*unit(bottom[1]))
+			} else {
+				v = (1-ty)*((1-tx)*at(iy, ix)+tx*at(iy, ix+1)) + ty*((1-tx)*at(iy+1, ix)+tx*at(iy+1, ix+1))
+			}
+			row[i] = float64(uint16(v*65535 + 0.5))
 		}
 	}
-	return p.resizePlane(scaler, src, n, n, w, h, dst)
+	p.resizeLoaded(scaler, load, n, n, w, h, dst)
+	return nil
 }

@@ -125,21 +125,35 @@ func (p Preprocess) CropResize(pixels []float32, rows, cols int, box image.Recta
 			row[x] = float64(quantize(line[sx]))
 		}
 	}
+	p.resizeLoaded(scaler, load, bw, bh, w, h, dst)
+	return nil
+}
+
+// resizeLoaded resizes the bw x bh 16-bit crop that load reads, a row at a
+// time, to w x h with scaler and normalises it into dst. A kernel reads the
+// rows as it goes; another scaler gets the crop as an image.
+func (p Preprocess) resizeLoaded(scaler draw.Scaler, load rowLoader, bw, bh, w, h int, dst []float32) {
+	resized := make([]uint16, w*h)
 	if kernel, ok := scaler.(*draw.Kernel); ok {
-		resized := make([]uint16, w*h)
 		newKernelResizer(kernel, w, h, bw, bh).resizeRows(resized, load)
 		p.normalizeInto(dst, resized)
-		return nil
+		return
 	}
-	src := make([]uint16, bw*bh)
+	in := image.NewGray16(image.Rect(0, 0, bw, bh))
 	row := make([]float64, bw)
 	for y := range bh {
 		load(y, row)
 		for x, v := range row {
-			src[y*bw+x] = uint16(v)
+			o := in.PixOffset(x, y)
+			in.Pix[o], in.Pix[o+1] = byte(uint16(v)>>8), byte(uint16(v))
 		}
 	}
-	return p.resizePlane(scaler, src, bw, bh, w, h, dst)
+	out := image.NewGray16(image.Rect(0, 0, w, h))
+	scaler.Scale(out, out.Bounds(), in, in.Bounds(), draw.Src, nil)
+	for j := range resized {
+		resized[j] = uint16(out.Pix[2*j])<<8 | uint16(out.Pix[2*j+1])
+	}
+	p.normalizeInto(dst, resized)
 }
 
 // quantize is a display value as 16-bit gray: [0,1] to [0, 0xffff],
@@ -151,27 +165,6 @@ func quantize(v float32) uint16 {
 		v = 1
 	}
 	return uint16(v*65535 + 0.5)
-}
-
-// resizePlane resizes a bw x bh 16-bit crop to w x h with the manifest's
-// filter and normalises it into dst.
-func (p Preprocess) resizePlane(scaler draw.Scaler, src []uint16, bw, bh, w, h int, dst []float32) error {
-	resized := make([]uint16, w*h)
-	if kernel, ok := scaler.(*draw.Kernel); ok {
-		newKernelResizer(kernel, w, h, bw, bh).resize(resized, src)
-	} else {
-		in := image.NewGray16(image.Rect(0, 0, bw, bh))
-		for j, q := range src {
-			in.Pix[2*j], in.Pix[2*j+1] = byte(q>>8), byte(q)
-		}
-		out := image.NewGray16(image.Rect(0, 0, w, h))
-		scaler.Scale(out, out.Bounds(), in, in.Bounds(), draw.Src, nil)
-		for j := range resized {
-			resized[j] = uint16(out.Pix[2*j])<<8 | uint16(out.Pix[2*j+1])
-		}
-	}
-	p.normalizeInto(dst, resized)
-	return nil
 }
 
 // normalizeInto writes the normalised values of a resized 16-bit plane.
