@@ -53,8 +53,9 @@ func serveBareHook(file string) {
 }
 
 // startBareHook runs serveBareHook in a child process (the test binary
-// again), so that it runs beside the load generator as the service does.
-func startBareHook(b *testing.B, answer []byte) string {
+// again), so that it runs beside the load generator as the service does,
+// and returns its URL and process id.
+func startBareHook(b *testing.B, answer []byte) (string, int) {
 	b.Helper()
 	file := b.TempDir() + "/answer.json"
 	if err := os.WriteFile(file, answer, 0o600); err != nil {
@@ -75,11 +76,42 @@ func startBareHook(b *testing.B, answer []byte) string {
 	if err != nil {
 		b.Fatalf("bare server: %v", err)
 	}
-	return "http://" + strings.TrimSpace(addr)
+	return "http://" + strings.TrimSpace(addr), cmd.Process.Pid
+}
+
+// processCPU is the CPU time process pid has used so far, all its threads,
+// user and system (/proc/PID/stat, in the kernel's 100 ticks a second).
+func processCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: state is the first, utime and stime the 12th and 13th.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(fields) < 13 {
+		b.Fatalf("/proc/%d/stat: %q", pid, stat)
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// cpuPerAnswer runs one closed loop and measures the CPU time process pid
+// spent per answer during it.
+func cpuPerAnswer(b *testing.B, pid int, loop func() loadResult) (loadResult, time.Duration) {
+	c0 := processCPU(b, pid)
+	r := loop()
+	if r.answers == 0 {
+		return r, 0
+	}
+	return r, (processCPU(b, pid) - c0) / time.Duration(r.answers)
 }
 
 // loadResult is one closed-loop run.
 type loadResult struct {
+	answers  int
 	rps      float64
 	p50, p99 time.Duration
 	failed   int64
@@ -146,7 +178,7 @@ func closedLoop(url string, body []byte, conns int, d time.Duration, tokens []st
 	wg.Wait()
 	elapsed := time.Since(start)
 	slices.Sort(lat)
-	r := loadResult{rps: float64(len(lat)) / elapsed.Seconds(), failed: failed.Load()}
+	r := loadResult{answers: len(lat), rps: float64(len(lat)) / elapsed.Seconds(), failed: failed.Load()}
 	if len(lat) > 0 {
 		r.p50, r.p99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
 	}
@@ -158,7 +190,9 @@ func closedLoop(url string, body []byte, conns int, d time.Duration, tokens []st
 // connections, for each of: auth off or on (ES384, a fresh jti each call),
 // embedded store or Redis. Each hook run sits between two baseline runs at
 // the same connection count, and the ratio is the hook's answers per second
-// over their mean: both runs share the machine's state at the time.
+// over their mean: both runs share the machine's state at the time. Beside
+// it each server's CPU time per answer (all its threads, /proc): what an
+// answer costs whatever else the machine is doing.
 // `make bench-hook` runs it; BENCH_SECONDS (default 5) is each run's
 // length, BENCH_TOKENS (default 3000 a second) how many tokens are signed
 // for each authenticated run (it ends early when they run out),
@@ -191,8 +225,8 @@ func BenchmarkHookVsBare(b *testing.B) {
 		{"ES384, redis", true, []string{"ORTHOTRIAGE_AUTH_ISSUERS_FILE=" + e.issuers, "ORTHOTRIAGE_REDIS_URL=" + redisURL}},
 	}
 	var bare string
-	var answerBytes int
-	rows := []string{fmt.Sprintf("%-20s %5s %10s %10s %7s %8s %8s %8s %8s", "mode", "conns", "answers/s", "bare/s", "ratio", "p50 ms", "p99 ms", "RSS MB", "heap MB")}
+	var barePID, answerBytes int
+	rows := []string{fmt.Sprintf("%-20s %5s %10s %10s %7s %8s %8s %8s %8s %10s %10s", "mode", "conns", "answers/s", "bare/s", "ratio", "p50 ms", "p99 ms", "RSS MB", "heap MB", "CPU us/a", "bare us/a")}
 	for _, m := range modes {
 		s := startService(b, bin, append(slices.Clone(common), m.env...)...)
 		url := s.base + "/cds-services/hip-radiograph-screening"
@@ -226,18 +260,24 @@ func BenchmarkHookVsBare(b *testing.B) {
 			b.Fatalf("%s: answer is not JSON", m.name)
 		}
 		if bare == "" {
-			bare, answerBytes = startBareHook(b, answer)+"/cds-services/hip-radiograph-screening", len(answer)
+			bare, barePID = startBareHook(b, answer)
+			bare, answerBytes = bare+"/cds-services/hip-radiograph-screening", len(answer)
 		}
+		pid := s.cmd.Process.Pid
 		for _, conns := range []int{8, 32} {
-			before := closedLoop(bare, body, conns, run, nil)
-			hook := closedLoop(url, body, conns, run, sign(envInt("BENCH_TOKENS", 3000*seconds)))
+			// Each server's CPU time per answer during its runs: how much
+			// work an answer costs, whatever the machine's load.
+			tokens := sign(envInt("BENCH_TOKENS", 3000*seconds))
+			before, bareCPU0 := cpuPerAnswer(b, barePID, func() loadResult { return closedLoop(bare, body, conns, run, nil) })
+			hook, hookCPU := cpuPerAnswer(b, pid, func() loadResult { return closedLoop(url, body, conns, run, tokens) })
 			// The service's memory after its run: resident, and the heap
 			// it holds from the system (GOGC trades one for CPU).
 			rss, heap := metricValue(b, s, "process_resident_memory_bytes"), metricValue(b, s, "go_memstats_heap_sys_bytes")
-			after := closedLoop(bare, body, conns, run, nil)
+			after, bareCPU1 := cpuPerAnswer(b, barePID, func() loadResult { return closedLoop(bare, body, conns, run, nil) })
 			base := (before.rps + after.rps) / 2
-			rows = append(rows, fmt.Sprintf("%-20s %5d %10.0f %10.0f %7.2f %8.2f %8.2f %8.0f %8.0f", m.name, conns, hook.rps, base, hook.rps/base,
-				float64(hook.p50.Microseconds())/1000, float64(hook.p99.Microseconds())/1000, rss/(1<<20), heap/(1<<20)))
+			rows = append(rows, fmt.Sprintf("%-20s %5d %10.0f %10.0f %7.2f %8.2f %8.2f %8.0f %8.0f %10.1f %10.1f", m.name, conns, hook.rps, base, hook.rps/base,
+				float64(hook.p50.Microseconds())/1000, float64(hook.p99.Microseconds())/1000, rss/(1<<20), heap/(1<<20),
+				float64(hookCPU.Nanoseconds())/1000, float64((bareCPU0+bareCPU1).Nanoseconds())/2000))
 			if hook.failed > 0 {
 				b.Errorf("%s, %d connections: %d calls failed", m.name, conns, hook.failed)
 			}
