@@ -9,6 +9,7 @@ import (
 
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/internal/parallel"
 )
 
 // HipLocaliser finds the hip joints and the pelvis on a display-ready
@@ -175,7 +176,7 @@ func (a *Analyzer) ReadHip(ctx context.Context, c Classifier, img *imaging.Image
 		hr.Findings, r.Findings = make([]inference.Finding, len(crops)), make([]Finding, len(crops))
 	}
 	// Each hip's finding (with its heat-map thumbnail) side by side.
-	inference.EachAtOnce(len(crops), func(k int) {
+	parallel.Each(len(crops), func(k int) {
 		hr.Findings[k] = m.Interpret(outs[k], crops[k])
 		r.Findings[k] = a.hipFinding(m, img, hr.Findings[k], outs[k])
 	})

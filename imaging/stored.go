@@ -4,7 +4,8 @@ import (
 	"encoding/binary"
 	"math"
 	"runtime"
-	"sync"
+
+	"github.com/orthotriage/orthotriage/internal/parallel"
 )
 
 // sampleKind says how a samples buffer holds its values.
@@ -124,20 +125,13 @@ func (st Stored) lutRange() (lo int64, size int, ok bool) {
 // value's index is its place among the 2^bits values from the smallest
 // (lutRange). lut covers indexes base to base+len(lut)-1, which hold every
 // value of st (from its Stats); an index outside them (there is none) reads
-// the table's last entry rather than failing. A large frame is shared out among up to GOMAXPROCS
+// the nearer end of the table rather than failing. A large frame is shared out among up to GOMAXPROCS
 // goroutines.
 func (st Stored) applyLUT(lut []float32, base uint32, out []float32) {
 	n := st.s.n
-	parts := min(runtime.GOMAXPROCS(0), max(1, n/lutPixelsPerPart))
-	if parts == 1 {
-		st.applyLUTRange(lut, base, out, 0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for p := range parts {
-		wg.Go(func() { st.applyLUTRange(lut, base, out, n*p/parts, n*(p+1)/parts) })
-	}
-	wg.Wait()
+	parallel.Ranges(n, min(runtime.GOMAXPROCS(0), n/lutPixelsPerPart), func(from, to int) {
+		st.applyLUTRange(lut, base, out, from, to)
+	})
 }
 
 // lutPixelsPerPart is about the pixels worth a goroutine of their own.
@@ -149,10 +143,9 @@ func (st Stored) applyLUTRange(lut []float32, base uint32, out []float32, from, 
 	if st.signed {
 		flip = uint32(1) << (st.bits - 1)
 	}
-	last := uint32(len(lut) - 1)
+	last := int64(len(lut) - 1)
 	at := func(r uint32) float32 {
-		k := (r & mask) ^ flip - base // wraps to a large number below base
-		return lut[min(k, last)]
+		return lut[max(0, min(int64((r&mask)^flip)-int64(base), last))]
 	}
 	s := st.s
 	out = out[from:to]
@@ -182,21 +175,13 @@ func (st Stored) applyLUTRange(lut []float32, base uint32, out []float32, from, 
 // integers, so exact however it is shared).
 func (st Stored) minMaxSum() (lo, hi int64, sum float64) {
 	n := st.s.n
-	parts := min(runtime.GOMAXPROCS(0), max(1, n/lutPixelsPerPart))
-	if parts == 1 {
-		lo, hi, isum := st.minMaxSumRange(0, n)
-		return lo, hi, float64(isum)
-	}
+	parts := max(1, min(runtime.GOMAXPROCS(0), n/lutPixelsPerPart))
 	type part struct{ lo, hi, sum int64 }
 	got := make([]part, parts)
-	var wg sync.WaitGroup
-	for p := range parts {
-		wg.Go(func() {
-			r := &got[p]
-			r.lo, r.hi, r.sum = st.minMaxSumRange(n*p/parts, n*(p+1)/parts)
-		})
-	}
-	wg.Wait()
+	parallel.Each(parts, func(p int) {
+		r := &got[p]
+		r.lo, r.hi, r.sum = st.minMaxSumRange(n*p/parts, n*(p+1)/parts)
+	})
 	lo, hi = math.MaxInt64, math.MinInt64
 	var isum int64
 	for _, r := range got {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"image"
 	"math"
+
+	"github.com/orthotriage/orthotriage/internal/parallel"
 )
 
 // MaxUprightAngle bounds the rotation of an upright crop: a pelvis tilted
@@ -135,7 +137,7 @@ func (p Preprocess) PrepareCrops(pixels []float32, rows, cols int, crops []Crop,
 	}
 	// The crops (a pelvis's two hips) are sampled side by side.
 	errs := make([]error, len(crops))
-	EachAtOnce(len(crops), func(i int) {
+	parallel.Each(len(crops), func(i int) {
 		errs[i] = p.sampleCrop(pixels, rows, cols, crops[i], dst[i*w*h:(i+1)*w*h])
 	})
 	for _, err := range errs {

@@ -228,7 +228,8 @@ func blend(rgb []uint8, v float32) {
 // Thumbnail renders the part of the image in box (a finding's crop) as a
 // side x side picture with heat blended in, for reports and cards: nearest
 // sampling, black outside the image. Heat is read only at the pixels
-// sampled (Finding.HeatAt); a nil heat gives the plain crop of box.
+// sampled and must be that of the finding whose Box is box (its HeatAt); a
+// nil heat gives the plain crop of box.
 func Thumbnail(pixels []float32, rows, cols int, box image.Rectangle, heat HeatAt, side int) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, side, side))
 	if box.Empty() || side <= 0 || len(pixels) != rows*cols {

@@ -125,7 +125,7 @@ func TestCropResizeMatchesXImageDraw(t *testing.T) {
 		p := testPreprocess()
 		p.Resize.Filter = filter
 		scaler, _ := resampler(filter)
-		for _, box := range []image.Rectangle{image.Rect(0, 0, cols, rows), image.Rect(-12, 40, 50, 101), image.Rect(3, -7, 20, 9)} {
+		for _, box := range []image.Rectangle{image.Rect(0, 0, cols, rows), image.Rect(-12, 40, 50, 101), image.Rect(3, -7, 20, 9), image.Rect(55, 80, 83, 97)} {
 			for _, mirror := range []bool{false, true} {
 				for _, size := range [][2]int{{16, 16}, {48, 24}} {
 					w, h := size[0], size[1]
@@ -157,9 +157,12 @@ func TestCropResizeMatchesXImageDraw(t *testing.T) {
 			}
 		}
 	}
-	for v, want := range map[float32]uint16{-0.2: 0, 0: 0, 1: 0xffff, 7: 0xffff, 0.5: 0x8000} {
-		if got := quantize(v); got != want {
-			t.Errorf("quantize(%v) = %#x, want %#x", v, got, want)
+	for _, tc := range []struct {
+		v    float32
+		want uint16
+	}{{-0.2, 0}, {0, 0}, {1, 0xffff}, {7, 0xffff}, {0.5, 0x8000}, {float32(math.NaN()), 0}, {float32(math.Inf(1)), 0xffff}, {float32(math.Inf(-1)), 0}} {
+		if got := quantize(tc.v); got != tc.want {
+			t.Errorf("quantize(%v) = %#x, want %#x", tc.v, got, tc.want)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"golang.org/x/image/draw"
+
+	"github.com/orthotriage/orthotriage/internal/parallel"
 )
 
 // kernelResizer resizes one-channel 16-bit images with a draw.Kernel and
@@ -166,28 +168,7 @@ func inParts(n, parts int, f func(from, to int)) {
 		f(0, n)
 		return
 	}
-	var wg sync.WaitGroup
-	for p := range parts {
-		wg.Go(func() { f(n*p/parts, n*(p+1)/parts) })
-	}
-	wg.Wait()
-}
-
-// EachAtOnce calls f(0) to f(n-1), side by side when there is more than one
-// and more than one processor, and waits for them: a pelvis's two hips are
-// read in parallel.
-func EachAtOnce(n int, f func(i int)) {
-	if n <= 1 || runtime.GOMAXPROCS(0) == 1 {
-		for i := range n {
-			f(i)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { f(i) })
-	}
-	wg.Wait()
+	parallel.Ranges(n, parts, f)
 }
 
 // horizontalRows is the horizontal pass over source rows [y0, y1) into tmp.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -80,7 +81,8 @@ func startBareHook(b *testing.B, answer []byte) (string, int) {
 }
 
 // processCPU is the CPU time process pid has used so far, all its threads,
-// user and system (/proc/PID/stat, in the kernel's 100 ticks a second).
+// user and system (/proc/PID/stat, in clock ticks: 100 a second, USER_HZ on
+// Linux's usual builds). A Redis server's own CPU is not counted.
 func processCPU(b *testing.B, pid int) time.Duration {
 	b.Helper()
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -93,8 +95,11 @@ func processCPU(b *testing.B, pid int) time.Duration {
 	if len(fields) < 13 {
 		b.Fatalf("/proc/%d/stat: %q", pid, stat)
 	}
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		b.Fatalf("/proc/%d/stat: %v", pid, err)
+	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
@@ -267,8 +272,8 @@ func BenchmarkHookVsBare(b *testing.B) {
 		for _, conns := range []int{8, 32} {
 			// Each server's CPU time per answer during its runs: how much
 			// work an answer costs, whatever the machine's load.
-			tokens := sign(envInt("BENCH_TOKENS", 3000*seconds))
 			before, bareCPU0 := cpuPerAnswer(b, barePID, func() loadResult { return closedLoop(bare, body, conns, run, nil) })
+			tokens := sign(envInt("BENCH_TOKENS", 3000*seconds))
 			hook, hookCPU := cpuPerAnswer(b, pid, func() loadResult { return closedLoop(url, body, conns, run, tokens) })
 			// The service's memory after its run: resident, and the heap
 			// it holds from the system (GOGC trades one for CPU).
