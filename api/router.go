@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -237,7 +238,10 @@ func (h *handlers) deadline(c *gin.Context, err error) error {
 // writeCDS encodes a CDS response through the one encoder that enforces the
 // CDS Hooks JSON rules.
 func (h *handlers) writeCDS(c *gin.Context, v any) {
-	b, err := cds.Marshal(v)
+	buf := answerBuffers.get()
+	defer answerBuffers.put(buf)
+	b, err := cds.AppendMarshal((*buf)[:0], v)
+	*buf = b
 	if err != nil {
 		writeError(c, h.log, err)
 		return
@@ -246,6 +250,32 @@ func (h *handlers) writeCDS(c *gin.Context, v any) {
 	// fewer per call, and the client knows its size up front.
 	c.Header("Content-Length", strconv.Itoa(len(b)))
 	c.Data(http.StatusOK, "application/json", b)
+}
+
+// answerBuffers keeps answer buffers between calls: an answer (about 15
+// KB with its resources) was most of the bytes a cached call allocated.
+// The buffer is free again once Data returns, the bytes written to the
+// connection (nothing on the way keeps them).
+var answerBuffers bufferPool
+
+// bufferPool is a pool of byte buffers; one grown past maxPooledAnswer is
+// left to the garbage collector rather than kept.
+type bufferPool struct{ p sync.Pool }
+
+const maxPooledAnswer = 256 << 10
+
+func (b *bufferPool) get() *[]byte {
+	if buf, _ := b.p.Get().(*[]byte); buf != nil {
+		return buf
+	}
+	return new([]byte)
+}
+
+func (b *bufferPool) put(buf *[]byte) {
+	if cap(*buf) <= maxPooledAnswer {
+		*buf = (*buf)[:0]
+		b.p.Put(buf)
+	}
 }
 
 // readJSON reads a body that must be declared as JSON.

@@ -46,6 +46,23 @@ func Marshal(v any) ([]byte, error) {
 	return b, nil
 }
 
+// AppendMarshal is Marshal appending the encoding to dst: a Response whose
+// cards were all encoded and checked beforehand (a cached answer) is
+// written into dst's room, with no buffer of its own. On error dst is
+// returned as it was.
+func AppendMarshal(dst []byte, v any) ([]byte, error) {
+	if r, ok := v.(Response); ok {
+		if b, ok := r.appendEncoded(dst); ok {
+			return b, nil
+		}
+	}
+	b, err := Marshal(v)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+
 // clean scans compact JSON (as json.Marshal writes it, RawMessage values
 // compacted too) in one pass for what CDS Hooks forbids: null, "", [] and
 // {}, except the top-level object's "cards":[] and the top level itself.

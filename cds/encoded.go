@@ -178,24 +178,28 @@ func onlyIndex(b []byte, sub string) int {
 // encodedResponse writes r from its cards' and actions' checked bytes, when
 // every one has them; ok is false otherwise (Marshal then encodes and checks
 // the whole response).
-func (r Response) encodedResponse() ([]byte, bool) {
+func (r Response) encodedResponse() ([]byte, bool) { return r.appendEncoded(nil) }
+
+// appendEncoded is encodedResponse appended to dst (dst is returned
+// unchanged when ok is false).
+func (r Response) appendEncoded(dst []byte) ([]byte, bool) {
 	if len(r.Cards) == 0 {
-		return nil, false
+		return dst, false
 	}
 	n := 32
 	for _, c := range r.Cards {
 		if c.encoded == nil {
-			return nil, false
+			return dst, false
 		}
 		n += len(c.encoded.json) + 1
 	}
 	for _, a := range r.SystemActions {
 		if a.encoded == nil {
-			return nil, false
+			return dst, false
 		}
 		n += len(a.encoded) + 1
 	}
-	b := make([]byte, 0, n)
+	b := slices.Grow(dst, n)
 	b = append(b, `{"cards":[`...)
 	for i, c := range r.Cards {
 		if i > 0 {

@@ -62,6 +62,14 @@ func TestEncodedCardsAreTheCardsOfTheCall(t *testing.T) {
 			if want := plain(t, resp); !bytes.Equal(got, want) {
 				t.Errorf("system actions %v, %s: encoded answer differs from the checked encoding:\n%s\n%s", systemActions, name, got, want)
 			}
+			// Appended to a reused buffer (the api keeps answer buffers
+			// between calls), the answer is the same bytes after whatever
+			// the buffer held, and the buffer's own bytes are not touched.
+			used := append(make([]byte, 0, 64<<10), "previous answer"...)
+			appended, err := cds.AppendMarshal(used, resp)
+			if err != nil || string(appended[:len(used)]) != "previous answer" || !bytes.Equal(appended[len(used):], got) {
+				t.Errorf("system actions %v, %s: AppendMarshal = %v, %.60q...", systemActions, name, err, appended)
+			}
 		}
 		if again.Cards[0].UUID != first.Cards[0].UUID || other.Cards[0].UUID == first.Cards[0].UUID {
 			t.Errorf("uuids: first %s, same hookInstance %s, other hookInstance %s", first.Cards[0].UUID, again.Cards[0].UUID, other.Cards[0].UUID)

@@ -196,8 +196,9 @@ func closedLoop(url string, body []byte, conns int, d time.Duration, tokens []st
 // embedded store or Redis. Each hook run sits between two baseline runs at
 // the same connection count, and the ratio is the hook's answers per second
 // over their mean: both runs share the machine's state at the time. Beside
-// it each server's CPU time per answer (all its threads, /proc): what an
-// answer costs whatever else the machine is doing.
+// it each server's CPU time per answer (all its threads, /proc) and the
+// bytes the service allocates per answer (go_memstats_alloc_bytes_total):
+// what an answer costs whatever else the machine is doing.
 // `make bench-hook` runs it; BENCH_SECONDS (default 5) is each run's
 // length, BENCH_TOKENS (default 3000 a second) how many tokens are signed
 // for each authenticated run (it ends early when they run out),
@@ -231,7 +232,7 @@ func BenchmarkHookVsBare(b *testing.B) {
 	}
 	var bare string
 	var barePID, answerBytes int
-	rows := []string{fmt.Sprintf("%-20s %5s %10s %10s %7s %8s %8s %8s %8s %10s %10s", "mode", "conns", "answers/s", "bare/s", "ratio", "p50 ms", "p99 ms", "RSS MB", "heap MB", "CPU us/a", "bare us/a")}
+	rows := []string{fmt.Sprintf("%-20s %5s %10s %10s %7s %8s %8s %8s %8s %10s %10s %10s", "mode", "conns", "answers/s", "bare/s", "ratio", "p50 ms", "p99 ms", "RSS MB", "heap MB", "CPU us/a", "bare us/a", "alloc KB/a")}
 	for _, m := range modes {
 		s := startService(b, bin, append(slices.Clone(common), m.env...)...)
 		url := s.base + "/cds-services/hip-radiograph-screening"
@@ -274,15 +275,17 @@ func BenchmarkHookVsBare(b *testing.B) {
 			// work an answer costs, whatever the machine's load.
 			before, bareCPU0 := cpuPerAnswer(b, barePID, func() loadResult { return closedLoop(bare, body, conns, run, nil) })
 			tokens := sign(envInt("BENCH_TOKENS", 3000*seconds))
+			alloc0 := metricValue(b, s, "go_memstats_alloc_bytes_total")
 			hook, hookCPU := cpuPerAnswer(b, pid, func() loadResult { return closedLoop(url, body, conns, run, tokens) })
+			allocKB := (metricValue(b, s, "go_memstats_alloc_bytes_total") - alloc0) / 1024 / float64(max(1, hook.answers))
 			// The service's memory after its run: resident, and the heap
 			// it holds from the system (GOGC trades one for CPU).
 			rss, heap := metricValue(b, s, "process_resident_memory_bytes"), metricValue(b, s, "go_memstats_heap_sys_bytes")
 			after, bareCPU1 := cpuPerAnswer(b, barePID, func() loadResult { return closedLoop(bare, body, conns, run, nil) })
 			base := (before.rps + after.rps) / 2
-			rows = append(rows, fmt.Sprintf("%-20s %5d %10.0f %10.0f %7.2f %8.2f %8.2f %8.0f %8.0f %10.1f %10.1f", m.name, conns, hook.rps, base, hook.rps/base,
+			rows = append(rows, fmt.Sprintf("%-20s %5d %10.0f %10.0f %7.2f %8.2f %8.2f %8.0f %8.0f %10.1f %10.1f %10.1f", m.name, conns, hook.rps, base, hook.rps/base,
 				float64(hook.p50.Microseconds())/1000, float64(hook.p99.Microseconds())/1000, rss/(1<<20), heap/(1<<20),
-				float64(hookCPU.Nanoseconds())/1000, float64((bareCPU0+bareCPU1).Nanoseconds())/2000))
+				float64(hookCPU.Nanoseconds())/1000, float64((bareCPU0+bareCPU1).Nanoseconds())/2000, allocKB))
 			if hook.failed > 0 {
 				b.Errorf("%s, %d connections: %d calls failed", m.name, conns, hook.failed)
 			}
