@@ -182,6 +182,10 @@ type sharedStore struct {
 	calls atomic.Int32
 }
 
+// InProcess is false: the store stands for Redis, whose operations have
+// deadlines (the embedded MemoryResults would say true).
+func (s *sharedStore) InProcess() bool { return false }
+
 func (s *sharedStore) Get(ctx context.Context, key string) (analysis.Result, bool, error) {
 	s.calls.Add(1)
 	if s.fail != nil {
@@ -346,5 +350,42 @@ func TestPatientOf(t *testing.T) {
 	}
 	if _, ok := analysis.PatientOf("https://fhir.example.org/r4/Patient/p1", ""); ok {
 		t.Error("an absolute reference with no server named a patient")
+	}
+}
+
+// deadlineStore counts its Gets given no deadline.
+type deadlineStore struct {
+	*store.MemoryResults
+	inProcess  atomic.Bool
+	noDeadline atomic.Int32
+}
+
+func (d *deadlineStore) InProcess() bool { return d.inProcess.Load() }
+
+func (d *deadlineStore) Get(ctx context.Context, key string) (analysis.Result, bool, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		d.noDeadline.Add(1)
+	}
+	return d.MemoryResults.Get(ctx, key)
+}
+
+// TestInProcessStoreGetsNoDeadline: the embedded store's operations get no
+// deadline of their own (a timer on every hook call, for a map lookup); a
+// shared store's do.
+func TestInProcessStoreGetsNoDeadline(t *testing.T) {
+	probs := p(0, 0, 0, 1, 0, 0, 0, 0)
+	for _, inProcess := range []bool{true, false} {
+		st := &deadlineStore{MemoryResults: store.NewMemoryResults(10)}
+		st.inProcess.Store(inProcess)
+		a := analyzer(&fakeRetriever{bodyPart: "PELVIS"}, hipClassifier(t, "0.1.0", probs, probs))
+		c := analysis.NewCached(a, st, store.NewMemoryLocker(), analysis.CacheOptions{}, a.Log)
+		if _, err := c.Analyze(context.Background(), studyWith("Pelvis")); err != nil {
+			t.Fatal(err)
+		}
+		// The hook's own context has no deadline here: only the store
+		// operation's could give one.
+		if got := st.noDeadline.Load(); (got > 0) != inProcess {
+			t.Errorf("in process %v: %d of the store's Gets had no deadline", inProcess, got)
+		}
 	}
 }

@@ -44,9 +44,12 @@ type Cached struct {
 	// a near copy cannot be stale, only expire later than in Redis.
 	near   *nearCopy
 	locker Locker
-	opt    CacheOptions
-	group  singleflight.Group
-	log    *slog.Logger
+	// inProcess: the store and the locker are this process's memory (the
+	// embedded store): their operations get no deadline of their own.
+	inProcess bool
+	opt       CacheOptions
+	group     singleflight.Group
+	log       *slog.Logger
 
 	hits, misses, computed, storeErrors, outages, bypassed atomic.Uint64
 	// failingSince (unix ns) is when the present run of store failures
@@ -134,7 +137,7 @@ func NewCached(a *Analyzer, store Store, locker Locker, opt CacheOptions, log *s
 	if opt.NearSize == 0 {
 		opt.NearSize = 1000
 	}
-	c := &Cached{analyzer: a, store: store, locker: locker, opt: opt, log: log}
+	c := &Cached{analyzer: a, store: store, locker: locker, opt: opt, log: log, inProcess: IsInProcess(store) && IsInProcess(locker)}
 	c.stopping, c.stop = context.WithCancel(context.Background())
 	if !local && opt.NearSize > 0 {
 		c.near = newNearCopy(opt.NearSize)
@@ -279,6 +282,9 @@ func waitFor(ctx context.Context, wg *sync.WaitGroup) bool {
 func (c *Cached) storeUp(ctx context.Context) (context.Context, context.CancelFunc, bool) {
 	if c.down() {
 		return ctx, func() {}, false
+	}
+	if c.inProcess { // nothing to wait for
+		return ctx, func() {}, true
 	}
 	sctx, cancel := context.WithTimeout(ctx, c.opt.StoreTimeout)
 	return sctx, cancel, true

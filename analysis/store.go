@@ -20,6 +20,18 @@ type Store interface {
 	Put(ctx context.Context, key string, r Result, ttl time.Duration) error
 }
 
+// InProcess is an optional method of a Store, a Locker or a report store
+// that keeps everything in this process's memory and never waits, such as
+// store.MemoryResults: no deadline is set on its operations (each would
+// cost a timer on every hook call, for nothing).
+type InProcess interface{ InProcess() bool }
+
+// IsInProcess reports whether v says it is InProcess.
+func IsInProcess(v any) bool {
+	p, ok := v.(InProcess)
+	return ok && p.InProcess()
+}
+
 // Locker gives one computation per key across replicas: Lock takes the
 // key's lock for ttl, or reports ok=false when another holder has it.
 // store.RedisLocker and store.MemoryLocker are ones.
@@ -57,6 +69,8 @@ type nearCopy struct{ m *lru.Expiring[Result] }
 
 func newNearCopy(size int) *nearCopy { return &nearCopy{m: lru.NewExpiring[Result](size)} }
 
+func (*nearCopy) InProcess() bool { return true }
+
 func (n *nearCopy) Get(_ context.Context, key string) (Result, bool, error) {
 	r, ok := n.m.Get(key)
 	return r, ok, nil
@@ -74,6 +88,7 @@ type grantAll struct{}
 func (grantAll) Lock(context.Context, string, time.Duration) (Lease, bool, error) {
 	return grantAll{}, true, nil
 }
+func (grantAll) InProcess() bool                            { return true }
 func (grantAll) Renew(context.Context, time.Duration) error { return nil }
 func (grantAll) Release(context.Context) error              { return nil }
 

@@ -80,6 +80,9 @@ type flakyReports struct {
 	puts atomic.Int32
 }
 
+// InProcess is false: the store stands for Redis.
+func (f *flakyReports) InProcess() bool { return false }
+
 var errDown = errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
 
 func (f *flakyReports) Put(ctx context.Context, key string, r analysis.Result, ttl time.Duration) error {

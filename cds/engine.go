@@ -297,8 +297,12 @@ func (e *Engine) keepReport(ctx context.Context, key, id string, r analysis.Resu
 	if e.reports == nil || len(e.linkKey) == 0 {
 		return false
 	}
-	sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer cancel()
+	sctx := ctx
+	if !analysis.IsInProcess(e.reports) { // an embedded store never waits
+		var cancel context.CancelFunc
+		sctx, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+	}
 	if e.stored != nil {
 		if _, done := e.stored.Get(key); done {
 			there, err := e.reports.Touch(sctx, reportKey(id), e.reportTTL)

@@ -120,6 +120,10 @@ func (m *memoryLocks) locker() *MemoryLocker {
 	return &MemoryLocker{locks: m, token: m.tokens}
 }
 
+// InProcess reports that the locks are this process's memory
+// (analysis.InProcess).
+func (l *MemoryLocker) InProcess() bool { return true }
+
 // Lock takes key's lock for ttl when free (or already this locker's).
 func (l *MemoryLocker) Lock(_ context.Context, key string, ttl time.Duration) (analysis.Lease, bool, error) {
 	m := l.locks

@@ -85,6 +85,10 @@ func NewMemoryResults(max int) *MemoryResults {
 	return &MemoryResults{m: lru.NewExpiring[analysis.Result](max)}
 }
 
+// InProcess reports that the results are this process's memory
+// (analysis.InProcess): nothing to set a deadline for.
+func (s *MemoryResults) InProcess() bool { return true }
+
 // Get returns the unexpired result under key; a result of another schema
 // is a miss.
 func (s *MemoryResults) Get(_ context.Context, key string) (analysis.Result, bool, error) {
