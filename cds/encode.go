@@ -15,13 +15,19 @@ const MaxSummaryRunes = 139
 // enforces the spec's JSON rules on the result: no element is null, "", []
 // or {}, except the top-level "cards": [] that means "no guidance"; and every
 // card is well formed. Every CDS response goes through it.
-func Marshal(v any) ([]byte, error) {
+func Marshal(v any) ([]byte, error) { return AppendMarshal(nil, v) }
+
+// AppendMarshal is Marshal appending the encoding to dst: a Response whose
+// cards were all encoded and checked beforehand (a cached answer) is
+// written into dst's room, with no buffer of its own. On error dst is
+// returned as it was.
+func AppendMarshal(dst []byte, v any) ([]byte, error) {
 	if r, ok := v.(Response); ok {
-		if b, ok := r.encodedResponse(); ok { // each card checked when encoded
+		if b, ok := r.appendEncoded(dst); ok { // each card checked when encoded
 			return b, nil
 		}
 		if err := r.Validate(); err != nil {
-			return nil, err
+			return dst, err
 		}
 		if r.Cards == nil {
 			r.Cards = []Card{}
@@ -30,35 +36,20 @@ func Marshal(v any) ([]byte, error) {
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
-	if clean(b) {
-		return b, nil
-	}
-	// Something is empty or null: walk the decoded tree to say where.
-	var tree any
-	if err := json.Unmarshal(b, &tree); err != nil {
-		return nil, err
-	}
-	if err := checkEmpty(tree, "", true); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-// AppendMarshal is Marshal appending the encoding to dst: a Response whose
-// cards were all encoded and checked beforehand (a cached answer) is
-// written into dst's room, with no buffer of its own. On error dst is
-// returned as it was.
-func AppendMarshal(dst []byte, v any) ([]byte, error) {
-	if r, ok := v.(Response); ok {
-		if b, ok := r.appendEncoded(dst); ok {
-			return b, nil
+	if !clean(b) {
+		// Something is empty or null: walk the decoded tree to say where.
+		var tree any
+		if err := json.Unmarshal(b, &tree); err != nil {
+			return dst, err
+		}
+		if err := checkEmpty(tree, "", true); err != nil {
+			return dst, err
 		}
 	}
-	b, err := Marshal(v)
-	if err != nil {
-		return dst, err
+	if dst == nil {
+		return b, nil
 	}
 	return append(dst, b...), nil
 }

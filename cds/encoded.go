@@ -175,13 +175,9 @@ func onlyIndex(b []byte, sub string) int {
 	return i
 }
 
-// encodedResponse writes r from its cards' and actions' checked bytes, when
-// every one has them; ok is false otherwise (Marshal then encodes and checks
-// the whole response).
-func (r Response) encodedResponse() ([]byte, bool) { return r.appendEncoded(nil) }
-
-// appendEncoded is encodedResponse appended to dst (dst is returned
-// unchanged when ok is false).
+// appendEncoded appends r to dst from its cards' and actions' checked
+// bytes, when every one has them; ok is false otherwise, dst unchanged
+// (AppendMarshal then encodes and checks the whole response).
 func (r Response) appendEncoded(dst []byte) ([]byte, bool) {
 	if len(r.Cards) == 0 {
 		return dst, false

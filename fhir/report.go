@@ -759,6 +759,6 @@ func checkFinding(task, at string, f analysis.Finding) []orthotriage.FieldError 
 func validProbability(p float64) bool { return p >= 0 && p <= 1 } // false for NaN
 
 func isRef(ref, typ string) bool {
-	id, ok := strings.CutPrefix(ref, typ+"/")
-	return ok && textx.IsFHIRID(id)
+	_, _, ok := textx.CutReference(ref, typ)
+	return ok
 }

@@ -125,17 +125,18 @@ func (st Stored) lutRange() (lo int64, size int, ok bool) {
 // value's index is its place among the 2^bits values from the smallest
 // (lutRange). lut covers indexes base to base+len(lut)-1, which hold every
 // value of st (from its Stats); an index outside them (there is none) reads
-// the nearer end of the table rather than failing. A large frame is shared out among up to GOMAXPROCS
-// goroutines.
+// the nearer end of the table rather than failing. A large frame is shared
+// out among up to GOMAXPROCS goroutines.
 func (st Stored) applyLUT(lut []float32, base uint32, out []float32) {
 	n := st.s.n
-	parallel.Ranges(n, min(runtime.GOMAXPROCS(0), n/lutPixelsPerPart), func(from, to int) {
+	parallel.Ranges(n, min(runtime.GOMAXPROCS(0), n/pixelsPerPart), func(from, to int) {
 		st.applyLUTRange(lut, base, out, from, to)
 	})
 }
 
-// lutPixelsPerPart is about the pixels worth a goroutine of their own.
-const lutPixelsPerPart = 1 << 16
+// pixelsPerPart is about the pixels worth a goroutine of their own in a
+// frame's table lookups and statistics.
+const pixelsPerPart = 1 << 16
 
 func (st Stored) applyLUTRange(lut []float32, base uint32, out []float32, from, to int) {
 	mask := uint32(1)<<st.bits - 1
@@ -175,7 +176,7 @@ func (st Stored) applyLUTRange(lut []float32, base uint32, out []float32, from, 
 // integers, so exact however it is shared).
 func (st Stored) minMaxSum() (lo, hi int64, sum float64) {
 	n := st.s.n
-	parts := max(1, min(runtime.GOMAXPROCS(0), n/lutPixelsPerPart))
+	parts := max(1, min(runtime.GOMAXPROCS(0), n/pixelsPerPart))
 	type part struct{ lo, hi, sum int64 }
 	got := make([]part, parts)
 	parallel.Each(parts, func(p int) {

@@ -12,7 +12,7 @@ import (
 func TestApplyLUTMatchesEachValue(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	f := func(v int64) float32 { return float32(v)*0.5 + 3 }
-	for _, n := range []int{1, 1000, 3*lutPixelsPerPart + 7} {
+	for _, n := range []int{1, 1000, 3*pixelsPerPart + 7} {
 		for _, tc := range []struct {
 			name   string
 			bits   int

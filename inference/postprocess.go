@@ -171,14 +171,6 @@ func (f Finding) HeatAt(o Output) HeatAt {
 	}
 }
 
-// At is the heat at image pixel (x, y), 0 outside Box.
-func (h *Heat) At(x, y int) float32 {
-	if !image.Pt(x, y).In(h.Box) {
-		return 0
-	}
-	return h.Values[(y-h.Box.Min.Y)*h.Box.Dx()+(x-h.Box.Min.X)]
-}
-
 func clamp(v, n int) int { return max(0, min(n-1, v)) }
 
 // Overlay renders the display-ready grayscale image with heat maps blended

@@ -102,18 +102,6 @@ func newKernelResizer(q *draw.Kernel, dw, dh, sw, sh int) *kernelResizer {
 // It is called from several goroutines at once, for different rows.
 type rowLoader func(y int, row []float64)
 
-// rowsOf reads rows from a 16-bit image of width sw, row major.
-func rowsOf(src []uint16, sw int) rowLoader {
-	return func(y int, row []float64) {
-		for x, v := range src[y*sw : (y+1)*sw] {
-			row[x] = float64(v)
-		}
-	}
-}
-
-// resize maps src (sw x sh, row major) to dst (dw x dh).
-func (z *kernelResizer) resize(dst, src []uint16) { z.resizeRows(dst, rowsOf(src, z.sw)) }
-
 // resizeRows maps the sw x sh source that load reads to dst (dw x dh). A
 // large image (a whole radiograph into a localiser's input) is shared out
 // by rows among up to GOMAXPROCS goroutines; every pixel is computed as it
