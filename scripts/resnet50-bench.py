@@ -3,12 +3,16 @@
 folder (model.onnx + manifest.json) for `make bench`: the pipeline's
 overhead shown for the model size a hospital would bring. Not a model of
 anything: its weights are random (seeded), nothing of it is committed.
+The hip localiser is hip-000's, copied beside it (localiser.onnx): the
+service finds the joints with it before the crops reach the classifier,
+as it would for a hospital's own classifier.
 
 Usage: resnet50-bench.py OUT_DIR (the hip-000 manifest is read for labels,
-regions and triage rules).
+regions, the localiser and triage rules).
 """
 import json
 import os
+import shutil
 import sys
 
 import torch
@@ -65,7 +69,8 @@ def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     here = os.path.dirname(os.path.abspath(__file__))
-    hip = json.load(open(os.path.join(here, "..", "inference", "models", "hip-000", "manifest.json")))
+    hip_dir = os.path.join(here, "..", "inference", "models", "hip-000")
+    hip = json.load(open(os.path.join(hip_dir, "manifest.json")))
     torch.manual_seed(50)
     model = ResNet50(len(hip["labels"])).eval()
     flops = count_flops(model, SIZE)
@@ -89,6 +94,9 @@ def main():
     })
     m["preprocessing"] = dict(hip["preprocessing"], resize=dict(hip["preprocessing"]["resize"], width=SIZE, height=SIZE))
     m.pop("golden", None)
+    localiser = hip["preprocessing"].get("localiser")
+    if localiser:
+        shutil.copyfile(os.path.join(hip_dir, localiser["file"]), os.path.join(out, localiser["file"]))
     json.dump(m, open(os.path.join(out, "manifest.json"), "w"), indent=1)
     print(f"resnet50-bench: {flops / 1e9:.2f} GFLOPs per {SIZE}x{SIZE} crop -> {out}", file=sys.stderr)
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"os"
 	"testing"
 	"time"
 
@@ -53,38 +54,53 @@ func (t timedLocaliser) FindHips(pixels []float32, rows, cols int) (inference.Hi
 }
 
 // BenchmarkServiceStages is one AP pelvis DICOM file read as the service
-// reads it with hip-000 (batcher, localiser, image gate, upright crops,
-// classifier, policy, heat-map thumbnails as results.heatmap_side's
-// default): decoding, then everything outside the two networks, then the
-// networks' session runs (the localiser's and the classifier's), per file.
-// "phantom" is the phantom pelvis as generated (521 x 429 pixels);
-// "detector" is the same pelvis at four times the resolution (2084 x 1716,
-// 3.6 megapixels, as a flat-panel detector gives), for the share of the
-// work outside the networks at the size a hospital sends.
+// reads it (batcher, localiser, image gate, upright crops, classifier,
+// policy, heat-map thumbnails as results.heatmap_side's default), with
+// hip-000 and, when $ORTHOTRIAGE_BENCH_MODEL_DIR names one, that model too
+// (make bench: a full-size ResNet-50 behind hip-000's localiser): decoding,
+// then everything outside the two networks, then the networks' session
+// runs (the localiser's and the classifier's), per file. "phantom" is the
+// phantom pelvis as generated (521 x 429 pixels); "detector" is the same
+// pelvis at four times the resolution (2084 x 1716, 3.6 megapixels, as a
+// flat-panel detector gives), for the share of the work outside the
+// networks at the size a hospital sends.
 func BenchmarkServiceStages(b *testing.B) {
 	initRuntime(b)
 	m, err := models.Manifest("hip-000")
 	if err != nil {
 		b.Fatal(err)
 	}
-	l, err := onnx.Open(m, onnx.Options{Library: onnxtest.Library(b), Session: onnx.SessionOptions{IntraOpThreads: benchThreads}, BatchMax: 8, BatchWait: 5 * time.Millisecond})
-	if err != nil {
-		b.Fatal(err)
+	manifests := []*inference.Manifest{m}
+	if dir := os.Getenv(benchModelDirEnv); dir != "" {
+		m, err := inference.LoadManifest(dir)
+		if err != nil {
+			b.Fatalf("%s: %v", benchModelDirEnv, err)
+		}
+		if m.Preprocess.Localiser == nil {
+			b.Fatalf("%s: %s has no hip localiser: the service would not read a pelvis with it", benchModelDirEnv, m.ID)
+		}
+		manifests = append(manifests, m)
 	}
-	b.Cleanup(func() { l.Close() })
-	s := onnx.Serve(l)
 	pelvis := phantom.Pelvis(41, 0).Image
-	for _, size := range []struct {
-		name  string
-		scale int
-	}{{"phantom", 1}, {"detector", 4}} {
-		b.Run(size.name, func(b *testing.B) {
-			var buf bytes.Buffer
-			if err := imaging.WriteDICOM(&buf, upscaled(pelvis, size.scale)); err != nil {
-				b.Fatal(err)
-			}
-			readStages(b, m, s, l, buf.Bytes())
-		})
+	for _, m := range manifests {
+		l, err := onnx.Open(m, onnx.Options{Library: onnxtest.Library(b), Session: onnx.SessionOptions{IntraOpThreads: benchThreads}, BatchMax: 8, BatchWait: 5 * time.Millisecond})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := onnx.Serve(l)
+		for _, size := range []struct {
+			name  string
+			scale int
+		}{{"phantom", 1}, {"detector", 4}} {
+			b.Run("model="+m.ID+"/"+size.name, func(b *testing.B) {
+				var buf bytes.Buffer
+				if err := imaging.WriteDICOM(&buf, upscaled(pelvis, size.scale)); err != nil {
+					b.Fatal(err)
+				}
+				readStages(b, m, s, l, buf.Bytes())
+			})
+		}
+		l.Close()
 	}
 }
 
