@@ -130,7 +130,9 @@ type Results struct {
 	LinkSecret Secret `yaml:"link_secret"`
 	// PresentedForm is how the DiagnosticReport carries the HTML report:
 	// "none" (the card links it), "link" (presentedForm.url, the signed
-	// link) or "inline" (base64 data, when at most PresentedFormMaxBytes).
+	// link), "inline" (base64 data) or "binary" (a Binary resource beside
+	// it, referenced by presentedForm.url), the last two when the report
+	// is at most PresentedFormMaxBytes.
 	PresentedForm         string `yaml:"presented_form"`
 	PresentedFormMaxBytes int    `yaml:"presented_form_max_bytes"`
 }
@@ -409,8 +411,8 @@ func (c *Config) settings() []setting {
 		boolean("results.pending_card", "answer an info card naming studies still in analysis at the budget", &c.Results.PendingCard),
 		dur("results.analysis_timeout", "deadline of one background analysis of a study", &c.Results.AnalysisTimeout),
 		secret("results.link_secret", "secret signing report links (at least 32 characters, the same on every replica); empty: a random key per process", &c.Results.LinkSecret),
-		str("results.presented_form", "how the DiagnosticReport carries the HTML report: none (the card links it), link (presentedForm.url, the signed link) or inline (base64 data)", &c.Results.PresentedForm),
-		integer("results.presented_form_max_bytes", "largest HTML report put inline (results.presented_form=inline); a larger one is left out", &c.Results.PresentedFormMaxBytes),
+		str("results.presented_form", "how the DiagnosticReport carries the HTML report: none (the card links it), link (presentedForm.url, the signed link), inline (base64 data) or binary (a Binary resource beside it, which presentedForm.url references)", &c.Results.PresentedForm),
+		integer("results.presented_form_max_bytes", "largest HTML report put inline or in a Binary (results.presented_form=inline or binary); a larger one is left out", &c.Results.PresentedFormMaxBytes),
 		integer("results.write_back_retries", "retries of a failed write-back (5xx, 429, connection), with doubling backoff", &c.Results.WriteBackRetries),
 		integer("precompute.workers", "workers analysing queued studies in this process", &c.Precompute.Workers),
 		integer("precompute.queue_size", "most studies waiting in the in-memory queue (without redis)", &c.Precompute.QueueSize),

@@ -351,9 +351,9 @@ func (r Results) validate(p *problems, requestTimeout time.Duration) {
 		p.add("results.link_secret", "must be at least 32 characters")
 	}
 	switch r.PresentedForm {
-	case "none", "link", "inline":
+	case "none", "link", "inline", "binary":
 	default:
-		p.add("results.presented_form", "want none, link or inline, got %q", r.PresentedForm)
+		p.add("results.presented_form", "want none, link, inline or binary, got %q", r.PresentedForm)
 	}
 	if r.PresentedFormMaxBytes < 1024 || r.PresentedFormMaxBytes > 16<<20 {
 		p.add("results.presented_form_max_bytes", "must be 1024 to 16777216, got %d", r.PresentedFormMaxBytes)

@@ -138,7 +138,7 @@ var validationCases = []validationCase{
 		"egress.ca_file: stat " + missingFile + ": no such file or directory",
 	}},
 	{name: "results presented form", mutate: func(c *Config) { c.Results.PresentedForm, c.Results.PresentedFormMaxBytes = "attached", 1000 }, want: []string{
-		`results.presented_form: want none, link or inline, got "attached"`,
+		`results.presented_form: want none, link, inline or binary, got "attached"`,
 		"results.presented_form_max_bytes: must be 1024 to 16777216, got 1000",
 	}},
 	{name: "results counts", mutate: func(c *Config) {

@@ -34,9 +34,10 @@ type ReportOptions struct {
 	Manufacturer string // Device.manufacturer; default "orthotriage"
 	// PresentedForm is how the DiagnosticReport carries the HTML report:
 	// PresentedNone (the default: the card links it), PresentedLink
-	// (presentedForm.url from ReportLink) or PresentedInline (base64 data
-	// when at most MaxInlineBytes, 64 KiB when 0; a larger report is left
-	// out).
+	// (presentedForm.url from ReportLink), PresentedInline (base64 data)
+	// or PresentedBinary (a Binary resource beside it, which
+	// presentedForm.url references); the last two when the report is at
+	// most MaxInlineBytes, 64 KiB when 0 (a larger report is left out).
 	PresentedForm  string
 	MaxInlineBytes int
 	// ReportLink gives the report's URL for PresentedLink; nil, or "" for
@@ -49,6 +50,7 @@ const (
 	PresentedNone   = "none"
 	PresentedLink   = "link"
 	PresentedInline = "inline"
+	PresentedBinary = "binary"
 )
 
 // Report is the FHIR R4 resources for one analysis.Result: the model as a
@@ -61,8 +63,11 @@ type Report struct {
 	Device           models.Device
 	Observations     []models.Observation // one per finding, in Result order
 	DiagnosticReport models.DiagnosticReport
-	Task             *models.Task // nil when Result.Priority == ""
-	Provenance       models.Provenance
+	// Binary is the HTML report that the DiagnosticReport's presentedForm
+	// references (ReportOptions.PresentedBinary); nil otherwise.
+	Binary     *models.Binary
+	Task       *models.Task // nil when Result.Priority == ""
+	Provenance models.Provenance
 }
 
 // builder carries what every resource of one Report shares.
@@ -101,11 +106,11 @@ func BuildReport(r analysis.Result, o ReportOptions) (*Report, error) {
 	for _, f := range r.Findings {
 		rep.Observations = append(rep.Observations, b.observation(f))
 	}
-	dr, err := b.diagnosticReport()
+	dr, bin, err := b.diagnosticReport()
 	if err != nil {
 		return nil, err
 	}
-	rep.DiagnosticReport = dr
+	rep.DiagnosticReport, rep.Binary = dr, bin
 	if r.Priority != "" {
 		t := b.task()
 		rep.Task = &t
@@ -150,6 +155,9 @@ func (rep *Report) ResourceTypes() []string {
 	for range rep.Observations {
 		types = append(types, "Observation")
 	}
+	if rep.Binary != nil {
+		types = append(types, "Binary")
+	}
 	types = append(types, "DiagnosticReport")
 	if rep.Task != nil {
 		types = append(types, "Task")
@@ -158,11 +166,15 @@ func (rep *Report) ResourceTypes() []string {
 }
 
 // Resources returns the report's resources as JSON, in the order Device,
-// Observations, DiagnosticReport, Task (if any), Provenance.
+// Observations, Binary (if any), DiagnosticReport, Task (if any),
+// Provenance: each after the resources it references.
 func (rep *Report) Resources() ([]json.RawMessage, error) {
 	all := []any{rep.Device}
 	for _, o := range rep.Observations {
 		all = append(all, o)
+	}
+	if rep.Binary != nil {
+		all = append(all, *rep.Binary)
 	}
 	all = append(all, rep.DiagnosticReport)
 	if rep.Task != nil {
@@ -375,57 +387,76 @@ func probability(p float64) *models.Quantity {
 	return &models.Quantity{Value: &v, Unit: ptr("1"), System: ptr(codes.SystemUCUM), Code: ptr("1")}
 }
 
-// diagnosticReport gathers the Observations under the exam code, with a
-// plain-language conclusion and the HTML summary.
-// presentedForm is the HTML report as the options say: none, a link, or
-// inline when small enough.
-func (b *builder) presentedForm() ([]models.Attachment, error) {
+// presentedForm is the HTML report as the options say: none, a link,
+// inline or as a Binary (returned too) when small enough.
+func (b *builder) presentedForm() ([]models.Attachment, *models.Binary, error) {
 	switch b.o.PresentedForm {
 	case PresentedLink:
 		if b.o.ReportLink == nil {
-			return nil, nil
+			return nil, nil, nil
 		}
 		u := b.o.ReportLink(b.reportID)
 		if u == "" {
-			return nil, nil
+			return nil, nil, nil
 		}
-		return []models.Attachment{{ContentType: ptr("text/html; charset=utf-8"), Language: ptr("en"), Url: ptr(u),
-			Title: ptr(reportTitle(b.r)), Creation: ptr(b.issued)}}, nil
-	case PresentedInline:
+		return []models.Attachment{{ContentType: ptr(reportContentType), Language: ptr("en"), Url: ptr(u),
+			Title: ptr(reportTitle(b.r)), Creation: ptr(b.issued)}}, nil, nil
+	case PresentedInline, PresentedBinary:
 		html, err := ReportHTML(b.r)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		limit := b.o.MaxInlineBytes
 		if limit <= 0 {
 			limit = 64 << 10
 		}
 		if len(html) > limit {
-			return nil, nil
+			return nil, nil, nil
 		}
 		sum := sha1.Sum(html) // Attachment.hash is defined as SHA-1
-		return []models.Attachment{{
-			ContentType: ptr("text/html; charset=utf-8"),
+		data := base64.StdEncoding.EncodeToString(html)
+		form := models.Attachment{
+			ContentType: ptr(reportContentType),
 			Language:    ptr("en"),
-			Data:        ptr(base64.StdEncoding.EncodeToString(html)),
 			Size:        ptr(len(html)),
 			Hash:        ptr(base64.StdEncoding.EncodeToString(sum[:])),
 			Title:       ptr(reportTitle(b.r)),
 			Creation:    ptr(b.issued),
-		}}, nil
+		}
+		if b.o.PresentedForm == PresentedInline {
+			form.Data = &data
+			return []models.Attachment{form}, nil, nil
+		}
+		// The Binary is read with the patient's access rules
+		// (securityContext) and referenced from the report by its id.
+		bin := &models.Binary{
+			Id:              ptr(resourceID(b.r, "Binary")),
+			Meta:            aiMeta(),
+			ContentType:     reportContentType,
+			SecurityContext: &models.Reference{Reference: ptr(b.r.Study.Patient)},
+			Data:            &data,
+		}
+		form.Url = ptr("Binary/" + *bin.Id)
+		return []models.Attachment{form}, bin, nil
 	}
-	return nil, nil
+	return nil, nil, nil
 }
 
-func (b *builder) diagnosticReport() (models.DiagnosticReport, error) {
+// reportContentType is the HTML report's media type.
+const reportContentType = "text/html; charset=utf-8"
+
+// diagnosticReport gathers the Observations under the exam code, with a
+// plain-language conclusion and the HTML summary as presentedForm (and the
+// Binary that holds it, with PresentedBinary).
+func (b *builder) diagnosticReport() (models.DiagnosticReport, *models.Binary, error) {
 	r := b.r
 	exam := codes.ExamHip
 	if r.Model.Task == TaskVertebral {
 		exam = codes.ExamSpine
 	}
-	form, err := b.presentedForm()
+	form, bin, err := b.presentedForm()
 	if err != nil {
-		return models.DiagnosticReport{}, err
+		return models.DiagnosticReport{}, nil, err
 	}
 	conclusion := Conclusion(r)
 	dr := models.DiagnosticReport{
@@ -452,7 +483,7 @@ func (b *builder) diagnosticReport() (models.DiagnosticReport, error) {
 	for _, o := range r.Findings {
 		dr.Result = append(dr.Result, models.Reference{Reference: ptr("Observation/" + resourceID(r, "Observation", o.Region))})
 	}
-	return dr, nil
+	return dr, bin, nil
 }
 
 // conclusionCodes are the codes of the reported abnormal findings, each
@@ -536,6 +567,9 @@ func (b *builder) provenance(rep *Report) models.Provenance {
 	var targets []models.Reference
 	for _, o := range rep.Observations {
 		targets = append(targets, models.Reference{Reference: ptr("Observation/" + *o.Id)})
+	}
+	if rep.Binary != nil {
+		targets = append(targets, models.Reference{Reference: ptr("Binary/" + *rep.Binary.Id)})
 	}
 	targets = append(targets, models.Reference{Reference: ptr("DiagnosticReport/" + *rep.DiagnosticReport.Id)})
 	if rep.Task != nil {

@@ -2,6 +2,7 @@ package fhir_test
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -215,6 +216,7 @@ func TestReportsAgainstFHIRServer(t *testing.T) {
 	type testCase struct {
 		name   string
 		result analysis.Result
+		opt    fhir.ReportOptions
 	}
 	var cases []testCase
 	for _, l := range m.Labels {
@@ -229,6 +231,11 @@ func TestReportsAgainstFHIRServer(t *testing.T) {
 	swapped.Findings[1].Region, swapped.Findings[1].Laterality = "right-hip", "right"
 	cases = append(cases, testCase{name: "hip fnf left, study by UID", result: swapped})
 	cases = append(cases, testCase{name: "hip normal with a flagged fracture", result: flaggedNormal(t, m, base, patient, study)})
+	// The HTML report as a Binary beside the DiagnosticReport.
+	asBinary := hipResult(t, m, "fnf", base, patient, "", nil)
+	asBinary.Study.UID = "1.2.826.0.1.3680043.8.498.97"
+	cases = append(cases, testCase{name: "hip fnf, report as a Binary", result: asBinary,
+		opt: fhir.ReportOptions{PresentedForm: fhir.PresentedBinary, MaxInlineBytes: 1 << 20}})
 	cases = append(cases, testCase{name: "vertebral acute L1 chronic T12", result: vertebralResult(base, patient,
 		analysis.Study{UID: "1.2.826.0.1.3680043.8.498.200", ImagingStudyID: study, Started: "2026-11-24T08:10:00Z"})})
 	cases = append(cases, testCase{name: "vertebral, study by UID, no start", result: vertebralResult(base, patient,
@@ -241,9 +248,12 @@ func TestReportsAgainstFHIRServer(t *testing.T) {
 
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rep, err := fhir.BuildReport(tc.result, fhir.ReportOptions{})
+			rep, err := fhir.BuildReport(tc.result, tc.opt)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if (rep.Binary != nil) != (tc.opt.PresentedForm == fhir.PresentedBinary) {
+				t.Errorf("Binary present %v with presented form %q", rep.Binary != nil, tc.opt.PresentedForm)
 			}
 			if (rep.Task != nil) != (tc.result.Priority != "") {
 				t.Errorf("Task present %v, priority %q", rep.Task != nil, tc.result.Priority)
@@ -254,6 +264,17 @@ func TestReportsAgainstFHIRServer(t *testing.T) {
 			resources, err := rep.Resources()
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The cards name each resource's type from ResourceTypes,
+			// without reading the resource.
+			var types []string
+			for _, res := range resources {
+				var head struct{ ResourceType string }
+				_ = json.Unmarshal(res, &head)
+				types = append(types, head.ResourceType)
+			}
+			if want := rep.ResourceTypes(); !slices.Equal(types, want) {
+				t.Errorf("resource types %v, ResourceTypes says %v", types, want)
 			}
 			for _, res := range resources {
 				if issues := validate(t, base, res); !testenv.NoIssues(issues) {
@@ -271,7 +292,7 @@ func TestReportsAgainstFHIRServer(t *testing.T) {
 			if err := testenv.SchemaValidate(t, bundle); err != nil {
 				t.Errorf("transaction Bundle: %v", err)
 			}
-			again, err := fhir.BuildReport(tc.result, fhir.ReportOptions{})
+			again, err := fhir.BuildReport(tc.result, tc.opt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -638,15 +659,17 @@ func TestPresentedForm(t *testing.T) {
 	}
 	link := func(id string) string { return "https://cds.example.org/reports/" + id + "?sig=abc" }
 	tests := []struct {
-		name          string
-		opt           fhir.ReportOptions
-		wantURL, data bool
+		name                  string
+		opt                   fhir.ReportOptions
+		wantURL, data, binary bool
 	}{
-		{"default: none", fhir.ReportOptions{}, false, false},
-		{"link", fhir.ReportOptions{PresentedForm: fhir.PresentedLink, ReportLink: link}, true, false},
-		{"link without a URL", fhir.ReportOptions{PresentedForm: fhir.PresentedLink}, false, false},
-		{"inline", fhir.ReportOptions{PresentedForm: fhir.PresentedInline, MaxInlineBytes: len(html)}, false, true},
-		{"inline, too large", fhir.ReportOptions{PresentedForm: fhir.PresentedInline, MaxInlineBytes: len(html) - 1}, false, false},
+		{"default: none", fhir.ReportOptions{}, false, false, false},
+		{"link", fhir.ReportOptions{PresentedForm: fhir.PresentedLink, ReportLink: link}, true, false, false},
+		{"link without a URL", fhir.ReportOptions{PresentedForm: fhir.PresentedLink}, false, false, false},
+		{"inline", fhir.ReportOptions{PresentedForm: fhir.PresentedInline, MaxInlineBytes: len(html)}, false, true, false},
+		{"inline, too large", fhir.ReportOptions{PresentedForm: fhir.PresentedInline, MaxInlineBytes: len(html) - 1}, false, false, false},
+		{"binary", fhir.ReportOptions{PresentedForm: fhir.PresentedBinary, MaxInlineBytes: len(html)}, false, false, true},
+		{"binary, too large", fhir.ReportOptions{PresentedForm: fhir.PresentedBinary, MaxInlineBytes: len(html) - 1}, false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -655,7 +678,10 @@ func TestPresentedForm(t *testing.T) {
 				t.Fatal(err)
 			}
 			forms := rep.DiagnosticReport.PresentedForm
-			if !tt.wantURL && !tt.data {
+			if (rep.Binary != nil) != tt.binary {
+				t.Errorf("Binary %v, want one: %v", rep.Binary != nil, tt.binary)
+			}
+			if !tt.wantURL && !tt.data && !tt.binary {
 				if len(forms) != 0 {
 					t.Fatalf("presentedForm %+v, want none", forms)
 				}
@@ -672,6 +698,33 @@ func TestPresentedForm(t *testing.T) {
 				got, _ := base64.StdEncoding.DecodeString(*f.Data)
 				if !bytes.Equal(got, html) || f.Url != nil || *f.Size != len(html) {
 					t.Errorf("inline form differs from ReportHTML")
+				}
+			}
+			if tt.binary {
+				b := rep.Binary
+				got, _ := base64.StdEncoding.DecodeString(*b.Data)
+				if !bytes.Equal(got, html) || b.ContentType != "text/html; charset=utf-8" {
+					t.Errorf("Binary (%s) differs from ReportHTML", b.ContentType)
+				}
+				if f.Data != nil || f.Url == nil || *f.Url != "Binary/"+*b.Id || *f.Size != len(html) {
+					t.Errorf("presentedForm %+v, want a reference to Binary/%s and the size", f, *b.Id)
+				}
+				sum := sha1.Sum(html)
+				if f.Hash == nil || *f.Hash != base64.StdEncoding.EncodeToString(sum[:]) {
+					t.Errorf("presentedForm hash %v, want the SHA-1 of the report", f.Hash)
+				}
+				if b.SecurityContext == nil || *b.SecurityContext.Reference != r.Study.Patient {
+					t.Errorf("Binary securityContext %+v, want %s", b.SecurityContext, r.Study.Patient)
+				}
+				if b.Meta == nil || len(b.Meta.Security) == 0 {
+					t.Error("Binary is not labelled AI-asserted")
+				}
+				var targets []string
+				for _, ref := range rep.Provenance.Target {
+					targets = append(targets, *ref.Reference)
+				}
+				if !slices.Contains(targets, "Binary/"+*b.Id) {
+					t.Errorf("Provenance targets %v lack the Binary", targets)
 				}
 			}
 		})

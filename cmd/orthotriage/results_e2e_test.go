@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -315,21 +317,45 @@ func TestHookAnswersWithCardsAndResources(t *testing.T) {
 // TestWriteBackAndSystemActions: with write-back and systemActions on, the
 // resources reach the FHIR server by themselves, once however often the
 // study is analysed, and a normal study gets the configured info card.
+// The HTML report travels as a Binary (results.presented_form=binary),
+// which the DiagnosticReport references and the FHIR server keeps.
 func TestWriteBackAndSystemActions(t *testing.T) {
 	e := newResultsEnv(t)
 	s := startService(t, buildBinary(t), "ORTHOTRIAGE_AUTH_ISSUERS_FILE="+e.issuers, "ORTHOTRIAGE_EGRESS_ALLOWED_CIDRS=127.0.0.0/8",
-		"ORTHOTRIAGE_RESULTS_WRITE_BACK=true", "ORTHOTRIAGE_RESULTS_SYSTEM_ACTIONS=true", "ORTHOTRIAGE_RESULTS_NORMAL_CARD=true")
+		"ORTHOTRIAGE_RESULTS_WRITE_BACK=true", "ORTHOTRIAGE_RESULTS_SYSTEM_ACTIONS=true", "ORTHOTRIAGE_RESULTS_NORMAL_CARD=true",
+		"ORTHOTRIAGE_RESULTS_PRESENTED_FORM=binary")
 
 	a := e.hook(t, s, fnfCase)
-	if len(a.Cards) != 1 || len(a.Cards[0].Suggestions) != 0 || len(a.SystemActions) != 6 {
-		t.Fatalf("want one card without suggestions and 6 systemActions: %s", a.raw)
+	if len(a.Cards) != 1 || len(a.Cards[0].Suggestions) != 0 || len(a.SystemActions) != 7 {
+		t.Fatalf("want one card without suggestions and 7 systemActions (with the report's Binary): %s", a.raw)
 	}
+	t.Logf("answer with the report as a Binary: %d bytes", len(a.raw))
 	e.validate(t, a.SystemActions)
-	var report struct{ ID string }
+	var report struct {
+		ID            string
+		PresentedForm []struct{ URL string }
+	}
+	var types []string
+	var binary struct{ ID, ContentType, Data string }
 	for _, act := range a.SystemActions {
-		if strings.Contains(string(act.Resource), `"resourceType":"DiagnosticReport"`) {
+		var head struct{ ResourceType string }
+		json.Unmarshal(act.Resource, &head)
+		types = append(types, head.ResourceType)
+		switch head.ResourceType {
+		case "DiagnosticReport":
 			json.Unmarshal(act.Resource, &report)
+		case "Binary":
+			json.Unmarshal(act.Resource, &binary)
 		}
+	}
+	if want := []string{"Device", "Observation", "Observation", "Binary", "DiagnosticReport", "Task", "Provenance"}; !slices.Equal(types, want) {
+		t.Errorf("systemActions' resources %v, want %v", types, want)
+	}
+	if len(report.PresentedForm) != 1 || report.PresentedForm[0].URL != "Binary/"+binary.ID {
+		t.Errorf("DiagnosticReport presentedForm %+v, want a reference to Binary/%s", report.PresentedForm, binary.ID)
+	}
+	if html, _ := base64.StdEncoding.DecodeString(binary.Data); binary.ContentType != "text/html; charset=utf-8" || !bytes.Contains(html, []byte("<html")) {
+		t.Errorf("Binary %s (%d bytes of data) is not the HTML report", binary.ContentType, len(binary.Data))
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -347,6 +373,11 @@ func TestWriteBackAndSystemActions(t *testing.T) {
 			t.Fatalf("write-back not logged:\n%s", s.logText())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The FHIR server keeps the report itself, as the Binary it was sent.
+	if status, out := e.fhirDo(t, http.MethodGet, "Binary/"+binary.ID, nil); status != http.StatusOK ||
+		!bytes.Contains(out, []byte(binary.Data[:min(len(binary.Data), 200)])) {
+		t.Errorf("Binary/%s read back: %d %.200s", binary.ID, status, out)
 	}
 	// A second answer from the cache is not written again; were it
 	// (another replica), the PUTs by id would update, not duplicate.
