@@ -121,12 +121,14 @@ func cloneFindings(fs []Finding) []Finding {
 
 // BoundKey names one computed result as bound to a call: the same pixels
 // answered for another patient, ImagingStudy or server are another result
-// (a recomputation is another too). What is built from a result (its FHIR
+// (a recomputation is another too, and so is a reading with vertebral
+// bodies the caller gave: Analyzed alone, to the second, would not tell
+// two readings of one second apart). What is built from a result (its FHIR
 // resources, its card) and what is done with it (write-back) is kept and
 // done once per BoundKey.
 func (r Result) BoundKey() string {
 	parts := []string{r.Tenant, r.FHIRServer, r.Study.Key(), r.Study.Patient, r.Study.ImagingStudyID, r.Study.Started,
-		strings.Join(r.Study.BasedOn, ","), r.Model.ID, r.Model.Version, r.Analyzed.Format(time.RFC3339Nano)}
+		strings.Join(r.Study.BasedOn, ","), r.Model.ID, r.Model.Version, r.Analyzed.Format(time.RFC3339Nano), r.GivenBodies}
 	var b strings.Builder
 	for _, p := range parts {
 		// Length-prefixed, so that no two part lists share a key.

@@ -523,16 +523,25 @@ func studyKey(in Input) string {
 	if uid := imaging.StudyInstanceUID(in.Study); uid != "" {
 		key = uid
 	}
-	if len(in.Bodies) > 0 {
-		var b strings.Builder
-		for _, body := range in.Bodies {
-			r := body.Box
-			fmt.Fprintf(&b, "%s:%d,%d,%d,%d;", body.Level, r.Min.X, r.Min.Y, r.Max.X, r.Max.Y)
-		}
-		sum := sha256.Sum256([]byte(b.String()))
-		key += "#bodies=" + hex.EncodeToString(sum[:8])
+	if d := bodiesDigest(in.Bodies); d != "" {
+		key += "#bodies=" + d
 	}
 	return key
+}
+
+// bodiesDigest names a list of vertebral bodies given by a caller (their
+// levels and boxes, in order); "" for none.
+func bodiesDigest(bodies []inference.Body) string {
+	if len(bodies) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, body := range bodies {
+		r := body.Box
+		fmt.Fprintf(&b, "%s:%d,%d,%d,%d;", body.Level, r.Min.X, r.Min.Y, r.Max.X, r.Max.Y)
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return hex.EncodeToString(sum[:8])
 }
 
 // IsPending reports whether err means the caller stopped waiting while the

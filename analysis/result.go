@@ -50,6 +50,11 @@ type Result struct {
 	// Localised are the vertebral levels the localiser found (or the
 	// caller gave), top to bottom; vertebral results only.
 	Localised []string `json:"localised,omitempty"`
+	// GivenBodies names the vertebral bodies the caller gave, which the
+	// result was read with instead of the localiser's (a digest of their
+	// levels and boxes); "" when the localiser found them. Two readings of
+	// one study, with and without them, are two results (BoundKey).
+	GivenBodies string `json:"givenBodies,omitempty"`
 	// NotRead is set when the image gate refused the image: no finding
 	// was made, and it says why.
 	NotRead *NotRead `json:"notRead,omitempty"`

@@ -62,6 +62,7 @@ func (a *Analyzer) ReadVertebral(ctx context.Context, v *VertebralModel, img *im
 	t1 := time.Now()
 	a.inferred(m.ID, t1.Sub(t0))
 	r := newResult(m, img)
+	r.GivenBodies = bodiesDigest(in.Bodies)
 	for _, rd := range readings {
 		r.Localised = append(r.Localised, rd.Body.Level)
 	}

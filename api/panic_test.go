@@ -30,3 +30,26 @@ func TestPanicsBecome500OperationOutcome(t *testing.T) {
 		t.Errorf("the panic was not logged: %s", logs.String())
 	}
 }
+
+// TestDeclaredLengthReservesLittle: a body's buffer is sized from its
+// declared Content-Length only up to maxPresizedBody, so a client that
+// declares a megabyte and sends a few bytes holds no megabyte; a body that
+// does come in full is read whole.
+func TestDeclaredLengthReservesLittle(t *testing.T) {
+	for _, tt := range []struct {
+		declared int64
+		body     string
+	}{{1 << 20, `{"a":1}`}, {-1, `{"a":1}`}, {200 << 10, `"` + strings.Repeat("x", 200<<10-2) + `"`}} {
+		c, _ := gin.CreateTestContext(httptest.NewRecorder())
+		c.Request = httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tt.body))
+		c.Request.Header.Set("Content-Type", "application/json")
+		c.Request.ContentLength = tt.declared
+		got, err := readJSON(c)
+		if err != nil || string(got) != tt.body {
+			t.Fatalf("declared %d: read %d bytes, %v", tt.declared, len(got), err)
+		}
+		if limit := max(len(tt.body), 64<<10) + 2*bytes.MinRead; cap(got) > 2*limit {
+			t.Errorf("declared %d, sent %d: a buffer of %d bytes", tt.declared, len(tt.body), cap(got))
+		}
+	}
+}

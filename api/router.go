@@ -297,5 +297,7 @@ func readJSON(c *gin.Context) ([]byte, error) {
 }
 
 // maxPresizedBody bounds the buffer a declared Content-Length reserves
-// before any byte has come.
-const maxPresizedBody = 1 << 20
+// before any byte has come: a hook call with its prefetch fits, and a
+// client declaring a large body it does not send holds no more than this
+// (a larger body grows the buffer as it arrives, up to the body limit).
+const maxPresizedBody = 64 << 10

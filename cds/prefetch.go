@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -174,7 +175,10 @@ func lazyEndpoints(f *fetcher, study models.ImagingStudy, raw json.RawMessage, k
 // One that cannot be had is logged and left out; analysis of the series then
 // says so.
 func (f *fetcher) endpoints(ctx context.Context, s models.ImagingStudy, raw json.RawMessage, into map[string]models.Endpoint) {
-	refs := s.Endpoint
+	// A copy: s may be the memo's decoding, shared by every call that
+	// sent the same bytes (memo.go), and appending to its Endpoint could
+	// write into spare room of that shared array.
+	refs := slices.Clone(s.Endpoint)
 	for _, se := range s.Series {
 		refs = append(refs, se.Endpoint...)
 	}

@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/cds"
 	"github.com/orthotriage/orthotriage/cds/cdstest"
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
 const (
@@ -316,6 +318,47 @@ func TestContainedEndpointsStayWithTheirStudy(t *testing.T) {
 	}
 	if a, b := d.ResolveEndpoints[0](t.Context())["#wado"].Address, d.ResolveEndpoints[1](t.Context())["#wado"].Address; a != "https://pacs-a.example.org" || b != "https://pacs-b.example.org" {
 		t.Errorf("study a's endpoint %q, study b's %q", a, b)
+	}
+}
+
+// TestRememberedStudyIsNotWritten: calls sending the same prefetch bytes
+// share one decoded ImagingStudy (memo.go); resolving its endpoints, as
+// concurrent calls do, must only read it (under -race, a write into the
+// shared Endpoint array's spare room fails here).
+func TestRememberedStudyIsNotWritten(t *testing.T) {
+	ep := func(id string) string {
+		return `{"resourceType":"Endpoint","id":"` + id + `","status":"active","connectionType":{"code":"dicom-wado-rs"},"payloadType":[{"text":"DICOM"}],"address":"https://pacs.example.org/` + id + `"}`
+	}
+	// Three study endpoints (a decoder leaves room for a fourth) and one
+	// of a series, appended after them.
+	s := `{"resourceType":"ImagingStudy","id":"s1","status":"available","subject":{"reference":"Patient/p1"},` +
+		`"contained":[` + ep("e1") + `,` + ep("e2") + `,` + ep("e3") + `,` + ep("e4") + `],` +
+		`"endpoint":[{"reference":"#e1"},{"reference":"#e2"},{"reference":"#e3"}],` +
+		`"series":[{"uid":"1.2.3.4","modality":{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"DX"},"endpoint":[{"reference":"#e4"}]}]}`
+	r := &cds.Resolver{FHIR: &cdstest.FHIR{}, MaxPages: 2, MaxStudies: 10, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	svc, _ := cds.DefaultCatalog().Lookup("hip-radiograph-screening")
+	var resolves []func(context.Context) map[string]models.Endpoint
+	for range 4 { // remembered from the second sighting on
+		req := request(cds.HookPatientView, "", `{"patient":`+patientRes+`,"studies":`+bundle("", s)+`}`, `{"userId":"Practitioner/u","patientId":"p1"}`)
+		hc, _ := cds.Validate(svc, req)
+		d, err := r.Resolve(t.Context(), svc, req, hc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resolves = append(resolves, d.ResolveEndpoints[0])
+	}
+	var wg sync.WaitGroup
+	got := make([]map[string]models.Endpoint, len(resolves))
+	for i, resolve := range resolves {
+		wg.Go(func() { got[i] = resolve(t.Context()) })
+	}
+	wg.Wait()
+	for i, eps := range got {
+		for _, id := range []string{"#e1", "#e2", "#e3", "#e4"} {
+			if want := "https://pacs.example.org/" + id[1:]; eps[id].Address != want {
+				t.Errorf("call %d: endpoint %s at %q, want %q", i, id, eps[id].Address, want)
+			}
+		}
 	}
 }
 

@@ -129,7 +129,7 @@ func rotatedCrop(r Region, c [2]float64, side, angle float64) (Crop, error) {
 // unrotated crop on whole pixels is cut exactly as CropResize cuts it.
 func (p Preprocess) PrepareCrops(pixels []float32, rows, cols int, crops []Crop, dst []float32) error {
 	w, h := p.Resize.Width, p.Resize.Height
-	if len(pixels) != rows*cols || rows <= 0 || cols <= 0 {
+	if !holds(pixels, rows, cols) {
 		return fmt.Errorf("inference: %d pixels for %dx%d", len(pixels), cols, rows)
 	}
 	if len(dst) != len(crops)*w*h {

@@ -120,7 +120,7 @@ type Quality struct {
 
 // MeasureQuality computes an image's Quality.
 func MeasureQuality(pixels []float32, rows, cols int) (Quality, error) {
-	if rows <= 0 || cols <= 0 || len(pixels) != rows*cols {
+	if !holds(pixels, rows, cols) {
 		return Quality{}, fmt.Errorf("inference: %d pixels for %dx%d", len(pixels), cols, rows)
 	}
 	step := max(1, max(rows, cols)/512)

@@ -139,7 +139,8 @@ type HeatAt func(x, y int) float32
 func (f Finding) HeatAt(o Output) HeatAt {
 	h, w := o.CAMSize[0], o.CAMSize[1]
 	c := f.Crop
-	if len(o.CAM) < (f.classIndex+1)*h*w || h == 0 || w == 0 || f.Box.Empty() || !(c.Side > 0) {
+	// Each bound checked by division, so that no product can overflow.
+	if h <= 0 || w <= 0 || f.classIndex < 0 || len(o.CAM)/w < h || len(o.CAM)/(h*w) <= f.classIndex || f.Box.Empty() || !(c.Side > 0) {
 		return nil
 	}
 	m := o.CAM[f.classIndex*h*w : (f.classIndex+1)*h*w]
@@ -224,7 +225,7 @@ func blend(rgb []uint8, v float32) {
 // nil heat gives the plain crop of box.
 func Thumbnail(pixels []float32, rows, cols int, box image.Rectangle, heat HeatAt, side int) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, side, side))
-	if box.Empty() || side <= 0 || len(pixels) != rows*cols {
+	if box.Empty() || side <= 0 || !holds(pixels, rows, cols) {
 		return img
 	}
 	bw, bh := box.Dx(), box.Dy()

@@ -56,7 +56,7 @@ func fixedCrop(r Region, box image.Rectangle) Crop {
 // normalised. Parts of a crop outside the image are black (0).
 func (p Preprocess) Prepare(pixels []float32, rows, cols int, dst []float32) ([]Crop, error) {
 	w, h := p.Resize.Width, p.Resize.Height
-	if len(pixels) != rows*cols || rows <= 0 || cols <= 0 {
+	if !holds(pixels, rows, cols) {
 		return nil, fmt.Errorf("inference: %d pixels for %dx%d", len(pixels), cols, rows)
 	}
 	if len(dst) != len(p.Regions)*w*h {
@@ -84,11 +84,12 @@ func (p Preprocess) Prepare(pixels []float32, rows, cols int, dst []float32) ([]
 // overhang the image, which is black there), mirrored left-right when
 // mirror is set, resized with the manifest's filter and normalised.
 func (p Preprocess) CropResize(pixels []float32, rows, cols int, box image.Rectangle, mirror bool, w, h int, dst []float32) error {
-	if len(pixels) != rows*cols || rows <= 0 || cols <= 0 {
+	if !holds(pixels, rows, cols) {
 		return fmt.Errorf("inference: %d pixels for %dx%d", len(pixels), cols, rows)
 	}
 	bw, bh := box.Dx(), box.Dy()
-	if bw < 1 || bh < 1 || bw > MaxCropSide || bh > MaxCropSide {
+	// Empty also refuses corners out of order, whose Dx can wrap round.
+	if box.Empty() || bw < 1 || bh < 1 || bw > MaxCropSide || bh > MaxCropSide {
 		return fmt.Errorf("inference: a %dx%d crop is outside 1-%d pixels", bw, bh, MaxCropSide)
 	}
 	if w < 1 || h < 1 || len(dst) != w*h {
@@ -173,4 +174,10 @@ func (p Preprocess) normalizeInto(dst []float32, resized []uint16) {
 	for j, q := range resized {
 		dst[j] = (float32(q)/65535 - mean) * inv
 	}
+}
+
+// holds reports whether pixels is exactly a rows x cols image, without a
+// product that could overflow.
+func holds(pixels []float32, rows, cols int) bool {
+	return rows > 0 && cols > 0 && len(pixels)%cols == 0 && len(pixels)/cols == rows
 }

@@ -166,3 +166,41 @@ func TestCropResizeMatchesXImageDraw(t *testing.T) {
 		}
 	}
 }
+
+// TestOverflowingSizesAreRefused: sizes whose products overflow, corners
+// out of order (whose Dx wraps round to a small width) and negative CAM
+// sizes are refused or give nothing; none panics.
+func TestOverflowingSizesAreRefused(t *testing.T) {
+	p := testPreprocess()
+	dst := make([]float32, 16*16)
+	pixels := make([]float32, 16)
+	backward := image.Rectangle{Min: image.Pt(math.MaxInt, 0), Max: image.Pt(math.MinInt+3, 4)}
+	if backward.Dx() != 4 {
+		t.Fatalf("the backward box's width is %d, not the wrapped 4 this test is about", backward.Dx())
+	}
+	if err := p.CropResize(pixels, 4, 4, backward, false, 16, 16, dst); err == nil {
+		t.Error("CropResize took a box with its corners out of order")
+	}
+	huge := 1 << 32
+	if err := p.CropResize(nil, huge, huge, image.Rect(0, 0, 4, 4), false, 16, 16, dst); err == nil {
+		t.Error("CropResize took no pixels for a 2^32 x 2^32 image")
+	}
+	if _, err := p.Prepare(nil, huge, huge, make([]float32, 2*16*16)); err == nil {
+		t.Error("Prepare took no pixels for a 2^32 x 2^32 image")
+	}
+	if err := p.PrepareCrops(nil, huge, huge, []Crop{{Centre: [2]float64{2, 2}, Side: 4}}, dst); err == nil {
+		t.Error("PrepareCrops took no pixels for a 2^32 x 2^32 image")
+	}
+	if _, err := MeasureQuality(nil, huge, huge); err == nil {
+		t.Error("MeasureQuality took no pixels for a 2^32 x 2^32 image")
+	}
+	if img := Thumbnail(nil, huge, huge, image.Rect(0, 0, 4, 4), nil, 8); img.Bounds().Dx() != 8 {
+		t.Errorf("thumbnail of %v", img.Bounds())
+	}
+	f := Finding{Box: image.Rect(0, 0, 4, 4), Crop: Crop{Centre: [2]float64{2, 2}, Side: 4}}
+	for _, size := range [][2]int{{-2, 3}, {3, -2}, {-2, -3}, {0, 6}, {1 << 32, 1 << 32}, {1 << 62, 4}} {
+		if f.HeatAt(Output{CAM: make([]float32, 6), CAMSize: size}) != nil || f.ActivationMap(Output{CAM: make([]float32, 6), CAMSize: size}) != nil {
+			t.Errorf("CAM size %v: a heat map from 6 values", size)
+		}
+	}
+}
