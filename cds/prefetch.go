@@ -16,6 +16,7 @@ import (
 	"github.com/orthotriage/orthotriage"
 	"github.com/orthotriage/orthotriage/analysis"
 	"github.com/orthotriage/orthotriage/inference"
+	"github.com/orthotriage/orthotriage/internal/textx"
 	"github.com/orthotriage/orthotriage/internal/urlx"
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
@@ -112,10 +113,15 @@ func (r *Resolver) Resolve(ctx context.Context, svc Service, req Request, hc Hoo
 	d.Endpoints = map[string]models.Endpoint{}
 	var contained []json.RawMessage
 	for _, raw := range studies {
-		if resourceType(raw) == "Endpoint" { // a search Bundle may include them
+		switch typ := resourceType(raw); typ {
+		case "ImagingStudy":
+		case "Endpoint": // a search Bundle may include them
 			if ep, err := models.UnmarshalEndpoint(raw); err == nil && ep.Id != nil {
 				d.Endpoints["Endpoint/"+*ep.Id] = ep
 			}
+			continue
+		default: // an included Patient, an OperationOutcome, ...: not a study
+			r.Log.DebugContext(ctx, "skipping a resource of the studies that is no ImagingStudy", "hookInstance", req.HookInstance, "resourceType", textx.Clip(typ, 64))
 			continue
 		}
 		s, err := r.decoded.studies.decode(raw, models.UnmarshalImagingStudy)

@@ -362,6 +362,30 @@ func TestRememberedStudyIsNotWritten(t *testing.T) {
 	}
 }
 
+// TestStudiesBundleHoldsOnlyStudies: what else a studies Bundle holds (an
+// included Patient, a DiagnosticReport of the same patient, an
+// OperationOutcome) is not taken for an ImagingStudy.
+func TestStudiesBundleHoldsOnlyStudies(t *testing.T) {
+	r := &cds.Resolver{FHIR: &cdstest.FHIR{}, MaxPages: 2, MaxStudies: 10, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	report := `{"resourceType":"DiagnosticReport","id":"r1","status":"registered","code":{"text":"XR"},"subject":{"reference":"Patient/p1"}}`
+	outcome := `{"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational"}]}`
+	req := request(cds.HookPatientView, "", `{"patient":`+patientRes+`,"studies":`+bundle("", report, patientRes, study("s1", "p1"), outcome)+`}`,
+		`{"userId":"Practitioner/u","patientId":"p1"}`)
+	svc, _ := cds.DefaultCatalog().Lookup("hip-radiograph-screening")
+	hc, _ := cds.Validate(svc, req)
+	d, err := r.Resolve(t.Context(), svc, req, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range d.Studies {
+		ids = append(ids, *s.Id)
+	}
+	if len(ids) != 1 || ids[0] != "s1" {
+		t.Errorf("studies %v, want only s1", ids)
+	}
+}
+
 // TestBackendTokenWithCompletePrefetch: with everything prefetched no FHIR
 // read happens, yet retrieval and write-back need the Backend Services
 // token, so it is taken anyway.
