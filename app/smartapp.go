@@ -38,13 +38,16 @@ func smartApp(cfg config.Config, log *slog.Logger, tenants func(string) (analysi
 	if !cfg.App.Enabled {
 		return nil
 	}
-	standalone := scopesStandalone
+	ehr, standalone := scopesEHR, scopesStandalone
+	if cfg.Results.PresentedForm == "binary" {
+		ehr += " patient/Binary.cru" // the saved report's HTML is a Binary beside it
+	}
 	if cfg.Results.WriteBack {
 		standalone += " user/Task.rs" // the worklist reads the Tasks written back
 	}
 	conf, _ := json.Marshal(map[string]any{
 		"clientId":       cfg.App.ClientID,
-		"scopes":         map[string]string{"ehr": scopesEHR, "standalone": standalone},
+		"scopes":         map[string]string{"ehr": ehr, "standalone": standalone},
 		"refreshSeconds": cfg.App.RefreshSeconds,
 	})
 	a := &api.App{

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -55,5 +57,31 @@ func TestViewerURL(t *testing.T) {
 	cfg.Results.ViewerURL = "https://viewer.example.org/launch"
 	if got := viewerURL(cfg); got != cfg.Results.ViewerURL {
 		t.Errorf("viewer_url: %q", got)
+	}
+}
+
+// TestAppScopes: the viewer asks to write the resources a save sends, a
+// Binary among them only when the report travels as one.
+func TestAppScopes(t *testing.T) {
+	scopes := func(cfg config.Config) map[string]string {
+		t.Helper()
+		a := smartApp(cfg, slog.New(slog.DiscardHandler), nil, nil, nil)
+		var conf struct{ Scopes map[string]string }
+		if err := json.Unmarshal(a.Config, &conf); err != nil {
+			t.Fatal(err)
+		}
+		return conf.Scopes
+	}
+	cfg := config.Default()
+	if s := scopes(cfg)["ehr"]; !strings.Contains(s, "patient/DiagnosticReport.cru") || strings.Contains(s, "Binary") {
+		t.Errorf("presented_form none: EHR launch scopes %q", s)
+	}
+	cfg.Results.PresentedForm = "binary"
+	if s := scopes(cfg)["ehr"]; !strings.Contains(s, "patient/Binary.cru") {
+		t.Errorf("presented_form binary: EHR launch scopes %q lack patient/Binary.cru", s)
+	}
+	cfg.Results.WriteBack = true
+	if s := scopes(cfg)["standalone"]; !strings.Contains(s, "user/Task.rs") || strings.Contains(s, "Binary") {
+		t.Errorf("write-back: standalone scopes %q", s)
 	}
 }

@@ -225,10 +225,17 @@ func TestSMARTAppInBrowser(t *testing.T) {
 		t.Errorf("overridden/disagree feedback for the critical card: %v -> %v, want one more", before, after)
 	}
 
-	// Save the preliminary report with the user's token.
+	// Save the preliminary report with the user's token ("Report not
+	// saved: ..." says "saved" too: the status's kind tells them apart).
+	var saveKind, saveText string
 	steps(t, ctx, 30*time.Second, "save",
 		chromedp.Click(`#save`),
-		void(chromedp.Poll[bool](`document.getElementById("save-status").textContent.toLowerCase().includes("saved")`)))
+		void(chromedp.Poll[bool](`["ok", "error"].includes(document.getElementById("save-status").dataset.kind)`)),
+		into(chromedp.Evaluate[string](`document.getElementById("save-status").dataset.kind`), &saveKind),
+		into(chromedp.Text(`#save-status`), &saveText))
+	if saveKind != "ok" {
+		t.Errorf("save: %s %q", saveKind, saveText)
+	}
 	if status, body := e.fhirDo(t, http.MethodGet, app.DiagnosticReport, nil); status != http.StatusOK || !strings.Contains(string(body), "Patient/"+e.patient) {
 		t.Errorf("the saved report %s on the FHIR server: %d %.300s", app.DiagnosticReport, status, body)
 	}

@@ -85,6 +85,10 @@ func TestInCompartment(t *testing.T) {
 		{name: "the patient", resource: `{"resourceType":"Patient","id":"p1"}`, want: true},
 		{name: "another patient", resource: `{"resourceType":"Patient","id":"p2"}`},
 		{name: "Provenance", resource: `{"resourceType":"Provenance","target":[{"reference":"Observation/o"}]}`, want: true},
+		{name: "Binary of the patient", resource: `{"resourceType":"Binary","contentType":"text/html","securityContext":{"reference":"Patient/p1"}}`, want: true},
+		{name: "Binary of another", resource: `{"resourceType":"Binary","contentType":"text/html","securityContext":{"reference":"Patient/p2"}}`},
+		{name: "Binary without a securityContext", resource: `{"resourceType":"Binary","contentType":"text/html"}`},
+		{name: "Binary with a subject", resource: `{"resourceType":"Binary","contentType":"text/html","subject":{"reference":"Patient/p1"}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

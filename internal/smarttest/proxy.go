@@ -339,9 +339,12 @@ func parseResource(body []byte) (map[string]any, error) {
 
 // inCompartment reports whether a resource lies in the compartment of the
 // patient (an id): a Patient is its own, a Provenance is allowed as it is,
-// any other resource must refer to the patient by its subject, patient or
-// for element (the first of them it has). A resource with none of them is
-// outside, as is everything when there is no patient.
+// a Binary (in no compartment in FHIR R4) is the patient's when its
+// securityContext names the patient, as servers that take Binary's access
+// rules from securityContext do; any other resource must refer to the
+// patient by its subject, patient or for element (the first of them it
+// has). A resource with none of them is outside, as is everything when
+// there is no patient.
 func inCompartment(res map[string]any, patient string) bool {
 	if patient == "" {
 		return false
@@ -352,7 +355,11 @@ func inCompartment(res map[string]any, patient string) bool {
 	case "Patient":
 		return res["id"] == patient
 	}
-	for _, field := range []string{"subject", "patient", "for"} {
+	fields := []string{"subject", "patient", "for"}
+	if res["resourceType"] == "Binary" {
+		fields = []string{"securityContext"}
+	}
+	for _, field := range fields {
 		if ref, ok := res[field].(map[string]any); ok {
 			s, _ := ref["reference"].(string)
 			return refersTo(s, patient)
