@@ -121,8 +121,11 @@ func BuildReport(r analysis.Result, o ReportOptions) (*Report, error) {
 
 // ReportID returns the id of r's DiagnosticReport, the one cards link to.
 // It depends on the tenant, the FHIR server, the patient, the study, the
-// model id and version only: the same pixels answered for another patient
-// (a merged or misfiled study) get other ids, never the first patient's.
+// model id and version, and the vertebral bodies a caller gave if any
+// (Result.GivenBodies: a corrected reading is another report, never
+// written over the localiser's or under it) only: the same pixels answered
+// for another patient (a merged or misfiled study) get other ids, never
+// the first patient's.
 func ReportID(r analysis.Result) string {
 	return resourceID(r, "DiagnosticReport")
 }
@@ -130,8 +133,12 @@ func ReportID(r analysis.Result) string {
 // resourceID derives a FHIR id (40 hex characters, a valid id) from the
 // result's identity and the resource kind.
 func resourceID(r analysis.Result, kind string, extra ...string) string {
-	parts := append([]string{kind, r.Tenant, r.FHIRServer, r.Study.Patient, r.Study.Key(), r.Model.ID, r.Model.Version}, extra...)
-	return hashID(parts...)
+	parts := []string{kind, r.Tenant, r.FHIRServer, r.Study.Patient, r.Study.Key(), r.Model.ID, r.Model.Version}
+	if r.GivenBodies != "" {
+		// Only then, so that every other reading keeps the ids it had.
+		parts = append(parts, "given-bodies:"+r.GivenBodies)
+	}
+	return hashID(append(parts, extra...)...)
 }
 
 // deviceID depends on the model only: every report of one model release

@@ -580,6 +580,17 @@ func TestReportMapping(t *testing.T) {
 		if *rep.Observations[0].Id == *rep.Observations[1].Id {
 			t.Error("the two hips share an Observation id")
 		}
+		// A reading with caller-given bodies is another report; any
+		// other reading keeps the ids results have always had.
+		given := r
+		given.GivenBodies = "0123456789abcdef"
+		rep3, _ := fhir.BuildReport(given, fhir.ReportOptions{})
+		if fhir.ReportID(given) == fhir.ReportID(r) || *rep3.Observations[0].Id == *rep.Observations[0].Id || *rep3.Provenance.Id == *rep.Provenance.Id {
+			t.Error("ids should differ between a reading with given bodies and one without")
+		}
+		if *rep3.Device.Id != *rep.Device.Id {
+			t.Error("Device id should depend on the model only")
+		}
 	})
 }
 

@@ -50,8 +50,11 @@ func newAppEnv(t *testing.T) *appEnv {
 		t.Fatal(err)
 	}
 	smartOrigin := e.iss[:strings.Index(e.iss, "/fhir/")]
+	// The report travels as a Binary (results.presented_form=binary): the
+	// viewer's save then writes it too, the most a save asks of the EHR's
+	// authorization server (the other forms save a subset).
 	e.svc = startService(t, buildBinary(t), "ORTHOTRIAGE_AUTH_ISSUERS_FILE="+issuers, "ORTHOTRIAGE_EGRESS_ALLOWED_CIDRS=127.0.0.0/8",
-		"ORTHOTRIAGE_APP_CONNECT_ORIGINS="+smartOrigin)
+		"ORTHOTRIAGE_APP_CONNECT_ORIGINS="+smartOrigin, "ORTHOTRIAGE_RESULTS_PRESENTED_FORM=binary")
 	e.smart.SetRedirectPrefix(e.svc.base + "/app/")
 	t.Cleanup(func() {
 		if t.Failed() {

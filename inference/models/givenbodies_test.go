@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/orthotriage/orthotriage/analysis"
+	"github.com/orthotriage/orthotriage/fhir"
 	"github.com/orthotriage/orthotriage/imaging"
 	"github.com/orthotriage/orthotriage/inference"
 	"github.com/orthotriage/orthotriage/inference/models"
@@ -17,7 +18,7 @@ import (
 // TestGivenBodiesMakeAnotherResult: a lateral spine read with the bodies a
 // caller gave and read with the localiser's in the same second are two
 // results, so that what is kept per result (its card, its resources, its
-// write-back) is never the other reading's.
+// write-back, its report) is never the other reading's.
 func TestGivenBodiesMakeAnotherResult(t *testing.T) {
 	m, err := models.Manifest("spine-000")
 	if err != nil {
@@ -60,6 +61,13 @@ func TestGivenBodiesMakeAnotherResult(t *testing.T) {
 	}
 	if given.BoundKey() == own.BoundKey() {
 		t.Error("the readings with and without given bodies share a BoundKey")
+	}
+	// Nor do they share a report: the earlier card's report link and
+	// resources stay its own reading's.
+	ownRead, givenRead := own, given
+	ownRead.Study, givenRead.Study = analysis.Study{UID: "1.2.3", Patient: "Patient/p1"}, analysis.Study{UID: "1.2.3", Patient: "Patient/p1"}
+	if fhir.ReportID(givenRead) == fhir.ReportID(ownRead) {
+		t.Error("the readings with and without given bodies share a DiagnosticReport id")
 	}
 	moved := one[0]
 	moved.Box.Min.X++
