@@ -11,6 +11,7 @@ import (
 	"github.com/orthotriage/orthotriage/api"
 	"github.com/orthotriage/orthotriage/cds"
 	"github.com/orthotriage/orthotriage/config"
+	"github.com/orthotriage/orthotriage/fhir"
 	"github.com/orthotriage/orthotriage/web"
 )
 
@@ -39,7 +40,7 @@ func smartApp(cfg config.Config, log *slog.Logger, tenants func(string) (analysi
 		return nil
 	}
 	ehr, standalone := scopesEHR, scopesStandalone
-	if cfg.Results.PresentedForm == "binary" {
+	if cfg.Results.PresentedForm == fhir.PresentedBinary {
 		ehr += " patient/Binary.cru" // the saved report's HTML is a Binary beside it
 	}
 	if cfg.Results.WriteBack {

@@ -299,6 +299,26 @@ func TestStudyResolvesItsEndpointsLazily(t *testing.T) {
 	}
 }
 
+// prefetchOnly is a Resolver whose FHIR server holds nothing: calls are
+// answered from their prefetch alone.
+func prefetchOnly() *cds.Resolver {
+	return &cds.Resolver{FHIR: &cdstest.FHIR{}, MaxPages: 2, MaxStudies: 10, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// resolvePrefetched resolves a hip patient-view call for Patient p1 whose
+// prefetch holds the patient and the studies Bundle.
+func resolvePrefetched(t *testing.T, r *cds.Resolver, studies string) cds.Data {
+	t.Helper()
+	req := request(cds.HookPatientView, "", `{"patient":`+patientRes+`,"studies":`+studies+`}`, `{"userId":"Practitioner/u","patientId":"p1"}`)
+	svc, _ := cds.DefaultCatalog().Lookup("hip-radiograph-screening")
+	hc, _ := cds.Validate(svc, req)
+	d, err := r.Resolve(t.Context(), svc, req, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // TestContainedEndpointsStayWithTheirStudy: two studies may each contain an
 // Endpoint "#wado"; each study gets its own.
 func TestContainedEndpointsStayWithTheirStudy(t *testing.T) {
@@ -307,15 +327,7 @@ func TestContainedEndpointsStayWithTheirStudy(t *testing.T) {
 			`"contained":[{"resourceType":"Endpoint","id":"wado","status":"active","connectionType":{"code":"dicom-wado-rs"},"payloadType":[{"text":"DICOM"}],"address":"` + addr + `"}],` +
 			`"endpoint":[{"reference":"#wado"}]}`
 	}
-	r := &cds.Resolver{FHIR: &cdstest.FHIR{}, MaxPages: 2, MaxStudies: 10, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	req := request(cds.HookPatientView, "", `{"patient":`+patientRes+`,"studies":`+bundle("", study("a", "https://pacs-a.example.org"), study("b", "https://pacs-b.example.org"))+`}`,
-		`{"userId":"Practitioner/u","patientId":"p1"}`)
-	svc, _ := cds.DefaultCatalog().Lookup("hip-radiograph-screening")
-	hc, _ := cds.Validate(svc, req)
-	d, err := r.Resolve(t.Context(), svc, req, hc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := resolvePrefetched(t, prefetchOnly(), bundle("", study("a", "https://pacs-a.example.org"), study("b", "https://pacs-b.example.org")))
 	if a, b := d.ResolveEndpoints[0](t.Context())["#wado"].Address, d.ResolveEndpoints[1](t.Context())["#wado"].Address; a != "https://pacs-a.example.org" || b != "https://pacs-b.example.org" {
 		t.Errorf("study a's endpoint %q, study b's %q", a, b)
 	}
@@ -335,17 +347,10 @@ func TestRememberedStudyIsNotWritten(t *testing.T) {
 		`"contained":[` + ep("e1") + `,` + ep("e2") + `,` + ep("e3") + `,` + ep("e4") + `],` +
 		`"endpoint":[{"reference":"#e1"},{"reference":"#e2"},{"reference":"#e3"}],` +
 		`"series":[{"uid":"1.2.3.4","modality":{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"DX"},"endpoint":[{"reference":"#e4"}]}]}`
-	r := &cds.Resolver{FHIR: &cdstest.FHIR{}, MaxPages: 2, MaxStudies: 10, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	svc, _ := cds.DefaultCatalog().Lookup("hip-radiograph-screening")
+	r := prefetchOnly()
 	var resolves []func(context.Context) map[string]models.Endpoint
 	for range 4 { // remembered from the second sighting on
-		req := request(cds.HookPatientView, "", `{"patient":`+patientRes+`,"studies":`+bundle("", s)+`}`, `{"userId":"Practitioner/u","patientId":"p1"}`)
-		hc, _ := cds.Validate(svc, req)
-		d, err := r.Resolve(t.Context(), svc, req, hc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resolves = append(resolves, d.ResolveEndpoints[0])
+		resolves = append(resolves, resolvePrefetched(t, r, bundle("", s)).ResolveEndpoints[0])
 	}
 	var wg sync.WaitGroup
 	got := make([]map[string]models.Endpoint, len(resolves))
@@ -366,17 +371,9 @@ func TestRememberedStudyIsNotWritten(t *testing.T) {
 // included Patient, a DiagnosticReport of the same patient, an
 // OperationOutcome) is not taken for an ImagingStudy.
 func TestStudiesBundleHoldsOnlyStudies(t *testing.T) {
-	r := &cds.Resolver{FHIR: &cdstest.FHIR{}, MaxPages: 2, MaxStudies: 10, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	report := `{"resourceType":"DiagnosticReport","id":"r1","status":"registered","code":{"text":"XR"},"subject":{"reference":"Patient/p1"}}`
 	outcome := `{"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational"}]}`
-	req := request(cds.HookPatientView, "", `{"patient":`+patientRes+`,"studies":`+bundle("", report, patientRes, study("s1", "p1"), outcome)+`}`,
-		`{"userId":"Practitioner/u","patientId":"p1"}`)
-	svc, _ := cds.DefaultCatalog().Lookup("hip-radiograph-screening")
-	hc, _ := cds.Validate(svc, req)
-	d, err := r.Resolve(t.Context(), svc, req, hc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := resolvePrefetched(t, prefetchOnly(), bundle("", report, patientRes, study("s1", "p1"), outcome))
 	var ids []string
 	for _, s := range d.Studies {
 		ids = append(ids, *s.Id)

@@ -354,12 +354,12 @@ func inCompartment(res map[string]any, patient string) bool {
 		return true
 	case "Patient":
 		return res["id"] == patient
+	case "Binary":
+		ref, _ := res["securityContext"].(map[string]any)
+		s, _ := ref["reference"].(string)
+		return refersTo(s, patient)
 	}
-	fields := []string{"subject", "patient", "for"}
-	if res["resourceType"] == "Binary" {
-		fields = []string{"securityContext"}
-	}
-	for _, field := range fields {
+	for _, field := range []string{"subject", "patient", "for"} {
 		if ref, ok := res[field].(map[string]any); ok {
 			s, _ := ref["reference"].(string)
 			return refersTo(s, patient)
